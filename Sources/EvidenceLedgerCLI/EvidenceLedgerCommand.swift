@@ -1,0 +1,48 @@
+import ArgumentParser
+import CERKit
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// The `evidence-ledger` executable: parsing, printing and exit codes only.
+@main
+struct EvidenceLedgerCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "evidence-ledger",
+        abstract: "An append-only evidence ledger for NexArt Certified Execution Records.",
+        discussion: """
+            Verify CER bundles, CER packages, project bundles and runs offline with `verify`.
+            Exit codes: 0 verified, 1 not verified, 2 unreadable input or usage error.
+            """,
+        version: BuildInfo.version,
+        subcommands: [VerifyCommand.self]
+    )
+
+    /// Runs the command and maps every failure to the documented exit codes (usage errors are 2).
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch let exit as ExitCode {
+            Self.exit(withError: exit)
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success {
+                Self.exit(withError: error)  // --help, --version
+            }
+            let message = fullMessage(for: error)
+            if !message.isEmpty { FileOutput.standardError(message) }
+            Foundation_exit(2)
+        }
+    }
+}
+
+/// The version compiled into the binary.
+enum BuildInfo {
+    static let version = "0.1.0"
+}
+
+@inline(__always) func Foundation_exit(_ code: Int32) -> Never { exit(code) }
