@@ -187,8 +187,9 @@ public enum ArtifactVerifier {
         }
         let algorithm = located.envelope["algorithm"]?.stringValue ?? "Ed25519"
         guard algorithm == "Ed25519" else {
-            report.verificationEnvelope = .skipped("verification envelope uses \(algorithm), which this verifier does not support")
-            report.warnings.append("verification envelope algorithm \(algorithm) is not supported; the layer was skipped")
+            // Fail closed: an unsigned algorithm field must not be a way to switch this layer off.
+            report.verificationEnvelope = .fail(
+                .attestationKeyFormatUnsupported, "verification envelope algorithm \(algorithm) is not supported (Ed25519 only)")
             return
         }
         let kid = located.envelope["kid"]?.stringValue ?? located.envelope["attestation"]?["kid"]?.stringValue ?? receipt?.effectiveKid
