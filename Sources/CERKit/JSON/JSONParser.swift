@@ -384,9 +384,9 @@ private struct Cursor {
     }
 
     mutating func parseHex4(escapeStart: Int) throws(JSONParseError) -> UInt16 {
-        guard position + 4 <= bytes.count else { throw error(.unexpectedEnd, "document ends inside a \\u escape", at: escapeStart) }
         var v: UInt16 = 0
         for _ in 0..<4 {
+            guard position < bytes.count else { throw error(.unexpectedEnd, "document ends inside a \\u escape", at: escapeStart) }
             let b = bytes[position]
             let d: UInt8
             switch b {

@@ -17,6 +17,12 @@ extension JSONValue {
         return object[key]
     }
 
+    /// The element at `index` when this is an array and the index is in range, else nil.
+    public subscript(index: Int) -> JSONValue? {
+        guard case .array(let a) = self, index >= 0, index < a.count else { return nil }
+        return a[index]
+    }
+
     /// The string's text when this is a string (lone surrogates become U+FFFD), else nil.
     public var stringValue: String? {
         if case .string(let s) = self { return s.string }

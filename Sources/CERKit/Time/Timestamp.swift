@@ -34,7 +34,7 @@ public enum Timestamp {
                 i += 1
             }
             guard digits > 0 else { return nil }
-            for _ in digits..<3 where digits < 3 { fraction *= 10 }
+            if digits < 3 { for _ in digits..<3 { fraction *= 10 } }
             ms += Int64(fraction)
         }
         guard i < b.count else { return nil }
