@@ -61,7 +61,7 @@ extension JSONValue {
     func firstDifference(from other: JSONValue, prefix: [String] = []) -> [String]? {
         switch (self, other) {
         case (.object(let a), .object(let b)):
-            if a.keys != b.keys {
+            if Set(a.keys) != Set(b.keys) || a.count != b.count {
                 // A renamed member: name the original key that disappeared.
                 let renamed = b.keys.first { !a.keys.contains($0) } ?? a.keys.first { !b.keys.contains($0) }
                 return prefix + (renamed.map { [$0] } ?? [])

@@ -98,62 +98,94 @@ public enum CanonicalJSON {
         return members.sorted { JSONString.utf16Precedes($0.key.bytes, $1.key.bytes) }
     }
 
-    private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
-
     /// `JSON.stringify` string escaping over WTF-8 bytes.
     static func writeString(_ bytes: [UInt8], profile: CanonicalizationProfile, to out: inout [UInt8])
         throws(CanonicalizationError)
     {
         out.append(UInt8(ascii: "\""))
-        var runStart = 0
-        var i = 0
-        let count = bytes.count
-        while i < count {
-            let b = bytes[i]
-            if b >= 0x20 && b != 0x22 && b != 0x5C && b != 0xED {
-                i += 1
-                continue
-            }
-            if b == 0xED {
-                // 0xED 0xA0–0xBF starts an unpaired surrogate (WTF-8); other 0xED sequences are plain text.
-                if i + 2 < count, bytes[i + 1] >= 0xA0 {
+        try bytes.withUnsafeBufferPointer { (p: UnsafeBufferPointer<UInt8>) throws(CanonicalizationError) in
+            var runStart = 0
+            var i = 0
+            let count = p.count
+            while i < count {
+                let b = p[i]
+                // Fast path: bytes that are copied as they are.
+                if b >= 0x20 && b != 0x22 && b != 0x5C && b != 0xED {
+                    i += 1
+                    continue
+                }
+                if b == 0xED {
+                    // 0xED 0xA0–0xBF starts an unpaired surrogate (WTF-8); other 0xED sequences are plain text.
+                    guard i + 2 < count, p[i + 1] >= 0xA0 else {
+                        i += 1
+                        continue
+                    }
                     guard profile == .nexartV1 else {
                         throw CanonicalizationError(
                             reason: .loneSurrogate,
                             message: "Lone surrogate not allowed in jcs-v1 canonical JSON (RFC 8785 needs I-JSON)")
                     }
-                    out.append(contentsOf: bytes[runStart..<i])
-                    let unit = UInt16(b & 0x0F) << 12 | UInt16(bytes[i + 1] & 0x3F) << 6 | UInt16(bytes[i + 2] & 0x3F)
-                    out.append(contentsOf: [0x5C, 0x75])
-                    out.append(hexDigits[Int(unit >> 12)])
-                    out.append(hexDigits[Int(unit >> 8 & 0xF)])
-                    out.append(hexDigits[Int(unit >> 4 & 0xF)])
-                    out.append(hexDigits[Int(unit & 0xF)])
+                    out.append(contentsOf: UnsafeBufferPointer(rebasing: p[runStart..<i]))
+                    let unit = UInt16(b & 0x0F) << 12 | UInt16(p[i + 1] & 0x3F) << 6 | UInt16(p[i + 2] & 0x3F)
+                    out.append(contentsOf: [0x5C, 0x75, hexDigit(unit >> 12), hexDigit(unit >> 8), hexDigit(unit >> 4), hexDigit(unit)])
                     i += 3
                     runStart = i
-                } else {
-                    i += 1
+                    continue
                 }
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: p[runStart..<i]))
+                switch b {
+                case 0x22: out.append(contentsOf: [0x5C, 0x22])
+                case 0x5C: out.append(contentsOf: [0x5C, 0x5C])
+                case 0x08: out.append(contentsOf: [0x5C, 0x62])
+                case 0x09: out.append(contentsOf: [0x5C, 0x74])
+                case 0x0A: out.append(contentsOf: [0x5C, 0x6E])
+                case 0x0C: out.append(contentsOf: [0x5C, 0x66])
+                case 0x0D: out.append(contentsOf: [0x5C, 0x72])
+                default: out.append(contentsOf: [0x5C, 0x75, 0x30, 0x30, hexDigit(UInt16(b) >> 4), hexDigit(UInt16(b))])
+                }
+                i += 1
+                runStart = i
+            }
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: p[runStart..<count]))
+        }
+        out.append(UInt8(ascii: "\""))
+    }
+
+    /// The lowercase hex digit of the low four bits.
+    @inline(__always) static func hexDigit(_ v: UInt16) -> UInt8 {
+        let n = UInt8(truncatingIfNeeded: v & 0xF)
+        return n < 10 ? 0x30 + n : 0x57 + n
+    }
+
+    /// The canonical bytes of `object`, recording where the values of `recordKeys` inside its member
+    /// `nestedKey` (an object) start and end, so they can be hashed without a second canonicalization.
+    static func encodeRecording(_ object: JSONObject, nestedKey: String, recordKeys: Set<String>, profile: CanonicalizationProfile)
+        throws(CanonicalizationError) -> (bytes: [UInt8], ranges: [String: Range<Int>])
+    {
+        var out: [UInt8] = []
+        out.reserveCapacity(1024)
+        var ranges: [String: Range<Int>] = [:]
+        out.append(UInt8(ascii: "{"))
+        for (i, m) in sortedMembers(object).enumerated() {
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            try writeString(m.key.bytes, profile: profile, to: &out)
+            out.append(UInt8(ascii: ":"))
+            guard m.key.bytes.elementsEqual(nestedKey.utf8), case .object(let nested) = m.value else {
+                try write(m.value, profile: profile, to: &out)
                 continue
             }
-            out.append(contentsOf: bytes[runStart..<i])
-            switch b {
-            case 0x22: out.append(contentsOf: [0x5C, 0x22])
-            case 0x5C: out.append(contentsOf: [0x5C, 0x5C])
-            case 0x08: out.append(contentsOf: [0x5C, 0x62])
-            case 0x09: out.append(contentsOf: [0x5C, 0x74])
-            case 0x0A: out.append(contentsOf: [0x5C, 0x6E])
-            case 0x0C: out.append(contentsOf: [0x5C, 0x66])
-            case 0x0D: out.append(contentsOf: [0x5C, 0x72])
-            default:
-                out.append(contentsOf: [0x5C, 0x75, 0x30, 0x30])
-                out.append(hexDigits[Int(b >> 4)])
-                out.append(hexDigits[Int(b & 0xF)])
+            out.append(UInt8(ascii: "{"))
+            for (j, n) in sortedMembers(nested).enumerated() {
+                if j > 0 { out.append(UInt8(ascii: ",")) }
+                try writeString(n.key.bytes, profile: profile, to: &out)
+                out.append(UInt8(ascii: ":"))
+                let start = out.count
+                try write(n.value, profile: profile, to: &out)
+                if recordKeys.contains(n.key.string) { ranges[n.key.string] = start..<out.count }
             }
-            i += 1
-            runStart = i
+            out.append(UInt8(ascii: "}"))
         }
-        out.append(contentsOf: bytes[runStart..<count])
-        out.append(UInt8(ascii: "\""))
+        out.append(UInt8(ascii: "}"))
+        return (out, ranges)
     }
 }

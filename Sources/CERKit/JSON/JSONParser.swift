@@ -180,7 +180,6 @@ private struct Cursor {
         try enter(depth)
         position += 1
         var members: [JSONObject.Member] = []
-        var index: [JSONString: Int]? = nil  // built only for large objects, to keep duplicate checks linear
         skipWhitespace()
         if position < bytes.count, bytes[position] == UInt8(ascii: "}") {
             position += 1
@@ -200,31 +199,13 @@ private struct Cursor {
             }
             position += 1
             skipWhitespace()
-            let value = try parseValue(depth: depth)
-            // JSON.parse semantics: a repeated key keeps its first position and takes the last value.
-            if index == nil, members.count >= 16 {
-                var built: [JSONString: Int] = [:]
-                for (i, m) in members.enumerated() { built[m.key] = i }
-                index = built
-            }
-            if index != nil {
-                if let existing = index![key] {
-                    members[existing].value = value
-                } else {
-                    index![key] = members.count
-                    members.append(JSONObject.Member(key: key, value: value))
-                }
-            } else if let existing = members.firstIndex(where: { $0.key == key }) {
-                members[existing].value = value
-            } else {
-                members.append(JSONObject.Member(key: key, value: value))
-            }
+            members.append(JSONObject.Member(key: key, value: try parseValue(depth: depth)))
             skipWhitespace()
             guard position < bytes.count else { throw error(.unexpectedEnd, "document ends inside an object") }
             let b = bytes[position]
             position += 1
             if b == UInt8(ascii: ",") { continue }
-            if b == UInt8(ascii: "}") { return .object(JSONObject(uniqueMembers: members)) }
+            if b == UInt8(ascii: "}") { return .object(JSONObject(parsedMembers: members)) }
             throw error(.unexpectedCharacter, "expected ',' or '}' in an object, found \(describeByte(b))", at: position - 1)
         }
     }

@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// A JSON value with JavaScript `JSON.parse` semantics: numbers are IEEE-754 doubles, strings are
 /// sequences of UTF-16 code units (lone surrogates kept), objects keep first-insertion order with the
 /// last duplicate's value.
@@ -195,7 +201,8 @@ extension JSONString: ExpressibleByStringLiteral, CustomStringConvertible {
     public var description: String { string }
 }
 
-/// A JSON object: members in first-insertion order, keys unique by UTF-16 code units.
+/// A JSON object with keys unique by UTF-16 code units. Parsed objects hold their members in canonical
+/// (UTF-16) key order, so canonicalization does not sort them again; members added later are appended.
 public struct JSONObject: Sendable, Equatable {
     /// One member of an object.
     public struct Member: Sendable, Equatable {
@@ -207,7 +214,7 @@ public struct JSONObject: Sendable, Equatable {
         }
     }
 
-    /// The members in insertion order.
+    /// The members: canonical order for parsed objects, then insertion order for added ones.
     public private(set) var members: [Member]
 
     /// An empty object.
@@ -215,6 +222,48 @@ public struct JSONObject: Sendable, Equatable {
 
     /// An object from members whose keys are already unique.
     init(uniqueMembers: [Member]) { members = uniqueMembers }
+
+    /// An object from parsed members: sorted into canonical key order; of repeated keys the last value
+    /// wins, as in `JSON.parse`.
+    init(parsedMembers: [Member]) {
+        var isSortedUnique = true
+        if parsedMembers.count > 1 {
+            for i in 1..<parsedMembers.count where !JSONString.utf16Precedes(parsedMembers[i - 1].key.bytes, parsedMembers[i].key.bytes) {
+                isSortedUnique = false
+                break
+            }
+        }
+        if isSortedUnique {
+            members = parsedMembers
+            return
+        }
+        // Stable by position, so among equal keys the last one parsed comes last and wins.
+        let order = parsedMembers.indices.sorted { a, b in
+            let ka = parsedMembers[a].key.bytes, kb = parsedMembers[b].key.bytes
+            if ka == kb { return a < b }
+            return JSONString.utf16Precedes(ka, kb)
+        }
+        var out: [Member] = []
+        out.reserveCapacity(order.count)
+        for i in order {
+            if let last = out.last, last.key == parsedMembers[i].key {
+                out[out.count - 1].value = parsedMembers[i].value
+            } else {
+                out.append(parsedMembers[i])
+            }
+        }
+        members = out
+    }
+
+    /// Objects are equal when they have the same keys with equal values, in any order.
+    public static func == (lhs: JSONObject, rhs: JSONObject) -> Bool {
+        guard lhs.members.count == rhs.members.count else { return false }
+        if lhs.members.elementsEqual(rhs.members) { return true }
+        for m in lhs.members {
+            guard let other = rhs[m.key], other == m.value else { return false }
+        }
+        return true
+    }
 
     /// The number of members.
     public var count: Int { members.count }
@@ -245,9 +294,14 @@ public struct JSONObject: Sendable, Equatable {
     /// The value of the member named `key`.
     public subscript(key: String) -> JSONValue? {
         get {
-            let utf8 = key.utf8
-            for m in members where m.key.bytes.elementsEqual(utf8) { return m.value }
-            return nil
+            var key = key
+            return key.withUTF8 { k in
+                for m in members where m.key.bytes.count == k.count {
+                    let equal = m.key.bytes.withUnsafeBufferPointer { b in k.count == 0 || memcmp(b.baseAddress!, k.baseAddress!, k.count) == 0 }
+                    if equal { return m.value }
+                }
+                return nil
+            }
         }
         set { self[JSONString(key)] = newValue }
     }

@@ -61,26 +61,35 @@ public enum CerVerifier {
             r.protocolVersion = snapshot["protocolVersion"]?.stringValue
             return r
         }
+        // Canonicalize the preimage once; the input/output hashes are slices of the same bytes.
+        let profile = CanonicalizationProfile.forProtocolVersion(protocolVersion) ?? .jcsV1
+        let primary = primaryPayload(bundle: b, snapshot: snapshot, protocolVersion: protocolVersion)
+        let computed: String
         let snapshotFindings: [VerificationFinding]
         do {
-            snapshotFindings = try SnapshotVerifier.verify(snapshot, protocolVersion: protocolVersion)
+            let encoded = try CanonicalJSON.encodeRecording(
+                primary.payload, nestedKey: "snapshot", recordKeys: ["input", "output"], profile: profile)
+            computed = ProtocolHash.hash(encoded.bytes)
+            var precomputed: [String: String] = [:]
+            for (key, range) in encoded.ranges where snapshot[key]?.jsonString == nil {
+                precomputed[key] = ProtocolHash.hash(encoded.bytes[range])
+            }
+            snapshotFindings = try SnapshotVerifier.verify(snapshot, protocolVersion: protocolVersion, precomputedHashes: precomputed)
         } catch {
             var r = result(.canonicalizationError, findings + [VerificationFinding(.canonicalizationError, error.message)])
             r.protocolVersion = protocolVersion
             return r
         }
         findings += snapshotFindings
-
-        let computed: String
-        var matched: CertificateHashRule? = nil
-        do {
-            let candidates = try candidateHashes(bundle: b, snapshot: snapshot, protocolVersion: protocolVersion)
-            computed = candidates[0].hash
-            matched = candidates.first { $0.hash == claimed }?.rule
-        } catch {
-            var r = result(.canonicalizationError, findings + [VerificationFinding(.canonicalizationError, error.message)])
-            r.protocolVersion = protocolVersion
-            return r
+        var matched: CertificateHashRule? = computed == claimed ? primary.rule : nil
+        if matched == nil {
+            // The alternative preimages a record may legitimately have been sealed with.
+            for (rule, payload) in alternativePayloads(bundle: b, snapshot: snapshot, protocolVersion: protocolVersion) {
+                if let hash = try? ProtocolHash.canonical(.object(payload), profile: profile), hash == claimed {
+                    matched = rule
+                    break
+                }
+            }
         }
         if matched == nil, let claimed, claimed.hasPrefix(ProtocolHash.prefix) {
             findings.append(VerificationFinding(
@@ -94,28 +103,29 @@ public enum CerVerifier {
         return r
     }
 
-    /// The certificate hashes a bundle may legitimately carry, primary rule first.
-    static func candidateHashes(bundle: JSONObject, snapshot: JSONObject, protocolVersion: String) throws(CanonicalizationError)
-        -> [(rule: CertificateHashRule, hash: String)]
+    /// The preimage of the version's primary rule: the whitelist projection for 1.3.x; for 1.2.0 the
+    /// SDK rule, with `parameters: null` hashed as `{}` (the SDK's 1.2.0 tolerance).
+    static func primaryPayload(bundle: JSONObject, snapshot: JSONObject, protocolVersion: String)
+        -> (rule: CertificateHashRule, payload: JSONObject)
     {
-        let profile = CanonicalizationProfile.forProtocolVersion(protocolVersion) ?? .jcsV1
-        var out: [(CertificateHashRule, String)] = []
-        if profile == .jcsV1 {
-            out.append((.aiWhitelist, try ProtocolHash.canonical(CertificateHash.whitelistPayload(bundle: bundle), profile: profile)))
+        if CanonicalizationProfile.forProtocolVersion(protocolVersion) == .jcsV1 {
+            return (.aiWhitelist, CertificateHash.whitelistPayload(bundle: bundle).objectValue!)
         }
-        var hashedSnapshot = JSONValue.object(snapshot)
-        if protocolVersion == "1.2.0", let parameters = snapshot["parameters"], parameters.isNull {
-            // SDK 1.2.0 tolerance: parameters null is hashed as {} (its canonical form was always {}).
-            var normalized = snapshot
-            normalized["parameters"] = .object(JSONObject())
-            hashedSnapshot = .object(normalized)
-            out.append((.aiSignals, try ProtocolHash.canonical(
-                CertificateHash.aiPayload(bundle: bundle, snapshot: hashedSnapshot, includeSignals: true), profile: profile)))
-            hashedSnapshot = .object(snapshot)
+        var hashed = snapshot
+        if let parameters = snapshot["parameters"], parameters.isNull { hashed["parameters"] = .object(JSONObject()) }
+        return (.aiSignals, CertificateHash.aiPayload(bundle: bundle, snapshot: .object(hashed), includeSignals: true).objectValue!)
+    }
+
+    /// Other preimages a valid record may carry: the SDK signals rule for 1.3.x (SDK-made bundles with
+    /// advisory context fields), the verbatim `parameters: null` for 1.2.0.
+    static func alternativePayloads(bundle: JSONObject, snapshot: JSONObject, protocolVersion: String)
+        -> [(CertificateHashRule, JSONObject)]
+    {
+        let isJcs = CanonicalizationProfile.forProtocolVersion(protocolVersion) == .jcsV1
+        if isJcs || snapshot["parameters"]?.isNull == true {
+            return [(.aiSignals, CertificateHash.aiPayload(bundle: bundle, snapshot: .object(snapshot), includeSignals: true).objectValue!)]
         }
-        out.append((.aiSignals, try ProtocolHash.canonical(
-            CertificateHash.aiPayload(bundle: bundle, snapshot: hashedSnapshot, includeSignals: true), profile: profile)))
-        return out
+        return []
     }
 
     /// §3.2 code selection.
