@@ -18,7 +18,21 @@ public enum ProtocolHash {
 
     /// `"sha256:" + hex(SHA-256(bytes))`.
     public static func hash(_ bytes: some Sequence<UInt8>) -> String {
-        prefix + Hex.encode(sha256(bytes))
+        var hasher = SHA256()
+        if bytes.withContiguousStorageIfAvailable({ hasher.update(bufferPointer: UnsafeRawBufferPointer($0)) }) == nil {
+            hasher.update(data: Array(bytes))
+        }
+        return hasher.finalize().withUnsafeBytes { digest in
+            String(unsafeUninitializedCapacity: 71) { out in
+                let hex: StaticString = "0123456789abcdef"
+                for (i, c) in "sha256:".utf8.enumerated() { out[i] = c }
+                for (i, b) in digest.enumerated() {
+                    out[7 + 2 * i] = hex.utf8Start[Int(b >> 4)]
+                    out[8 + 2 * i] = hex.utf8Start[Int(b & 0xF)]
+                }
+                return 71
+            }
+        }
     }
 
     /// The protocol hash of the canonical JSON of `value`.

@@ -159,7 +159,7 @@ public enum CanonicalJSON {
 
     /// The canonical bytes of `object`, recording where the values of `recordKeys` inside its member
     /// `nestedKey` (an object) start and end, so they can be hashed without a second canonicalization.
-    static func encodeRecording(_ object: JSONObject, nestedKey: String, recordKeys: Set<String>, profile: CanonicalizationProfile)
+    static func encodeRecording(_ object: JSONObject, nestedKey: String, recordKeys: [String], profile: CanonicalizationProfile)
         throws(CanonicalizationError) -> (bytes: [UInt8], ranges: [String: Range<Int>])
     {
         var out: [UInt8] = []
@@ -170,7 +170,7 @@ public enum CanonicalJSON {
             if i > 0 { out.append(UInt8(ascii: ",")) }
             try writeString(m.key.bytes, profile: profile, to: &out)
             out.append(UInt8(ascii: ":"))
-            guard m.key.bytes.elementsEqual(nestedKey.utf8), case .object(let nested) = m.value else {
+            guard m.key.equals(nestedKey), case .object(let nested) = m.value else {
                 try write(m.value, profile: profile, to: &out)
                 continue
             }
@@ -181,7 +181,7 @@ public enum CanonicalJSON {
                 out.append(UInt8(ascii: ":"))
                 let start = out.count
                 try write(n.value, profile: profile, to: &out)
-                if recordKeys.contains(n.key.string) { ranges[n.key.string] = start..<out.count }
+                for key in recordKeys where n.key.equals(key) { ranges[key] = start..<out.count }
             }
             out.append(UInt8(ascii: "}"))
         }

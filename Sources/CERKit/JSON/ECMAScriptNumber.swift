@@ -23,6 +23,7 @@ public enum ECMAScriptNumber {
             return
         }
         if value < 0 { out.append(UInt8(ascii: "-")) }
+        if appendShortDecimal(abs(value), to: &out) { return }
         // Swift's description yields the shortest round-trip digits; only the layout differs from ES.
         var (digits, n) = decompose(abs(value))
         while digits.count > 1, digits.last == UInt8(ascii: "0") { digits.removeLast() }
@@ -50,6 +51,42 @@ public enum ECMAScriptNumber {
             out.append(e < 0 ? UInt8(ascii: "-") : UInt8(ascii: "+"))
             appendDecimal(UInt64(abs(e)), to: &out)
         }
+    }
+
+    private static let powersOfTen: [Double] = (0...15).map { k in (0..<k).reduce(1.0) { r, _ in r * 10 } }
+
+    /// Plain-notation values with at most 15 significant digits: m / 10^k == v (both exact doubles, the
+    /// division correctly rounded) means the decimal m·10^-k parses back to v; trying k upwards finds the
+    /// fewest digits, and at ≤ 15 significant digits no other decimal of that length maps to v.
+    static func appendShortDecimal(_ v: Double, to out: inout [UInt8]) -> Bool {
+        guard v >= 1e-6, v < 1e15 else { return false }
+        let integerPart = v.rounded(.towardZero)
+        var integerDigits = 0
+        var t = integerPart
+        while t >= 1 { t /= 10; integerDigits += 1 }
+        var k = 1
+        while k + max(integerDigits, 1) <= 15 {
+            let p = powersOfTen[k]
+            let m = (v * p).rounded()
+            if m < 1e15, m / p == v {
+                let mi = Int64(m)
+                let pi = Int64(p)
+                appendDecimal(UInt64(mi / pi), to: &out)
+                out.append(UInt8(ascii: "."))
+                var fraction = mi % pi
+                var digits = [UInt8](repeating: 0x30, count: k)
+                var i = k - 1
+                while fraction > 0 {
+                    digits[i] = UInt8(fraction % 10) + 0x30
+                    fraction /= 10
+                    i -= 1
+                }
+                out.append(contentsOf: digits)
+                return true
+            }
+            k += 1
+        }
+        return false
     }
 
     /// Shortest digits d1…dk (no leading zeros) and n such that value = 0.d1…dk × 10^n.

@@ -180,6 +180,8 @@ private struct Cursor {
         try enter(depth)
         position += 1
         var members: [JSONObject.Member] = []
+        var keyRanges: [Range<Int>] = []  // raw source bytes of each key, valid when it had no escapes
+        var hasEscapedKey = false
         skipWhitespace()
         if position < bytes.count, bytes[position] == UInt8(ascii: "}") {
             position += 1
@@ -191,7 +193,10 @@ private struct Cursor {
             guard bytes[position] == UInt8(ascii: "\"") else {
                 throw error(.unexpectedCharacter, "expected a string key in an object, found \(describeByte(bytes[position]))")
             }
+            let keyStart = position + 1
             let key = try parseString()
+            keyRanges.append(keyStart..<(position - 1))
+            if key.bytes.count != position - 1 - keyStart { hasEscapedKey = true }
             skipWhitespace()
             guard position < bytes.count else { throw error(.unexpectedEnd, "document ends inside an object") }
             guard bytes[position] == UInt8(ascii: ":") else {
@@ -205,7 +210,10 @@ private struct Cursor {
             let b = bytes[position]
             position += 1
             if b == UInt8(ascii: ",") { continue }
-            if b == UInt8(ascii: "}") { return .object(JSONObject(parsedMembers: members)) }
+            if b == UInt8(ascii: "}") {
+                if hasEscapedKey { return .object(JSONObject(parsedMembers: members)) }
+                return .object(JSONObject(parsedMembers: members, keysIn: bytes, at: keyRanges))
+            }
             throw error(.unexpectedCharacter, "expected ',' or '}' in an object, found \(describeByte(b))", at: position - 1)
         }
     }

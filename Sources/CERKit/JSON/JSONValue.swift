@@ -83,6 +83,18 @@ extension JSONValue {
         }
     }
 
+    /// True when this is a string whose text equals `text` (compared as bytes, without allocating).
+    public func isString(_ text: String) -> Bool {
+        guard case .string(let s) = self else { return false }
+        return s.equals(text)
+    }
+
+    /// True when this is a string with at least one character.
+    public var isNonEmptyString: Bool {
+        if case .string(let s) = self { return !s.bytes.isEmpty }
+        return false
+    }
+
     /// The string value when it is a non-empty string, else nil.
     public var nonEmptyString: String? {
         guard let s = stringValue, !s.isEmpty else { return nil }
@@ -136,6 +148,22 @@ public struct JSONString: Sendable, Hashable {
             }
         }
         return out
+    }
+
+    /// True when the string's bytes equal `text`'s UTF-8 (no allocation).
+    public func equals(_ text: String) -> Bool {
+        var text = text
+        return text.withUTF8 { t in
+            bytes.count == t.count && bytes.withUnsafeBufferPointer { b in t.count == 0 || memcmp(b.baseAddress!, t.baseAddress!, t.count) == 0 }
+        }
+    }
+
+    /// True when the string starts with `prefix`'s UTF-8 (no allocation).
+    public func hasPrefix(_ prefix: String) -> Bool {
+        var prefix = prefix
+        return prefix.withUTF8 { t in
+            bytes.count >= t.count && bytes.withUnsafeBufferPointer { b in t.count == 0 || memcmp(b.baseAddress!, t.baseAddress!, t.count) == 0 }
+        }
     }
 
     /// True when the string holds an unpaired surrogate (not representable as UTF-8).
@@ -223,6 +251,66 @@ public struct JSONObject: Sendable, Equatable {
     /// An object from members whose keys are already unique.
     init(uniqueMembers: [Member]) { members = uniqueMembers }
 
+    /// As `init(parsedMembers:)`, comparing keys in the source document (no escapes) without copying them.
+    init(parsedMembers: [Member], keysIn source: UnsafeBufferPointer<UInt8>, at ranges: [Range<Int>]) {
+        let base = source.baseAddress!
+        @inline(__always) func precedes(_ a: Int, _ b: Int) -> Bool {
+            let ra = ranges[a], rb = ranges[b]
+            let n = min(ra.count, rb.count)
+            let c = n == 0 ? 0 : memcmp(base + ra.lowerBound, base + rb.lowerBound, n)
+            if c == 0 {
+                if ra.count == rb.count { return a < b }
+                return ra.count < rb.count
+            }
+            // Find the first differing byte; only bytes ≥ 0xE0 can order differently in UTF-16.
+            var i = 0
+            while source[ra.lowerBound + i] == source[rb.lowerBound + i] { i += 1 }
+            let x = source[ra.lowerBound + i], y = source[rb.lowerBound + i]
+            if x < 0xE0 && y < 0xE0 { return x < y }
+            return JSONString.utf16Precedes(parsedMembers[a].key.bytes, parsedMembers[b].key.bytes)
+        }
+        let count = parsedMembers.count
+        var sortedUnique = true
+        if count > 1 {
+            for i in 1..<count where !precedes(i - 1, i) || ranges[i - 1].count == ranges[i].count && memcmp(base + ranges[i - 1].lowerBound, base + ranges[i].lowerBound, ranges[i].count) == 0 {
+                sortedUnique = false
+                break
+            }
+        }
+        if sortedUnique {
+            members = parsedMembers
+            return
+        }
+        var order = Array(0..<count)
+        if count <= 24 {
+            for i in 1..<count {
+                let x = order[i]
+                var j = i
+                while j > 0, precedes(x, order[j - 1]) {
+                    order[j] = order[j - 1]
+                    j -= 1
+                }
+                order[j] = x
+            }
+        } else {
+            order.sort(by: precedes)
+        }
+        var out: [Member] = []
+        out.reserveCapacity(count)
+        var previous = -1
+        for i in order {
+            if previous >= 0, ranges[previous].count == ranges[i].count,
+                memcmp(base + ranges[previous].lowerBound, base + ranges[i].lowerBound, ranges[i].count) == 0
+            {
+                out[out.count - 1].value = parsedMembers[i].value
+            } else {
+                out.append(parsedMembers[i])
+            }
+            previous = i
+        }
+        members = out
+    }
+
     /// An object from parsed members: sorted into canonical key order; of repeated keys the last value
     /// wins, as in `JSON.parse`.
     init(parsedMembers: [Member]) {
@@ -238,10 +326,24 @@ public struct JSONObject: Sendable, Equatable {
             return
         }
         // Stable by position, so among equal keys the last one parsed comes last and wins.
-        let order = parsedMembers.indices.sorted { a, b in
+        func precedes(_ a: Int, _ b: Int) -> Bool {
             let ka = parsedMembers[a].key.bytes, kb = parsedMembers[b].key.bytes
             if ka == kb { return a < b }
             return JSONString.utf16Precedes(ka, kb)
+        }
+        var order = Array(parsedMembers.indices)
+        if order.count <= 24 {
+            for i in 1..<order.count {  // insertion sort: small objects, no closure allocation
+                let x = order[i]
+                var j = i
+                while j > 0, precedes(x, order[j - 1]) {
+                    order[j] = order[j - 1]
+                    j -= 1
+                }
+                order[j] = x
+            }
+        } else {
+            order.sort(by: precedes)
         }
         var out: [Member] = []
         out.reserveCapacity(order.count)

@@ -32,13 +32,13 @@ public enum CerVerifier {
         func schema(_ field: String, _ message: String) {
             findings.append(VerificationFinding(.schemaError, message, field: field))
         }
-        if b["bundleType"]?.stringValue != BundleType.aiExecution {
+        if b["bundleType"]?.isString(BundleType.aiExecution) != true {
             schema("bundleType", "bundleType must be \"\(BundleType.aiExecution)\", got \(describe(b["bundleType"]))")
         }
-        if b["version"]?.stringValue != BundleType.cerVersion {
+        if b["version"]?.isString(BundleType.cerVersion) != true {
             schema("version", "version must be \"\(BundleType.cerVersion)\", got \(describe(b["version"]))")
         }
-        if b["createdAt"]?.nonEmptyString == nil {
+        if b["createdAt"]?.isNonEmptyString != true {
             schema("createdAt", "createdAt must be a non-empty string")
         }
         guard let snapshot = b["snapshot"]?.objectValue else {

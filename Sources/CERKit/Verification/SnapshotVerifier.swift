@@ -21,21 +21,21 @@ public enum SnapshotVerifier {
         }
 
         if !isLegacy {
-            if snapshot["type"]?.stringValue != BundleType.aiSnapshot {
+            if snapshot["type"]?.isString(BundleType.aiSnapshot) != true {
                 schema("type", "snapshot.type must be \"\(BundleType.aiSnapshot)\"")
             }
-            if snapshot["executionSurface"]?.stringValue != "ai" {
+            if snapshot["executionSurface"]?.isString("ai") != true {
                 schema("executionSurface", "snapshot.executionSurface must be \"ai\"")
             }
         }
-        for field in ["executionId", "timestamp", "provider", "model"] where snapshot[field]?.nonEmptyString == nil {
+        for field in ["executionId", "timestamp", "provider", "model"] where snapshot[field]?.isNonEmptyString != true {
             schema(field, "snapshot.\(field) must be a non-empty string")
         }
         if isLegacy {
-            if let prompt = snapshot["prompt"], prompt.stringValue == nil {
+            if let prompt = snapshot["prompt"], prompt.jsonString == nil {
                 schema("prompt", "snapshot.prompt must be a string when present")
             }
-        } else if snapshot["prompt"]?.nonEmptyString == nil {
+        } else if snapshot["prompt"]?.isNonEmptyString != true {
             schema("prompt", "snapshot.prompt must be a non-empty string")
         }
         for field in ["input", "output"] {
@@ -46,7 +46,7 @@ public enum SnapshotVerifier {
         verifyParameters(snapshot["parameters"], isLegacy: isLegacy, into: &findings)
 
         for (valueField, hashField) in [("input", "inputHash"), ("output", "outputHash")] {
-            guard let claimed = snapshot[hashField]?.stringValue, claimed.hasPrefix(ProtocolHash.prefix) else {
+            guard let claimedString = snapshot[hashField]?.jsonString, claimedString.hasPrefix(ProtocolHash.prefix) else {
                 findings.append(VerificationFinding(
                     .invalidSha256Format, "snapshot.\(hashField) must be a string starting with \"sha256:\"",
                     field: "snapshot.\(hashField)"))
@@ -55,7 +55,8 @@ public enum SnapshotVerifier {
             guard let value = snapshot[valueField], !value.isNull else { continue }
             let computed: String
             if let known = precomputedHashes[valueField] { computed = known } else { computed = try ProtocolHash.value(value, profile: profile) }
-            if computed != claimed {
+            if !claimedString.equals(computed) {
+                let claimed = claimedString.string
                 let code: CerVerifyCode = valueField == "input" ? .inputHashMismatch : .outputHashMismatch
                 findings.append(VerificationFinding(
                     code, "\(hashField) mismatch: expected \(claimed), computed \(computed)",
