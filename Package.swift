@@ -13,6 +13,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
         .package(url: "https://github.com/apple/swift-asn1", from: "1.7.4"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // C shims: libsodium for Ed25519 (only CERKit's crypto files import it), libpq for LedgerStore.
@@ -28,10 +30,27 @@ let package = Package(
                 .product(name: "SwiftASN1", package: "swift-asn1"),
             ]
         ),
+        // Pure ledger: entries, leaf hashes, append decisions, audits. No I/O.
+        .target(name: "LedgerCore", dependencies: ["CERKit"]),
+        // The SQL migrations in schema/, embedded in the binary.
+        .target(
+            name: "LedgerSchema",
+            path: "schema",
+            resources: [.embedInCode("0001_create_ledger.sql")]
+        ),
+        // PostgreSQL through libpq: pool, migrations, event log, sequencer, embedded cluster.
+        .target(
+            name: "LedgerStore",
+            dependencies: [
+                "LedgerCore", "LedgerSchema", "CLibpq",
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "EvidenceLedgerCLI",
             dependencies: [
-                "CERKit",
+                "CERKit", "LedgerCore", "LedgerStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -42,6 +61,8 @@ let package = Package(
         ),
         .testTarget(name: "CERKitTests", dependencies: ["CERKit"]),
         .testTarget(name: "EvidenceLedgerCLITests", dependencies: ["CERKit"]),
+        .testTarget(name: "LedgerCoreTests", dependencies: ["LedgerCore"]),
+        .testTarget(name: "LedgerStoreTests", dependencies: ["LedgerStore", "LedgerCore"]),
     ],
     swiftLanguageModes: [.v6]
 )

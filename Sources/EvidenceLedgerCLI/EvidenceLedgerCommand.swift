@@ -9,7 +9,7 @@ import CERKit
 
 /// The `evidence-ledger` executable: parsing, printing and exit codes only.
 @main
-struct EvidenceLedgerCommand: ParsableCommand {
+struct EvidenceLedgerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "evidence-ledger",
         abstract: "An append-only evidence ledger for NexArt Certified Execution Records.",
@@ -18,14 +18,18 @@ struct EvidenceLedgerCommand: ParsableCommand {
             Exit codes: 0 verified, 1 not verified, 2 unreadable input or usage error.
             """,
         version: BuildInfo.version,
-        subcommands: [VerifyCommand.self]
+        subcommands: [VerifyCommand.self, MigrateCommand.self, LedgerCommand.self, DatabaseCommand.self]
     )
 
     /// Runs the command and maps every failure to the documented exit codes (usage errors are 2).
-    static func main() {
+    static func main() async {
         do {
             var command = try parseAsRoot()
-            try command.run()
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
         } catch let exit as ExitCode {
             Self.exit(withError: exit)
         } catch {

@@ -1,0 +1,46 @@
+import ArgumentParser
+import LedgerStore
+
+/// Where the ledger's database is: `--database-url` / `LEDGER_DATABASE_URL`, or else the embedded
+/// PostgreSQL under `--data-dir` (default `.ledger`).
+struct DatabaseOptions: ParsableArguments {
+    @Option(name: .customLong("database-url"), help: "PostgreSQL URL or libpq connection string (default: $LEDGER_DATABASE_URL, else the embedded cluster).")
+    var databaseURL: String?
+
+    @Option(name: .customLong("data-dir"), help: "Directory of the embedded PostgreSQL (default: $LEDGER_DATA_DIR or .ledger).")
+    var dataDirectory: String?
+
+    @Option(name: .customLong("embedded-port"), help: "Port number of the embedded cluster's unix socket.")
+    var embeddedPort: Int = 5433
+
+    @Flag(name: .customLong("embedded-tcp"), help: "Let the embedded cluster also listen on 127.0.0.1.")
+    var embeddedTCP = false
+
+    /// The connection string, starting (or reusing) the embedded cluster when no URL is configured.
+    func resolve() throws -> (conninfo: String, embedded: EmbeddedPostgres?, started: Bool) {
+        if let url = databaseURL ?? Environment.value("LEDGER_DATABASE_URL"), !url.isEmpty { return (url, nil, false) }
+        let directory = dataDirectory ?? Environment.value("LEDGER_DATA_DIR") ?? ".ledger"
+        let embedded = EmbeddedPostgres(directory: directory, port: embeddedPort, listenOnLoopback: embeddedTCP)
+        do {
+            let started = try embedded.start()
+            FileOutput.standardError(
+                "evidence-ledger: \(started ? "started" : "using the running") embedded PostgreSQL in \(directory)/postgres (unix socket in \(directory)/postgres/run\(embeddedTCP ? ", and 127.0.0.1:\(embeddedPort)" : ""))")
+            return (embedded.conninfo(), embedded, started)
+        } catch {
+            FileOutput.standardError("evidence-ledger: cannot start the embedded PostgreSQL: \(error.debugDescription)")
+            throw ExitCode(2)
+        }
+    }
+}
+
+/// Environment variables, read at the edge only.
+enum Environment {
+    static func value(_ name: String) -> String? {
+        guard let p = getenv(name) else { return nil }
+        return String(cString: p)
+    }
+}
+
+#if canImport(Glibc)
+    import Glibc
+#endif

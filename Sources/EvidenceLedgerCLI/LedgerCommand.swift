@@ -1,0 +1,177 @@
+import ArgumentParser
+import CERKit
+import Foundation
+import LedgerCore
+import LedgerStore
+
+/// `evidence-ledger ledger …`: operator commands on the event log.
+struct LedgerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ledger", abstract: "Inspect and audit the event log.", subcommands: [Verify.self, Status.self, AppendLoad.self])
+
+    /// `ledger verify`: the fsck. Exit 0 intact, 1 broken, 2 cannot run.
+    struct Verify: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Recompute every leaf hash and subject chain, check index density and the append-only guards.",
+            discussion: "Exit codes: 0 intact, 1 broken (the first problem names its entry), 2 the audit could not run.")
+        @OptionGroup var database: DatabaseOptions
+        @Option(help: "Output format: text or json.") var format: String = "text"
+
+        func run() async throws {
+            let (conninfo, _, _) = try database.resolve()
+            let pool = PostgresConnectionPool(configuration: PostgresConfiguration(conninfo: conninfo, maxConnections: 1, statementTimeoutMilliseconds: 0, role: nil))
+            defer { Task { await pool.shutdown() } }
+            let report: LedgerVerifier.Report
+            do {
+                report = try await LedgerVerifier.verify(pool: pool)
+            } catch {
+                FileOutput.standardError("evidence-ledger: the audit could not run: \(error)")
+                throw ExitCode(2)
+            }
+            if format == "json" {
+                let doc: JSONValue = [
+                    "intact": .bool(report.isIntact), "size": .number(Double(report.size)),
+                    "entriesChecked": .number(Double(report.entriesChecked)), "subjects": .number(Double(report.subjects)),
+                    "payloadsChecked": .number(Double(report.payloadsChecked)),
+                    "problems": .array(report.problems.map { p in
+                        var o = JSONObject()
+                        o["index"] = p.index.map { .number(Double($0)) } ?? .null
+                        o["what"] = .string(JSONString(p.what))
+                        o["expected"] = p.expected.map { .string(JSONString($0)) } ?? .null
+                        o["found"] = p.found.map { .string(JSONString($0)) } ?? .null
+                        return .object(o)
+                    }),
+                ]
+                FileOutput.standardOutput(doc.prettyPrinted() + "\n")
+            } else {
+                FileOutput.standardOutput(
+                    "checked \(report.entriesChecked) entries of \(report.size) in \(report.subjects) subjects, \(report.payloadsChecked) payloads\n")
+                for p in report.problems.prefix(20) { FileOutput.standardOutput("BROKEN: \(p)\n") }
+                if report.problems.count > 20 { FileOutput.standardOutput("… and \(report.problems.count - 20) more problems\n") }
+                FileOutput.standardOutput(report.isIntact ? "INTACT\n" : "BROKEN: first problem at \(report.problems[0].index.map { "entry \($0)" } ?? "the database guards")\n")
+            }
+            if !report.isIntact { throw ExitCode(1) }
+        }
+    }
+
+    /// `ledger status`: size and migrations.
+    struct Status: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show the log's size and the applied migrations.")
+        @OptionGroup var database: DatabaseOptions
+
+        func run() async throws {
+            let (conninfo, _, _) = try database.resolve()
+            do {
+                let applied = try Migrator.applied(conninfo: conninfo)
+                let pool = PostgresConnectionPool(configuration: PostgresConfiguration(conninfo: conninfo, maxConnections: 1, role: nil))
+                let size = try await PostgresEventLog(pool: pool).size()
+                await pool.shutdown()
+                FileOutput.standardOutput("entries: \(size)\nmigrations: \(applied.map(\.name).joined(separator: ", "))\n")
+            } catch {
+                FileOutput.standardError("evidence-ledger: \(error)")
+                throw ExitCode(2)
+            }
+        }
+    }
+
+    /// `ledger append-load`: synthetic appends for tests and benchmarks.
+    struct AppendLoad: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "append-load",
+            abstract: "Append synthetic events with concurrent appenders (for tests and benchmarks).",
+            discussion: "With --print-acks every acknowledged append prints 'ack INDEX SUBJECT SUBJECT_INDEX' at once. Ends with one JSON summary line.")
+        @OptionGroup var database: DatabaseOptions
+        @Option(help: "Appends in total.") var count: Int = 10_000
+        @Option(help: "Concurrent appenders.") var concurrency: Int = 16
+        @Option(help: "Distinct subjects the events spread over.") var subjects: Int = 100
+        @Option(name: .customLong("body-bytes"), help: "Approximate size of each event body.") var bodyBytes: Int = 1024
+        @Option(name: .customLong("subject-prefix"), help: "Prefix of the subjects (run:<prefix>-N).") var subjectPrefix: String = "load"
+        @Option(name: .customLong("pool-size"), help: "Database connections.") var poolSize: Int = 4
+        @Flag(name: .customLong("print-acks"), help: "Print each acknowledged append.") var printAcks = false
+        @Flag(help: "Retry retryable failures (database down) instead of stopping.") var retry = false
+
+        func validate() throws {
+            if count < 0 || concurrency < 1 || subjects < 1 || bodyBytes < 0 || poolSize < 1 {
+                throw ValidationError("count, concurrency, subjects, body-bytes and pool-size must be positive")
+            }
+        }
+
+        func run() async throws {
+            let (conninfo, _, _) = try database.resolve()
+            let pool = PostgresConnectionPool(configuration: PostgresConfiguration(conninfo: conninfo, maxConnections: poolSize))
+            let log = PostgresEventLog(pool: pool)
+            let filler = String(repeating: "x", count: max(0, bodyBytes - 120))
+            let counter = LoadCounter(limit: count)
+            let clock = ContinuousClock()
+            let start = clock.now
+            let printAcks = self.printAcks, retry = self.retry, subjects = self.subjects, prefix = subjectPrefix
+            let latencies = try await withThrowingTaskGroup(of: [Double].self) { group in
+                for worker in 0..<concurrency {
+                    group.addTask {
+                        var mine: [Double] = []
+                        while let n = counter.next() {
+                            let request = AppendRequest(
+                                subject: "run:\(prefix)-\((n &* 7919 &+ worker) % subjects)", type: "load.event",
+                                body: ["n": .number(Double(n)), "worker": .number(Double(worker)), "filler": .string(JSONString(filler))])
+                            while true {
+                                let t0 = clock.now
+                                do {
+                                    let result = try await log.append(request)
+                                    let d = clock.now - t0
+                                    mine.append(Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15)
+                                    if printAcks {
+                                        let e = result.entry
+                                        FileOutput.standardOutput("ack \(e.index) \(e.subject) \(e.subjectIndex)\n")
+                                    }
+                                    break
+                                } catch let error as LedgerStoreError where retry && error.isRetryable {
+                                    counter.failure()
+                                    try await Task.sleep(for: .milliseconds(100))
+                                }
+                            }
+                        }
+                        return mine
+                    }
+                }
+                var all: [Double] = []
+                for try await part in group { all += part }
+                return all
+            }
+            let elapsed = clock.now - start
+            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            let sorted = latencies.sorted()
+            func percentile(_ p: Double) -> Double { sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))] }
+            let stats = log.statistics
+            await pool.shutdown()
+            let summary: JSONValue = [
+                "appended": .number(Double(latencies.count)), "seconds": .number((seconds * 1000).rounded() / 1000),
+                "appendsPerSec": .number((Double(latencies.count) / seconds).rounded()),
+                "p50Ms": .number((percentile(0.5) * 1000).rounded() / 1000), "p99Ms": .number((percentile(0.99) * 1000).rounded() / 1000),
+                "batches": .number(Double(stats.batches)), "retryableFailures": .number(Double(counter.failures)),
+                "concurrency": .number(Double(concurrency)),
+            ]
+            FileOutput.standardOutput(summary.compactText() + "\n")
+        }
+    }
+}
+
+/// Hands out append numbers to the workers.
+final class LoadCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var issued = 0
+    private(set) var failures = 0
+    let limit: Int
+    init(limit: Int) { self.limit = limit }
+    func next() -> Int? {
+        lock.lock()
+        defer { lock.unlock() }
+        guard issued < limit else { return nil }
+        issued += 1
+        return issued - 1
+    }
+    func failure() {
+        lock.lock()
+        failures += 1
+        lock.unlock()
+    }
+}

@@ -1,0 +1,116 @@
+import Foundation
+
+/// A private PostgreSQL cluster under a directory of ours (`.ledger/postgres` by default), reached on a
+/// unix socket there, and on 127.0.0.1 only if asked. Used when no database URL is configured, and by tests.
+public struct EmbeddedPostgres: Sendable {
+    public let directory: URL
+    public let port: Int
+    public let listenOnLoopback: Bool
+    public let databaseName: String
+
+    public init(directory: String, port: Int = 5433, listenOnLoopback: Bool = false, databaseName: String = "evidence_ledger") {
+        self.directory = URL(fileURLWithPath: directory, isDirectory: true).standardizedFileURL.appendingPathComponent("postgres")
+        self.port = port
+        self.listenOnLoopback = listenOnLoopback
+        self.databaseName = databaseName
+    }
+
+    var dataDirectory: URL { directory.appendingPathComponent("data") }
+    var socketDirectory: URL { directory.appendingPathComponent("run") }
+    var logFile: URL { directory.appendingPathComponent("server.log") }
+
+    /// The connection string for `database` (default: the ledger's database).
+    public func conninfo(database: String? = nil) -> String {
+        "host=\(socketDirectory.path) port=\(port) dbname=\(database ?? databaseName) user=postgres"
+    }
+
+    /// Starts the cluster unless it is already running (initialising it the first time) and creates the
+    /// database. Returns whether this call started the server.
+    @discardableResult
+    public func start() throws(LedgerStoreError) -> Bool {
+        let fm = FileManager.default
+        let socketPath = socketDirectory.appendingPathComponent(".s.PGSQL.\(port)").path
+        guard socketPath.utf8.count < 100 else {
+            throw LedgerStoreError(.embedded, "the socket path \(socketPath) is too long for a unix socket; use a shorter data directory")
+        }
+        let bin = try Self.binaries()
+        do {
+            try fm.createDirectory(at: socketDirectory, withIntermediateDirectories: true)
+        } catch {
+            throw LedgerStoreError(.embedded, "cannot create \(socketDirectory.path): \(error.localizedDescription)")
+        }
+        if Self.isRoot { try run(["chown", "-R", "postgres:postgres", directory.path], asPostgres: false) }
+        if !fm.fileExists(atPath: dataDirectory.appendingPathComponent("PG_VERSION").path) {
+            try run([bin.appendingPathComponent("initdb").path, "-D", dataDirectory.path, "-U", "postgres", "-A", "trust", "-E", "UTF8",
+                     "--no-locale", "-N"])
+        }
+        var startedByUs = false
+        if !isRunning(bin) {
+            let listen = listenOnLoopback ? "127.0.0.1" : "''"
+            try run([bin.appendingPathComponent("pg_ctl").path, "start", "-D", dataDirectory.path, "-l", logFile.path, "-w", "-t", "60",
+                     "-o", "-k \(socketDirectory.path) -p \(port) -c listen_addresses=\(listen) -c max_connections=200"])
+            startedByUs = true
+        }
+        let admin = try PostgresConnection(conninfo: conninfo(database: "postgres"), statementTimeoutMilliseconds: 10_000, role: nil)
+        defer { admin.close() }
+        if try admin.query("SELECT 1 FROM pg_database WHERE datname = \(databaseName)").rows.isEmpty {
+            try admin.execute(SQLQuery(unsafeSQL: "CREATE DATABASE \(quoteIdentifier(databaseName))"))
+        }
+        return startedByUs
+    }
+
+    /// Stops the cluster (fast shutdown) if it is running.
+    public func stop() throws(LedgerStoreError) {
+        let bin = try Self.binaries()
+        guard isRunning(bin) else { return }
+        try run([bin.appendingPathComponent("pg_ctl").path, "stop", "-D", dataDirectory.path, "-m", "fast", "-w", "-t", "60"])
+    }
+
+    /// True when a server is running on the data directory.
+    public func isRunning() -> Bool {
+        guard let bin = try? Self.binaries() else { return false }
+        return isRunning(bin)
+    }
+
+    private func isRunning(_ bin: URL) -> Bool {
+        (try? run([bin.appendingPathComponent("pg_ctl").path, "status", "-D", dataDirectory.path])) != nil
+    }
+
+    static var isRoot: Bool { getuid() == 0 }
+
+    /// The PostgreSQL server binaries: `LEDGER_POSTGRES_BIN`, else the newest `/usr/lib/postgresql/*/bin`, else PATH.
+    static func binaries() throws(LedgerStoreError) -> URL {
+        let fm = FileManager.default
+        if let dir = ProcessInfo.processInfo.environment["LEDGER_POSTGRES_BIN"] { return URL(fileURLWithPath: dir) }
+        if let versions = try? fm.contentsOfDirectory(atPath: "/usr/lib/postgresql") {
+            for v in versions.sorted(by: { (Int($0) ?? 0) > (Int($1) ?? 0) })
+            where fm.isExecutableFile(atPath: "/usr/lib/postgresql/\(v)/bin/initdb") {
+                return URL(fileURLWithPath: "/usr/lib/postgresql/\(v)/bin")
+            }
+        }
+        for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":")
+        where fm.isExecutableFile(atPath: "\(dir)/initdb") && fm.isExecutableFile(atPath: "\(dir)/pg_ctl") {
+            return URL(fileURLWithPath: String(dir))
+        }
+        throw LedgerStoreError(.embedded, "PostgreSQL server binaries (initdb, pg_ctl) not found; install postgresql or set LEDGER_POSTGRES_BIN")
+    }
+
+    /// Runs a command (as the postgres user when we are root, since initdb refuses root); throws with its output on failure.
+    @discardableResult
+    func run(_ arguments: [String], asPostgres: Bool = true) throws(LedgerStoreError) -> String {
+        let argv = asPostgres && Self.isRoot
+            ? ["su", "postgres", "-s", "/bin/sh", "-c", arguments.map(Self.shellQuote).joined(separator: " ")]
+            : arguments
+        // Output goes to a file, not a pipe: the postmaster that `pg_ctl start` leaves running would
+        // inherit a pipe and hold it open forever.
+        let (code, output) = try ChildProcess.run(argv)
+        guard code == 0 else {
+            throw LedgerStoreError(
+                .embedded, "\((arguments[0] as NSString).lastPathComponent) \(arguments.dropFirst().first ?? "") failed (exit \(code.map(String.init) ?? "by signal"))",
+                detail: output.trimmingTrailingWhitespace())
+        }
+        return output
+    }
+
+    static func shellQuote(_ s: String) -> String { "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'" }
+}

@@ -1,0 +1,82 @@
+import CERKit
+import LedgerCore
+
+/// `ledger verify`: recomputes every leaf hash and subject chain from the rows, checks index density,
+/// payload digests, and that the append-only guards (triggers and grants) are still in place.
+public enum LedgerVerifier {
+    /// What the audit found.
+    public struct Report: Sendable {
+        public var size: Int64
+        public var entriesChecked: Int64
+        public var subjects: Int
+        public var payloadsChecked: Int
+        public var problems: [LedgerProblem]
+        public var isIntact: Bool { problems.isEmpty }
+    }
+
+    /// Audits the log in chunks of `chunk` entries.
+    public static func verify(pool: PostgresConnectionPool, chunk: Int = 5000) async throws -> Report {
+        var problems: [LedgerProblem] = try await pool.withConnection { c in try guardProblems(c) }
+        let size = try await pool.withConnection { c in Int64(try c.query("SELECT size FROM ledger_head WHERE id = 1").rows[0][0]!)! }
+        var audit = LedgerAudit()
+        var payloadsChecked = 0
+        var from: Int64 = 0
+        var checked: Int64 = 0
+        while true {
+            let start = from
+            let rows = try await pool.withConnection { c in
+                try c.query(SQLQuery(
+                    unsafeSQL: "SELECT \(PostgresEventLog.columns), p.salt, p.content FROM ledger_entries e LEFT JOIN ledger_payloads p ON p.digest = e.payload_digest WHERE e.idx >= $1 ORDER BY e.idx LIMIT $2",
+                    binds: [.int(start), .int(Int64(chunk))])).rows
+            }
+            if rows.isEmpty { break }
+            for row in rows {
+                let entry = try PostgresEventLog.decodeEntry(Array(row.prefix(11)))
+                audit.check(entry)
+                checked += 1
+                if let digest = entry.payloadDigest, let salt = decodeBytea(row[11]), let content = decodeBytea(row[12]) {
+                    payloadsChecked += 1
+                    if ProtocolHash.sha256(salt + content) != digest {
+                        problems.append(LedgerProblem(index: entry.index, what: "stored payload does not match the entry's payload digest"))
+                    }
+                }
+                from = entry.index + 1
+            }
+        }
+        audit.finish(headSize: size)
+        return Report(
+            size: size, entriesChecked: checked, subjects: audit.subjectCount, payloadsChecked: payloadsChecked,
+            problems: problems + audit.problems)
+    }
+
+    static let requiredTriggers = ["ledger_entries_no_update", "ledger_entries_no_delete", "ledger_entries_no_truncate"]
+
+    /// Missing or disabled triggers, and privileges the application role must not have.
+    static func guardProblems(_ c: PostgresConnection) throws(LedgerStoreError) -> [LedgerProblem] {
+        var problems: [LedgerProblem] = []
+        let triggers = try c.query("""
+            SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = 'ledger_entries'::regclass AND NOT tgisinternal
+            """)
+        var state: [String: String] = [:]
+        for row in triggers.rows { state[row[0]!] = row[1]! }
+        for name in requiredTriggers {
+            switch state[name] {
+            case nil: problems.append(LedgerProblem(index: nil, what: "append-only trigger \(name) is missing"))
+            case "D"?: problems.append(LedgerProblem(index: nil, what: "append-only trigger \(name) is disabled"))
+            default: break
+            }
+        }
+        let role = try c.query("SELECT 1 FROM pg_roles WHERE rolname = 'ledger_app'")
+        if role.rows.isEmpty {
+            problems.append(LedgerProblem(index: nil, what: "the application role ledger_app is missing"))
+        } else {
+            for privilege in ["UPDATE", "DELETE", "TRUNCATE"] {
+                let has = try c.query(SQLQuery(unsafeSQL: "SELECT has_table_privilege('ledger_app', 'ledger_entries', '\(privilege)')"))
+                if has.rows.first?.first == "t" {
+                    problems.append(LedgerProblem(index: nil, what: "the application role may \(privilege) ledger_entries"))
+                }
+            }
+        }
+        return problems
+    }
+}

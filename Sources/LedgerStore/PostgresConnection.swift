@@ -1,0 +1,178 @@
+import Foundation
+import CLibpq
+
+/// One libpq connection. Blocking: use it only on the pool's thread pool, one caller at a time.
+public final class PostgresConnection: @unchecked Sendable {
+    private var handle: OpaquePointer?
+    /// Set when the connection broke; the pool discards it instead of reusing it.
+    public private(set) var isBroken = false
+    private var inTransaction = false
+
+    /// Connects with a libpq connection string or URL; applies `statement_timeout` and quiets notices.
+    public init(conninfo: String, statementTimeoutMilliseconds: Int, role: String?) throws(LedgerStoreError) {
+        guard let conn = PQconnectdb(conninfo) else { throw LedgerStoreError(.unavailable, "libpq could not allocate a connection") }
+        handle = conn
+        guard PQstatus(conn) == CONNECTION_OK else {
+            let message = String(cString: PQerrorMessage(conn)).trimmingTrailingWhitespace()
+            PQfinish(conn)
+            handle = nil
+            throw LedgerStoreError(.unavailable, "cannot connect to PostgreSQL", detail: message)
+        }
+        PQsetNoticeProcessor(conn, { _, _ in }, nil)
+        try execute("SET client_min_messages = warning")
+        try execute(SQLQuery(unsafeSQL: "SET statement_timeout = \(max(0, statementTimeoutMilliseconds))"))
+        if let role {
+            // Run with the application role's privileges (INSERT/SELECT on the log) even when the
+            // login role owns the tables.
+            let exists = try query("SELECT 1 FROM pg_roles WHERE rolname = \(role)")
+            if !exists.rows.isEmpty { try execute(SQLQuery(unsafeSQL: "SET ROLE \(quoteIdentifier(role))")) }
+        }
+    }
+
+    deinit { if let handle { PQfinish(handle) } }
+
+    /// Closes the connection now.
+    public func close() {
+        if let handle { PQfinish(handle) }
+        handle = nil
+        isBroken = true
+    }
+
+    /// Runs a statement and discards its rows.
+    @discardableResult
+    public func execute(_ query: SQLQuery) throws(LedgerStoreError) -> Int {
+        let result = try run(query)
+        return result.affectedRows
+    }
+
+    /// Runs several statements without parameters (migrations).
+    public func executeScript(_ sql: String) throws(LedgerStoreError) {
+        guard let handle, !isBroken else { throw LedgerStoreError(.unavailable, "the database connection is closed") }
+        guard let result = PQexec(handle, sql) else {
+            isBroken = PQstatus(handle) != CONNECTION_OK
+            throw LedgerStoreError(.unavailable, "the database did not answer")
+        }
+        defer { PQclear(result) }
+        let status = PQresultStatus(result)
+        guard status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK else {
+            let state = PQresultErrorField(result, CLIBPQ_DIAG_SQLSTATE).map { String(cString: $0) }
+            let primary = PQresultErrorField(result, CLIBPQ_DIAG_MESSAGE_PRIMARY).map { String(cString: $0) } ?? "script failed"
+            if PQstatus(handle) != CONNECTION_OK { isBroken = true }
+            throw LedgerStoreError.fromServer(sqlState: state, message: primary, detail: nil)
+        }
+    }
+
+    /// Runs a statement and returns its rows in text format.
+    public func query(_ query: SQLQuery) throws(LedgerStoreError) -> PostgresRows {
+        try run(query)
+    }
+
+    /// Runs `body` in a transaction: COMMIT when it returns, ROLLBACK when it throws.
+    public func withTransaction<T>(_ body: () throws -> T) throws -> T {
+        try execute("BEGIN")
+        inTransaction = true
+        do {
+            let value = try body()
+            try execute("COMMIT")
+            inTransaction = false
+            return value
+        } catch {
+            inTransaction = false
+            if !isBroken { _ = try? execute("ROLLBACK") }
+            throw error
+        }
+    }
+
+    private func run(_ query: SQLQuery) throws(LedgerStoreError) -> PostgresRows {
+        guard let handle, !isBroken else { throw LedgerStoreError(.unavailable, "the database connection is closed") }
+        let values = query.binds.map(\.textFormat)
+        var cStrings: [UnsafeMutablePointer<CChar>?] = values.map { $0.flatMap { strdup($0) } }
+        defer { for p in cStrings { free(p) } }
+        let result: OpaquePointer? = cStrings.withUnsafeMutableBufferPointer { params in
+            params.baseAddress!.withMemoryRebound(to: UnsafePointer<CChar>?.self, capacity: max(params.count, 1)) { p in
+                PQexecParams(handle, query.sql, Int32(values.count), nil, values.isEmpty ? nil : p, nil, nil, 0)
+            }
+        }
+        guard let result else {
+            isBroken = PQstatus(handle) != CONNECTION_OK
+            throw LedgerStoreError(.unavailable, "the database did not answer", detail: String(cString: PQerrorMessage(handle)))
+        }
+        defer { PQclear(result) }
+        let status = PQresultStatus(result)
+        switch status {
+        case PGRES_COMMAND_OK, PGRES_TUPLES_OK:
+            return PostgresRows(result)
+        default:
+            let state = PQresultErrorField(result, CLIBPQ_DIAG_SQLSTATE).map { String(cString: $0) }
+            let primary = PQresultErrorField(result, CLIBPQ_DIAG_MESSAGE_PRIMARY).map { String(cString: $0) }
+                ?? String(cString: PQerrorMessage(handle)).trimmingTrailingWhitespace()
+            if PQstatus(handle) != CONNECTION_OK { isBroken = true }
+            var error = LedgerStoreError.fromServer(sqlState: state, message: primary, detail: query.sql)
+            if isBroken || state == nil { error.code = .unavailable }
+            throw error
+        }
+    }
+}
+
+/// Rows of a result in text format.
+public struct PostgresRows: Sendable {
+    public var columns: [String]
+    public var rows: [[String?]]
+    public var affectedRows: Int
+
+    init(_ result: OpaquePointer) {
+        let n = Int(PQntuples(result)), m = Int(PQnfields(result))
+        columns = (0..<m).map { String(cString: PQfname(result, Int32($0))) }
+        var rows: [[String?]] = []
+        rows.reserveCapacity(n)
+        for r in 0..<n {
+            rows.append((0..<m).map { c in
+                PQgetisnull(result, Int32(r), Int32(c)) == 1 ? nil : String(cString: PQgetvalue(result, Int32(r), Int32(c)))
+            })
+        }
+        self.rows = rows
+        let tuples = String(cString: PQcmdTuples(result))
+        affectedRows = Int(tuples) ?? 0
+    }
+
+    /// The value of `column` in row `row`.
+    public subscript(row: Int, column: String) -> String? {
+        guard let c = columns.firstIndex(of: column) else { return nil }
+        return rows[row][c]
+    }
+}
+
+/// Decodes PostgreSQL's hex bytea output (`\x…`).
+func decodeBytea(_ text: String?) -> [UInt8]? {
+    guard let text, text.hasPrefix("\\x") else { return nil }
+    let hex = Array(text.utf8.dropFirst(2))
+    guard hex.count % 2 == 0 else { return nil }
+    var out: [UInt8] = []
+    out.reserveCapacity(hex.count / 2)
+    func v(_ c: UInt8) -> UInt8? {
+        switch c {
+        case 0x30...0x39: return c - 0x30
+        case 0x61...0x66: return c - 0x57
+        case 0x41...0x46: return c - 0x37
+        default: return nil
+        }
+    }
+    var i = 0
+    while i < hex.count {
+        guard let hi = v(hex[i]), let lo = v(hex[i + 1]) else { return nil }
+        out.append(hi << 4 | lo)
+        i += 2
+    }
+    return out
+}
+
+/// Double-quotes an identifier.
+func quoteIdentifier(_ name: String) -> String { "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }
+
+extension String {
+    func trimmingTrailingWhitespace() -> String {
+        var s = self
+        while let last = s.last, last.isWhitespace { s.removeLast() }
+        return s
+    }
+}

@@ -1,0 +1,136 @@
+import NIOPosix
+import Synchronization
+
+/// How to reach PostgreSQL and how many connections to keep.
+public struct PostgresConfiguration: Sendable {
+    /// A libpq connection string or `postgresql://` URL.
+    public var conninfo: String
+    /// Connections at most (each also gets a thread for its blocking calls).
+    public var maxConnections: Int
+    /// Statement timeout in milliseconds (0 disables).
+    public var statementTimeoutMilliseconds: Int
+    /// Role to `SET ROLE` to after connecting (the application role); nil keeps the login role.
+    public var role: String?
+
+    public init(conninfo: String, maxConnections: Int = 8, statementTimeoutMilliseconds: Int = 30_000, role: String? = "ledger_app") {
+        self.conninfo = conninfo
+        self.maxConnections = maxConnections
+        self.statementTimeoutMilliseconds = statementTimeoutMilliseconds
+        self.role = role
+    }
+}
+
+/// A pool of libpq connections whose blocking calls run on an `NIOThreadPool`, never on the
+/// cooperative executor. Broken connections (for example after a server restart) are discarded and
+/// replaced on the next use.
+public final class PostgresConnectionPool: Sendable {
+    public let configuration: PostgresConfiguration
+    private let threadPool: NIOThreadPool
+
+    private struct State {
+        var idle: [PostgresConnection] = []
+        var open = 0
+        var waiters: [CheckedContinuation<Void, Never>] = []
+        var isShutDown = false
+    }
+    private let state = Mutex(State())
+
+    public init(configuration: PostgresConfiguration) {
+        self.configuration = configuration
+        threadPool = NIOThreadPool(numberOfThreads: max(1, configuration.maxConnections))
+        threadPool.start()
+    }
+
+    /// Connections currently open and idle (for metrics).
+    public var usage: (open: Int, idle: Int) { state.withLock { ($0.open, $0.idle.count) } }
+
+    /// Runs blocking `body` with a connection on the pool's threads.
+    public func withConnection<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) throws -> T) async throws -> T {
+        let connection = try await acquire()
+        do {
+            let value = try await threadPool.runIfActive { try body(connection) }
+            release(connection)
+            return value
+        } catch {
+            release(connection)
+            throw error
+        }
+    }
+
+    /// Runs blocking `body` inside a transaction (COMMIT on return, ROLLBACK on throw).
+    public func withTransaction<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) throws -> T) async throws -> T {
+        try await withConnection { connection in try connection.withTransaction { try body(connection) } }
+    }
+
+    private func acquire() async throws -> PostgresConnection {
+        while true {
+            enum Step { case use(PostgresConnection), create, wait, shutDown }
+            let step: Step = state.withLock { s in
+                if s.isShutDown { return .shutDown }
+                if let c = s.idle.popLast() { return .use(c) }
+                if s.open < configuration.maxConnections {
+                    s.open += 1
+                    return .create
+                }
+                return .wait
+            }
+            switch step {
+            case .use(let c): return c
+            case .shutDown: throw LedgerStoreError(.shutdown, "the database pool is shut down")
+            case .create:
+                do {
+                    let configuration = self.configuration
+                    return try await threadPool.runIfActive {
+                        try PostgresConnection(
+                            conninfo: configuration.conninfo, statementTimeoutMilliseconds: configuration.statementTimeoutMilliseconds,
+                            role: configuration.role)
+                    }
+                } catch {
+                    let waiter = state.withLock { s -> CheckedContinuation<Void, Never>? in
+                        s.open -= 1
+                        return s.waiters.isEmpty ? nil : s.waiters.removeFirst()
+                    }
+                    waiter?.resume()
+                    throw error
+                }
+            case .wait:
+                await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                    let resumeNow = state.withLock { s -> Bool in
+                        if s.isShutDown || !s.idle.isEmpty || s.open < configuration.maxConnections { return true }
+                        s.waiters.append(c)
+                        return false
+                    }
+                    if resumeNow { c.resume() }
+                }
+            }
+        }
+    }
+
+    private func release(_ connection: PostgresConnection) {
+        let waiter = state.withLock { s -> CheckedContinuation<Void, Never>? in
+            if connection.isBroken || s.isShutDown {
+                s.open -= 1
+                connection.close()
+            } else {
+                s.idle.append(connection)
+            }
+            return s.waiters.isEmpty ? nil : s.waiters.removeFirst()
+        }
+        waiter?.resume()
+    }
+
+    /// Closes idle connections and stops the threads; later calls fail with `STORE_SHUT_DOWN`.
+    public func shutdown() async {
+        let (idle, waiters) = state.withLock { s in
+            s.isShutDown = true
+            let out = (s.idle, s.waiters)
+            s.open -= s.idle.count
+            s.idle = []
+            s.waiters = []
+            return out
+        }
+        for c in idle { c.close() }
+        for w in waiters { w.resume() }
+        try? await threadPool.shutdownGracefully()
+    }
+}

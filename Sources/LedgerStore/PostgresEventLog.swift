@@ -1,0 +1,329 @@
+import CERKit
+import Foundation
+import LedgerCore
+import Synchronization
+
+/// The result of one append.
+public enum AppendResult: Sendable, Equatable {
+    /// Written now, at this entry.
+    case appended(LedgerEntry)
+    /// An idempotent retry: the entry written earlier under the same key.
+    case existing(LedgerEntry)
+
+    public var entry: LedgerEntry {
+        switch self {
+        case .appended(let e), .existing(let e): return e
+        }
+    }
+}
+
+/// Why an append was refused (not an operational fault).
+public enum AppendRefusal: Error, Sendable, Equatable, CustomStringConvertible {
+    case versionConflict(subject: String, expected: Int64, actual: Int64)
+    case invalid(String)
+
+    public var description: String {
+        switch self {
+        case .versionConflict(let s, let e, let a): return "subject \(s) is at version \(a), not the expected \(e)"
+        case .invalid(let why): return why
+        }
+    }
+}
+
+/// The append-only event log in PostgreSQL. Concurrent appends are batched into one transaction
+/// (group commit) that takes the head row `FOR UPDATE`, so any number of processes produce one dense log.
+public final class PostgresEventLog: Sendable {
+    public let pool: PostgresConnectionPool
+    /// Most appends written by one transaction.
+    public let maxBatch: Int
+    private let clock: @Sendable () -> Int64
+    private let sequencer = Mutex(SequencerState())
+
+    /// Batches written and entries appended (for metrics).
+    public var statistics: (batches: Int, appended: Int) { sequencer.withLock { ($0.batches, $0.appended) } }
+
+    public init(pool: PostgresConnectionPool, maxBatch: Int = 256, clock: @escaping @Sendable () -> Int64 = PostgresEventLog.wallClock) {
+        self.pool = pool
+        self.maxBatch = maxBatch
+        self.clock = clock
+    }
+
+    /// Milliseconds since the epoch from the system clock.
+    public static let wallClock: @Sendable () -> Int64 = { Int64((Date().timeIntervalSince1970 * 1000).rounded(.down)) }
+
+    static let columns = "idx, subject, subject_index, type, account, (extract(epoch from recorded_at) * 1000)::bigint, body, payload_digest, prev_subject_leaf, idempotency_key, leaf_hash"
+
+    // MARK: Appending
+
+    /// Appends one event; waits until its batch has committed. Throws `AppendRefusal` for a version
+    /// conflict or an invalid request, `LedgerStoreError` for operational faults (retryable ones say so).
+    public func append(_ request: AppendRequest) async throws -> AppendResult {
+        let ticket = Ticket(request: request)
+        var isLeader = sequencer.withLock { s -> Bool in
+            s.pending.append(ticket)
+            if s.isFlushing { return false }
+            s.isFlushing = true
+            return true
+        }
+        while true {
+            if isLeader { await flushOneBatch() }
+            switch await wait(ticket) {
+            case .done(let result): return try result.get()
+            case .lead: isLeader = true
+            }
+        }
+    }
+
+    final class Ticket: @unchecked Sendable {  // fields guarded by the sequencer mutex
+        let request: AppendRequest
+        var signal: Signal?
+        var continuation: CheckedContinuation<Signal, Never>?
+        init(request: AppendRequest) { self.request = request }
+    }
+
+    enum Signal: Sendable {
+        case done(Result<AppendResult, any Error>)
+        /// The previous leader finished; this waiter writes the next batch.
+        case lead
+    }
+
+    struct SequencerState {
+        var pending: [Ticket] = []
+        var isFlushing = false
+        var batches = 0
+        var appended = 0
+    }
+
+    private func wait(_ ticket: Ticket) async -> Signal {
+        await withCheckedContinuation { (c: CheckedContinuation<Signal, Never>) in
+            let ready = sequencer.withLock { _ -> Signal? in
+                if let signal = ticket.signal {
+                    ticket.signal = nil
+                    return signal
+                }
+                ticket.continuation = c
+                return nil
+            }
+            if let ready { c.resume(returning: ready) }
+        }
+    }
+
+    private func signal(_ ticket: Ticket, _ signal: Signal) {
+        let c = sequencer.withLock { _ -> CheckedContinuation<Signal, Never>? in
+            if let c = ticket.continuation {
+                ticket.continuation = nil
+                return c
+            }
+            ticket.signal = signal
+            return nil
+        }
+        c?.resume(returning: signal)
+    }
+
+    /// Writes one batch of pending appends, completes its waiters, and hands leadership on.
+    private func flushOneBatch() async {
+        let batch = sequencer.withLock { s -> [Ticket] in
+            let n = min(maxBatch, s.pending.count)
+            let batch = Array(s.pending.prefix(n))
+            s.pending.removeFirst(n)
+            return batch
+        }
+        if !batch.isEmpty {
+            let requests = batch.map(\.request)
+            let recordedAt = clock()
+            do {
+                let outcomes = try await pool.withTransaction { connection in
+                    try Self.writeBatch(requests, recordedAt: recordedAt, on: connection)
+                }
+                let appended = outcomes.filter { if case .appended = $0 { return true } else { return false } }.count
+                sequencer.withLock { s in
+                    s.batches += 1
+                    s.appended += appended
+                }
+                for (ticket, outcome) in zip(batch, outcomes) {
+                    switch outcome {
+                    case .appended(let e): signal(ticket, .done(.success(.appended(e))))
+                    case .existing(let e): signal(ticket, .done(.success(.existing(e))))
+                    case .versionConflict(let s, let e, let a):
+                        signal(ticket, .done(.failure(AppendRefusal.versionConflict(subject: s, expected: e, actual: a))))
+                    case .rejected(let why): signal(ticket, .done(.failure(AppendRefusal.invalid(why))))
+                    }
+                }
+            } catch {
+                for ticket in batch { signal(ticket, .done(.failure(error))) }
+            }
+        }
+        let next = sequencer.withLock { s -> Ticket? in
+            if s.pending.isEmpty {
+                s.isFlushing = false
+                return nil
+            }
+            return s.pending.first
+        }
+        if let next { signal(next, .lead) }
+    }
+
+    /// One batch in one transaction: lock the head, read subject heads and idempotency keys, plan, insert.
+    static func writeBatch(_ requests: [AppendRequest], recordedAt: Int64, on connection: PostgresConnection) throws -> [AppendOutcome] {
+        let head = try connection.query("SELECT size FROM ledger_head WHERE id = 1 FOR UPDATE")
+        guard let sizeText = head.rows.first?[0], let size = Int64(sizeText) else {
+            throw LedgerStoreError(.database, "the ledger head row is missing; run migrations")
+        }
+        let subjects = Array(Set(requests.map(\.subject)))
+        var heads: [String: SubjectHead] = [:]
+        let headRows = try connection.query("""
+            SELECT DISTINCT ON (subject) subject, subject_index, leaf_hash FROM ledger_entries
+            WHERE subject = ANY(\(textArray: subjects)::text[]) ORDER BY subject, subject_index DESC
+            """)
+        for row in headRows.rows {
+            heads[row[0]!] = SubjectHead(count: Int64(row[1]!)! + 1, lastLeaf: decodeBytea(row[2]))
+        }
+        var existing: [AppendPlanner.IdempotencyKey: LedgerEntry] = [:]
+        let keyed = requests.filter { $0.idempotencyKey != nil }
+        if !keyed.isEmpty {
+            let rows = try connection.query(SQLQuery(unsafeSQL: """
+                SELECT \(columns) FROM ledger_entries WHERE idempotency_key IS NOT NULL
+                AND (subject, type, idempotency_key) IN (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]))
+                """, binds: [.textArray(keyed.map(\.subject)), .textArray(keyed.map(\.type)), .textArray(keyed.map { $0.idempotencyKey! })]))
+            for row in rows.rows {
+                let entry = try decodeEntry(row)
+                existing[AppendPlanner.IdempotencyKey(subject: entry.subject, type: entry.type, key: entry.idempotencyKey!)] = entry
+            }
+        }
+        var salts: [[UInt8]?] = []
+        var digests: [[UInt8]?] = []
+        var generator = SystemRandomNumberGenerator()
+        for r in requests {
+            if let payload = r.payload {
+                let salt = (0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) }
+                salts.append(salt)
+                digests.append(ProtocolHash.sha256(salt + payload))
+            } else {
+                salts.append(nil)
+                digests.append(nil)
+            }
+        }
+        let (outcomes, newSize) = AppendPlanner.plan(
+            requests: requests, size: size, subjects: heads, existing: existing, payloadDigests: digests, recordedAt: recordedAt)
+        var entries: [LedgerEntry] = []
+        var payloadValues: [SQLValue] = []
+        for (i, outcome) in outcomes.enumerated() {
+            guard case .appended(let e) = outcome else { continue }
+            entries.append(e)
+            if let salt = salts[i], let digest = digests[i], let payload = requests[i].payload {
+                payloadValues += [.bytes(digest), .bytes(salt), .bytes(payload)]
+            }
+        }
+        guard !entries.isEmpty else { return outcomes }
+        if !payloadValues.isEmpty {
+            let rows = (0..<(payloadValues.count / 3)).map { "($\($0 * 3 + 1), $\($0 * 3 + 2), $\($0 * 3 + 3))" }.joined(separator: ", ")
+            try connection.execute(SQLQuery(unsafeSQL: "INSERT INTO ledger_payloads (digest, salt, content) VALUES \(rows)", binds: payloadValues))
+        }
+        var values: [SQLValue] = []
+        var tuples: [String] = []
+        for e in entries {
+            let n = values.count
+            tuples.append("($\(n + 1), $\(n + 2), $\(n + 3), $\(n + 4), $\(n + 5), to_timestamp($\(n + 6)::bigint / 1000.0), $\(n + 7), $\(n + 8), $\(n + 9), $\(n + 10), $\(n + 11))")
+            let body = (try? CanonicalJSON.string(e.body, profile: .nexartV1)) ?? "{}"
+            values += [
+                .int(e.index), .text(e.subject), .int(e.subjectIndex), .text(e.type), e.account.map(SQLValue.text) ?? .null,
+                .int(e.recordedAt), .text(body), e.payloadDigest.map(SQLValue.bytes) ?? .null,
+                e.prevSubjectLeaf.map(SQLValue.bytes) ?? .null, e.idempotencyKey.map(SQLValue.text) ?? .null, .bytes(e.leafHash),
+            ]
+        }
+        try connection.execute(SQLQuery(unsafeSQL: """
+            INSERT INTO ledger_entries (idx, subject, subject_index, type, account, recorded_at, body, payload_digest,
+                prev_subject_leaf, idempotency_key, leaf_hash) VALUES \(tuples.joined(separator: ", "))
+            """, binds: values))
+        try connection.execute("UPDATE ledger_head SET size = \(newSize) WHERE id = 1")
+        return outcomes
+    }
+
+    static func decodeEntry(_ row: [String?]) throws(LedgerStoreError) -> LedgerEntry {
+        guard let idx = row[0].flatMap({ Int64($0) }), let subject = row[1], let subjectIndex = row[2].flatMap({ Int64($0) }),
+            let type = row[3], let recorded = row[5].flatMap({ Int64($0) }), let bodyText = row[6],
+            let leaf = decodeBytea(row[10])
+        else { throw LedgerStoreError(.database, "an entry row could not be read") }
+        guard let body = try? JSONParser.parse(bodyText) else {
+            throw LedgerStoreError(.database, "entry \(idx) has a body that is not JSON")
+        }
+        var entry = LedgerEntryRow(
+            index: idx, subject: subject, subjectIndex: subjectIndex, type: type, account: row[4], recordedAt: recorded, body: body,
+            payloadDigest: decodeBytea(row[7]), prevSubjectLeaf: decodeBytea(row[8]), idempotencyKey: row[9], leafHash: leaf
+        ).entry
+        entry.leafHash = leaf  // as stored: audits compare it with the recomputed one
+        return entry
+    }
+
+    // MARK: Reading
+
+    /// The number of entries.
+    public func size() async throws -> Int64 {
+        try await pool.withConnection { c in Int64(try c.query("SELECT size FROM ledger_head WHERE id = 1").rows[0][0]!)! }
+    }
+
+    /// Entries with `from <= index < from + limit`, in order.
+    public func entries(from: Int64, limit: Int) async throws -> [LedgerEntry] {
+        try await pool.withConnection { c in
+            try c.query(SQLQuery(unsafeSQL: "SELECT \(Self.columns) FROM ledger_entries WHERE idx >= $1 ORDER BY idx LIMIT $2", binds: [.int(from), .int(Int64(limit))]))
+                .rows.map { row throws(LedgerStoreError) in try Self.decodeEntry(row) }
+        }
+    }
+
+    /// A subject's entries in order, with its chain checked.
+    public func entries(subject: String) async throws -> (entries: [LedgerEntry], problems: [LedgerProblem]) {
+        let entries = try await pool.withConnection { c in
+            try c.query(SQLQuery(unsafeSQL: "SELECT \(Self.columns) FROM ledger_entries WHERE subject = $1 ORDER BY subject_index", binds: [.text(subject)]))
+                .rows.map { row throws(LedgerStoreError) in try Self.decodeEntry(row) }
+        }
+        var problems: [LedgerProblem] = []
+        var previous: LedgerEntry? = nil
+        for e in entries {
+            if e.subjectIndex != (previous.map { $0.subjectIndex + 1 } ?? 0) {
+                problems.append(LedgerProblem(index: e.index, what: "an entry of \(subject) is missing before this one"))
+            }
+            if e.prevSubjectLeaf != previous?.leafHash { problems.append(LedgerProblem(index: e.index, what: "chain link does not match the previous entry")) }
+            if !e.isLeafHashConsistent { problems.append(LedgerProblem(index: e.index, what: "leaf hash does not match the entry")) }
+            previous = e
+        }
+        return (entries, problems)
+    }
+
+    /// The entry holding an idempotency key, if any.
+    public func entry(subject: String, type: String, idempotencyKey: String) async throws -> LedgerEntry? {
+        try await pool.withConnection { c in
+            try c.query(SQLQuery(
+                unsafeSQL: "SELECT \(Self.columns) FROM ledger_entries WHERE subject = $1 AND type = $2 AND idempotency_key = $3",
+                binds: [.text(subject), .text(type), .text(idempotencyKey)])
+            ).rows.first.map { row throws(LedgerStoreError) in try Self.decodeEntry(row) }
+        }
+    }
+
+    /// A payload's bytes, or nil when it was never stored or has been deleted.
+    public func payload(digest: [UInt8]) async throws -> [UInt8]? {
+        try await pool.withConnection { c in
+            decodeBytea(try c.query("SELECT content FROM ledger_payloads WHERE digest = \(digest)").rows.first?[0])
+        }
+    }
+
+    /// Deletes a payload and its salt; the entry, its leaf and every proof stay valid.
+    @discardableResult
+    public func deletePayload(digest: [UInt8]) async throws -> Bool {
+        try await pool.withConnection { c in try c.execute("DELETE FROM ledger_payloads WHERE digest = \(digest)") == 1 }
+    }
+}
+
+/// Row fields before the stored leaf hash is attached.
+struct LedgerEntryRow {
+    var index: Int64, subject: String, subjectIndex: Int64, type: String, account: String?, recordedAt: Int64, body: JSONValue
+    var payloadDigest: [UInt8]?, prevSubjectLeaf: [UInt8]?, idempotencyKey: String?, leafHash: [UInt8]
+
+    var entry: LedgerEntry {
+        (try? LedgerEntry(
+            index: index, subject: subject, subjectIndex: subjectIndex, type: type, account: account, recordedAt: recordedAt, body: body,
+            payloadDigest: payloadDigest, prevSubjectLeaf: prevSubjectLeaf, idempotencyKey: idempotencyKey))
+            ?? LedgerEntry.unchecked(
+                index: index, subject: subject, subjectIndex: subjectIndex, type: type, account: account, recordedAt: recordedAt, body: body,
+                payloadDigest: payloadDigest, prevSubjectLeaf: prevSubjectLeaf, idempotencyKey: idempotencyKey, leafHash: leafHash)
+    }
+}

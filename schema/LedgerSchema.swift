@@ -1,0 +1,12 @@
+// The SQL migrations in this folder, compiled into the binary (SwiftPM `.embedInCode`, which names
+// `0001_x.sql` `_001_x_sql`) so that a
+// deployed `evidence-ledger` carries its schema. Add each new file here and in Package.swift; a test
+// checks that this list and the folder agree.
+
+/// The numbered, forward-only migrations, in order.
+public enum LedgerSchema {
+    /// `(name, sql)` for every migration, in the order they apply.
+    public static let migrations: [(name: String, sql: [UInt8])] = [
+        ("0001_create_ledger", PackageResources._001_create_ledger_sql),
+    ]
+}
