@@ -83,6 +83,65 @@ public final class PostgresConnection: @unchecked Sendable {
         }
     }
 
+    /// Sends `queries` in one round trip (libpq pipeline mode, one sync at the end) and returns their
+    /// results in order. After a failing statement the rest are skipped and the first error is thrown.
+    /// Statements share the caller's explicit transaction, if one is open.
+    public func pipeline(_ queries: [SQLQuery]) throws(LedgerStoreError) -> [PostgresRows] {
+        guard let handle, !isBroken else { throw LedgerStoreError(.unavailable, "the database connection is closed") }
+        guard PQenterPipelineMode(handle) == 1 else { throw LedgerStoreError(.database, "cannot enter pipeline mode") }
+        defer { PQexitPipelineMode(handle) }
+        for query in queries {
+            let values = query.binds.map(\.textFormat)
+            var cStrings: [UnsafeMutablePointer<CChar>?] = values.map { $0.flatMap { strdup($0) } }
+            defer { for p in cStrings { free(p) } }
+            let sent = cStrings.withUnsafeMutableBufferPointer { params in
+                params.baseAddress!.withMemoryRebound(to: UnsafePointer<CChar>?.self, capacity: max(params.count, 1)) { p in
+                    PQsendQueryParams(handle, query.sql, Int32(values.count), nil, values.isEmpty ? nil : p, nil, nil, 0)
+                }
+            }
+            guard sent == 1 else {
+                isBroken = PQstatus(handle) != CONNECTION_OK
+                throw LedgerStoreError(.unavailable, "could not send a statement", detail: String(cString: PQerrorMessage(handle)))
+            }
+        }
+        guard PQpipelineSync(handle) == 1 else {
+            isBroken = PQstatus(handle) != CONNECTION_OK
+            throw LedgerStoreError(.unavailable, "could not send the pipeline", detail: String(cString: PQerrorMessage(handle)))
+        }
+        var results: [PostgresRows] = []
+        var firstError: LedgerStoreError? = nil
+        while true {
+            guard let result = PQgetResult(handle) else {
+                // End of one statement's results; a NULL right after the sync result never comes.
+                if PQstatus(handle) != CONNECTION_OK {
+                    isBroken = true
+                    throw firstError ?? LedgerStoreError(.unavailable, "the connection broke during a pipeline")
+                }
+                continue
+            }
+            defer { PQclear(result) }
+            let status = PQresultStatus(result)
+            if status == PGRES_PIPELINE_SYNC { break }
+            switch status {
+            case PGRES_COMMAND_OK, PGRES_TUPLES_OK:
+                results.append(PostgresRows(result))
+            case PGRES_PIPELINE_ABORTED:
+                continue
+            default:
+                if firstError == nil {
+                    let state = PQresultErrorField(result, CLIBPQ_DIAG_SQLSTATE).map { String(cString: $0) }
+                    let primary = PQresultErrorField(result, CLIBPQ_DIAG_MESSAGE_PRIMARY).map { String(cString: $0) }
+                        ?? String(cString: PQerrorMessage(handle)).trimmingTrailingWhitespace()
+                    firstError = LedgerStoreError.fromServer(sqlState: state, message: primary, detail: nil)
+                    if PQstatus(handle) != CONNECTION_OK || state == nil { firstError!.code = .unavailable }
+                }
+            }
+        }
+        if PQstatus(handle) != CONNECTION_OK { isBroken = true }
+        if let firstError { throw firstError }
+        return results
+    }
+
     private func run(_ query: SQLQuery) throws(LedgerStoreError) -> PostgresRows {
         guard let handle, !isBroken else { throw LedgerStoreError(.unavailable, "the database connection is closed") }
         let values = query.binds.map(\.textFormat)

@@ -57,6 +57,21 @@ public final class PostgresConnectionPool: Sendable {
         }
     }
 
+    /// Runs blocking `work` on one of the pool's threads without waiting for it (the sequencer's writer).
+    /// When the pool is shut down, `inactive` runs instead.
+    func submitBlocking(_ work: @escaping @Sendable () -> Void, inactive: @escaping @Sendable () -> Void) {
+        threadPool.submit { state in
+            if case .active = state { work() } else { inactive() }
+        }
+    }
+
+    /// A new connection outside the pool (the sequencer's dedicated writer connection). Blocking.
+    func makeDedicatedConnection() throws(LedgerStoreError) -> PostgresConnection {
+        try PostgresConnection(
+            conninfo: configuration.conninfo, statementTimeoutMilliseconds: configuration.statementTimeoutMilliseconds,
+            role: configuration.role)
+    }
+
     /// Runs blocking `body` inside a transaction (COMMIT on return, ROLLBACK on throw).
     public func withTransaction<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) throws -> T) async throws -> T {
         try await withConnection { connection in try connection.withTransaction { try body(connection) } }

@@ -59,82 +59,88 @@ public final class PostgresEventLog: Sendable {
     /// conflict or an invalid request, `LedgerStoreError` for operational faults (retryable ones say so).
     public func append(_ request: AppendRequest) async throws -> AppendResult {
         let ticket = Ticket(request: request)
-        var isLeader = sequencer.withLock { s -> Bool in
+        let startWriter = sequencer.withLock { s -> Bool in
             s.pending.append(ticket)
-            if s.isFlushing { return false }
-            s.isFlushing = true
+            if s.isWriting { return false }
+            s.isWriting = true
             return true
         }
-        while true {
-            if isLeader { await flushOneBatch() }
-            switch await wait(ticket) {
-            case .done(let result): return try result.get()
-            case .lead: isLeader = true
+        if startWriter { pool.submitBlocking({ [self] in writeWhilePending() }, inactive: { [self] in failPending() }) }
+        return try await withCheckedThrowingContinuation { (c: CheckedContinuation<AppendResult, any Error>) in
+            let ready = sequencer.withLock { _ -> Result<AppendResult, any Error>? in
+                if let result = ticket.result { return result }
+                ticket.continuation = c
+                return nil
             }
+            if let ready { c.resume(with: ready) }
         }
     }
 
     final class Ticket: @unchecked Sendable {  // fields guarded by the sequencer mutex
         let request: AppendRequest
-        var signal: Signal?
-        var continuation: CheckedContinuation<Signal, Never>?
+        var result: Result<AppendResult, any Error>?
+        var continuation: CheckedContinuation<AppendResult, any Error>?
         init(request: AppendRequest) { self.request = request }
     }
 
-    enum Signal: Sendable {
-        case done(Result<AppendResult, any Error>)
-        /// The previous leader finished; this waiter writes the next batch.
-        case lead
+    final class WriterConnection: @unchecked Sendable {  // used only by the one running writer
+        var connection: PostgresConnection?
     }
 
     struct SequencerState {
         var pending: [Ticket] = []
-        var isFlushing = false
+        var isWriting = false
         var batches = 0
         var appended = 0
     }
 
-    private func wait(_ ticket: Ticket) async -> Signal {
-        await withCheckedContinuation { (c: CheckedContinuation<Signal, Never>) in
-            let ready = sequencer.withLock { _ -> Signal? in
-                if let signal = ticket.signal {
-                    ticket.signal = nil
-                    return signal
-                }
-                ticket.continuation = c
-                return nil
-            }
-            if let ready { c.resume(returning: ready) }
-        }
-    }
+    private let writer = WriterConnection()
 
-    private func signal(_ ticket: Ticket, _ signal: Signal) {
-        let c = sequencer.withLock { _ -> CheckedContinuation<Signal, Never>? in
+    private func complete(_ ticket: Ticket, _ result: Result<AppendResult, any Error>) {
+        let c = sequencer.withLock { _ -> CheckedContinuation<AppendResult, any Error>? in
             if let c = ticket.continuation {
                 ticket.continuation = nil
                 return c
             }
-            ticket.signal = signal
+            ticket.result = result
             return nil
         }
-        c?.resume(returning: signal)
+        c?.resume(with: result)
     }
 
-    /// Writes one batch of pending appends, completes its waiters, and hands leadership on.
-    private func flushOneBatch() async {
-        let batch = sequencer.withLock { s -> [Ticket] in
-            let n = min(maxBatch, s.pending.count)
-            let batch = Array(s.pending.prefix(n))
-            s.pending.removeFirst(n)
-            return batch
+    /// Fails every pending append (the pool was shut down before the writer could run).
+    private func failPending() {
+        let pending = sequencer.withLock { s -> [Ticket] in
+            let p = s.pending
+            s.pending = []
+            s.isWriting = false
+            return p
         }
-        if !batch.isEmpty {
-            let requests = batch.map(\.request)
-            let recordedAt = clock()
-            do {
-                let outcomes = try await pool.withTransaction { connection in
-                    try Self.writeBatch(requests, recordedAt: recordedAt, on: connection)
+        for t in pending { complete(t, .failure(LedgerStoreError(.shutdown, "the event log's database pool is shut down"))) }
+    }
+
+    /// The writer: runs on a database thread with its own connection and writes batch after batch while
+    /// appends are pending, so no thread hop or handoff separates two batches.
+    private func writeWhilePending() {
+        while true {
+            let batch = sequencer.withLock { s -> [Ticket] in
+                let n = min(maxBatch, s.pending.count)
+                if n == 0 {
+                    s.isWriting = false
+                    return []
                 }
+                let batch = Array(s.pending.prefix(n))
+                s.pending.removeFirst(n)
+                return batch
+            }
+            if batch.isEmpty { return }
+            let requests = batch.map(\.request)
+            do {
+                if writer.connection == nil || writer.connection!.isBroken {
+                    writer.connection?.close()
+                    writer.connection = try pool.makeDedicatedConnection()
+                }
+                let outcomes = try Self.writeBatch(requests, recordedAt: clock(), on: writer.connection!)
                 let appended = outcomes.filter { if case .appended = $0 { return true } else { return false } }.count
                 sequencer.withLock { s in
                     s.batches += 1
@@ -142,101 +148,115 @@ public final class PostgresEventLog: Sendable {
                 }
                 for (ticket, outcome) in zip(batch, outcomes) {
                     switch outcome {
-                    case .appended(let e): signal(ticket, .done(.success(.appended(e))))
-                    case .existing(let e): signal(ticket, .done(.success(.existing(e))))
+                    case .appended(let e): complete(ticket, .success(.appended(e)))
+                    case .existing(let e): complete(ticket, .success(.existing(e)))
                     case .versionConflict(let s, let e, let a):
-                        signal(ticket, .done(.failure(AppendRefusal.versionConflict(subject: s, expected: e, actual: a))))
-                    case .rejected(let why): signal(ticket, .done(.failure(AppendRefusal.invalid(why))))
+                        complete(ticket, .failure(AppendRefusal.versionConflict(subject: s, expected: e, actual: a)))
+                    case .rejected(let why): complete(ticket, .failure(AppendRefusal.invalid(why)))
                     }
                 }
             } catch {
-                for ticket in batch { signal(ticket, .done(.failure(error))) }
+                if writer.connection?.isBroken == true {
+                    writer.connection?.close()
+                    writer.connection = nil
+                }
+                for ticket in batch { complete(ticket, .failure(error)) }
             }
         }
-        let next = sequencer.withLock { s -> Ticket? in
-            if s.pending.isEmpty {
-                s.isFlushing = false
-                return nil
-            }
-            return s.pending.first
-        }
-        if let next { signal(next, .lead) }
     }
 
-    /// One batch in one transaction: lock the head, read subject heads and idempotency keys, plan, insert.
+    /// One batch in one transaction, in two round trips (pipeline mode): BEGIN, lock the head, read the
+    /// subjects' last entries and the idempotency keys; then plan, insert, grow the head and COMMIT.
     static func writeBatch(_ requests: [AppendRequest], recordedAt: Int64, on connection: PostgresConnection) throws -> [AppendOutcome] {
-        let head = try connection.query("SELECT size FROM ledger_head WHERE id = 1 FOR UPDATE")
-        guard let sizeText = head.rows.first?[0], let size = Int64(sizeText) else {
-            throw LedgerStoreError(.database, "the ledger head row is missing; run migrations")
-        }
         let subjects = Array(Set(requests.map(\.subject)))
-        var heads: [String: SubjectHead] = [:]
-        let headRows = try connection.query("""
-            SELECT DISTINCT ON (subject) subject, subject_index, leaf_hash FROM ledger_entries
-            WHERE subject = ANY(\(textArray: subjects)::text[]) ORDER BY subject, subject_index DESC
-            """)
-        for row in headRows.rows {
-            heads[row[0]!] = SubjectHead(count: Int64(row[1]!)! + 1, lastLeaf: decodeBytea(row[2]))
-        }
-        var existing: [AppendPlanner.IdempotencyKey: LedgerEntry] = [:]
         let keyed = requests.filter { $0.idempotencyKey != nil }
+        var reads: [SQLQuery] = [
+            "BEGIN",
+            "SELECT size FROM ledger_head WHERE id = 1 FOR UPDATE",
+            // One index probe per subject for its last entry (stays O(log n) as subjects grow).
+            """
+            SELECT s.subject, e.subject_index, e.leaf_hash FROM unnest(\(textArray: subjects)::text[]) AS s(subject)
+            CROSS JOIN LATERAL (SELECT subject_index, leaf_hash FROM ledger_entries WHERE subject = s.subject
+                                ORDER BY subject_index DESC LIMIT 1) e
+            """,
+        ]
         if !keyed.isEmpty {
-            let rows = try connection.query(SQLQuery(unsafeSQL: """
+            reads.append(SQLQuery(unsafeSQL: """
                 SELECT \(columns) FROM ledger_entries WHERE idempotency_key IS NOT NULL
                 AND (subject, type, idempotency_key) IN (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]))
                 """, binds: [.textArray(keyed.map(\.subject)), .textArray(keyed.map(\.type)), .textArray(keyed.map { $0.idempotencyKey! })]))
-            for row in rows.rows {
-                let entry = try decodeEntry(row)
-                existing[AppendPlanner.IdempotencyKey(subject: entry.subject, type: entry.type, key: entry.idempotencyKey!)] = entry
+        }
+        do {
+            let results = try connection.pipeline(reads)
+            guard let sizeText = results[1].rows.first?[0], let size = Int64(sizeText) else {
+                throw LedgerStoreError(.database, "the ledger head row is missing; run migrations")
             }
-        }
-        var salts: [[UInt8]?] = []
-        var digests: [[UInt8]?] = []
-        var generator = SystemRandomNumberGenerator()
-        for r in requests {
-            if let payload = r.payload {
-                let salt = (0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) }
-                salts.append(salt)
-                digests.append(ProtocolHash.sha256(salt + payload))
-            } else {
-                salts.append(nil)
-                digests.append(nil)
+            var heads: [String: SubjectHead] = [:]
+            for row in results[2].rows {
+                heads[row[0]!] = SubjectHead(count: Int64(row[1]!)! + 1, lastLeaf: decodeBytea(row[2]))
             }
-        }
-        let (outcomes, newSize) = AppendPlanner.plan(
-            requests: requests, size: size, subjects: heads, existing: existing, payloadDigests: digests, recordedAt: recordedAt)
-        var entries: [LedgerEntry] = []
-        var payloadValues: [SQLValue] = []
-        for (i, outcome) in outcomes.enumerated() {
-            guard case .appended(let e) = outcome else { continue }
-            entries.append(e)
-            if let salt = salts[i], let digest = digests[i], let payload = requests[i].payload {
-                payloadValues += [.bytes(digest), .bytes(salt), .bytes(payload)]
+            var existing: [AppendPlanner.IdempotencyKey: LedgerEntry] = [:]
+            if results.count > 3 {
+                for row in results[3].rows {
+                    let entry = try decodeEntry(row)
+                    existing[AppendPlanner.IdempotencyKey(subject: entry.subject, type: entry.type, key: entry.idempotencyKey!)] = entry
+                }
             }
+            var salts: [[UInt8]?] = []
+            var digests: [[UInt8]?] = []
+            var generator = SystemRandomNumberGenerator()
+            for r in requests {
+                if let payload = r.payload {
+                    let salt = (0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) }
+                    salts.append(salt)
+                    digests.append(ProtocolHash.sha256(salt + payload))
+                } else {
+                    salts.append(nil)
+                    digests.append(nil)
+                }
+            }
+            let (outcomes, newSize) = AppendPlanner.plan(
+                requests: requests, size: size, subjects: heads, existing: existing, payloadDigests: digests, recordedAt: recordedAt)
+            var writes: [SQLQuery] = []
+            var entries: [LedgerEntry] = []
+            var payloadValues: [SQLValue] = []
+            for (i, outcome) in outcomes.enumerated() {
+                guard case .appended(let e) = outcome else { continue }
+                entries.append(e)
+                if let salt = salts[i], let digest = digests[i], let payload = requests[i].payload {
+                    payloadValues += [.bytes(digest), .bytes(salt), .bytes(payload)]
+                }
+            }
+            if !payloadValues.isEmpty {
+                let rows = (0..<(payloadValues.count / 3)).map { "($\($0 * 3 + 1), $\($0 * 3 + 2), $\($0 * 3 + 3))" }.joined(separator: ", ")
+                writes.append(SQLQuery(unsafeSQL: "INSERT INTO ledger_payloads (digest, salt, content) VALUES \(rows)", binds: payloadValues))
+            }
+            if !entries.isEmpty {
+                var values: [SQLValue] = []
+                var tuples: [String] = []
+                for e in entries {
+                    let n = values.count
+                    tuples.append("($\(n + 1), $\(n + 2), $\(n + 3), $\(n + 4), $\(n + 5), to_timestamp($\(n + 6)::bigint / 1000.0), $\(n + 7), $\(n + 8), $\(n + 9), $\(n + 10), $\(n + 11))")
+                    let body = (try? CanonicalJSON.string(e.body, profile: .nexartV1)) ?? "{}"
+                    values += [
+                        .int(e.index), .text(e.subject), .int(e.subjectIndex), .text(e.type), e.account.map(SQLValue.text) ?? .null,
+                        .int(e.recordedAt), .text(body), e.payloadDigest.map(SQLValue.bytes) ?? .null,
+                        e.prevSubjectLeaf.map(SQLValue.bytes) ?? .null, e.idempotencyKey.map(SQLValue.text) ?? .null, .bytes(e.leafHash),
+                    ]
+                }
+                writes.append(SQLQuery(unsafeSQL: """
+                    INSERT INTO ledger_entries (idx, subject, subject_index, type, account, recorded_at, body, payload_digest,
+                        prev_subject_leaf, idempotency_key, leaf_hash) VALUES \(tuples.joined(separator: ", "))
+                    """, binds: values))
+                writes.append("UPDATE ledger_head SET size = \(newSize) WHERE id = 1")
+            }
+            writes.append("COMMIT")
+            _ = try connection.pipeline(writes)
+            return outcomes
+        } catch {
+            if !connection.isBroken { _ = try? connection.execute("ROLLBACK") }
+            throw error
         }
-        guard !entries.isEmpty else { return outcomes }
-        if !payloadValues.isEmpty {
-            let rows = (0..<(payloadValues.count / 3)).map { "($\($0 * 3 + 1), $\($0 * 3 + 2), $\($0 * 3 + 3))" }.joined(separator: ", ")
-            try connection.execute(SQLQuery(unsafeSQL: "INSERT INTO ledger_payloads (digest, salt, content) VALUES \(rows)", binds: payloadValues))
-        }
-        var values: [SQLValue] = []
-        var tuples: [String] = []
-        for e in entries {
-            let n = values.count
-            tuples.append("($\(n + 1), $\(n + 2), $\(n + 3), $\(n + 4), $\(n + 5), to_timestamp($\(n + 6)::bigint / 1000.0), $\(n + 7), $\(n + 8), $\(n + 9), $\(n + 10), $\(n + 11))")
-            let body = (try? CanonicalJSON.string(e.body, profile: .nexartV1)) ?? "{}"
-            values += [
-                .int(e.index), .text(e.subject), .int(e.subjectIndex), .text(e.type), e.account.map(SQLValue.text) ?? .null,
-                .int(e.recordedAt), .text(body), e.payloadDigest.map(SQLValue.bytes) ?? .null,
-                e.prevSubjectLeaf.map(SQLValue.bytes) ?? .null, e.idempotencyKey.map(SQLValue.text) ?? .null, .bytes(e.leafHash),
-            ]
-        }
-        try connection.execute(SQLQuery(unsafeSQL: """
-            INSERT INTO ledger_entries (idx, subject, subject_index, type, account, recorded_at, body, payload_digest,
-                prev_subject_leaf, idempotency_key, leaf_hash) VALUES \(tuples.joined(separator: ", "))
-            """, binds: values))
-        try connection.execute("UPDATE ledger_head SET size = \(newSize) WHERE id = 1")
-        return outcomes
     }
 
     static func decodeEntry(_ row: [String?]) throws(LedgerStoreError) -> LedgerEntry {

@@ -133,7 +133,10 @@ import Testing
         #expect(after.successes > down.successes)  // appends resumed without restarting anything
         let report = try await LedgerVerifier.verify(pool: pool)
         #expect(report.isIntact, "\(report.problems.prefix(3))")
-        #expect(report.size == Int64(after.successes))
+        // Every acknowledged append is there; a COMMIT whose reply was lost in the shutdown may have
+        // landed too (unacknowledged but whole, which is why clients retry with idempotency keys).
+        #expect(report.size >= Int64(after.successes))
+        #expect(report.size <= Int64(after.successes + after.failures))
         await pool.shutdown()
     }
 
