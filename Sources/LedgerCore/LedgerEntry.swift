@@ -29,17 +29,9 @@ public struct LedgerEntry: Sendable, Equatable {
         index: Int64, subject: String, subjectIndex: Int64, type: String, account: String?, recordedAt: Int64, body: JSONValue,
         payloadDigest: [UInt8]?, prevSubjectLeaf: [UInt8]?, idempotencyKey: String?
     ) throws(CanonicalizationError) {
-        self.index = index
-        self.subject = subject
-        self.subjectIndex = subjectIndex
-        self.type = type
-        self.account = account
-        self.recordedAt = recordedAt
-        self.body = body
-        self.payloadDigest = payloadDigest
-        self.prevSubjectLeaf = prevSubjectLeaf
-        self.idempotencyKey = idempotencyKey
-        self.leafHash = []
+        self.init(
+            uncheckedIndex: index, subject: subject, subjectIndex: subjectIndex, type: type, account: account, recordedAt: recordedAt,
+            body: body, payloadDigest: payloadDigest, prevSubjectLeaf: prevSubjectLeaf, idempotencyKey: idempotencyKey)
         self.leafHash = Merkle.leafHash(try canonicalBytes())
     }
 

@@ -1,3 +1,4 @@
+import CERKit
 import Foundation
 import CLibpq
 
@@ -204,25 +205,7 @@ public struct PostgresRows: Sendable {
 /// Decodes PostgreSQL's hex bytea output (`\x…`).
 func decodeBytea(_ text: String?) -> [UInt8]? {
     guard let text, text.hasPrefix("\\x") else { return nil }
-    let hex = Array(text.utf8.dropFirst(2))
-    guard hex.count % 2 == 0 else { return nil }
-    var out: [UInt8] = []
-    out.reserveCapacity(hex.count / 2)
-    func v(_ c: UInt8) -> UInt8? {
-        switch c {
-        case 0x30...0x39: return c - 0x30
-        case 0x61...0x66: return c - 0x57
-        case 0x41...0x46: return c - 0x37
-        default: return nil
-        }
-    }
-    var i = 0
-    while i < hex.count {
-        guard let hi = v(hex[i]), let lo = v(hex[i + 1]) else { return nil }
-        out.append(hi << 4 | lo)
-        i += 2
-    }
-    return out
+    return Hex.decode(String(text.dropFirst(2)))
 }
 
 /// Double-quotes an identifier.

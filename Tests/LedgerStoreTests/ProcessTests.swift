@@ -116,13 +116,18 @@ import Testing
                 }
             }
         }
-        try await Task.sleep(for: .milliseconds(400))
+        // Wait for events, not for fixed times: the machine may be busy with other tests.
+        func waitUntil(_ condition: @escaping () -> Bool) async throws {
+            let deadline = ContinuousClock.now.advanced(by: .seconds(60))
+            while !condition(), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        try await waitUntil { outcome.snapshot().successes >= 20 }
         let before = outcome.snapshot()
         try pg.stop()
-        try await Task.sleep(for: .milliseconds(600))
+        try await waitUntil { outcome.snapshot().failures > before.failures }
         let down = outcome.snapshot()
         try pg.start()
-        try await Task.sleep(for: .seconds(1))
+        try await waitUntil { outcome.snapshot().successes >= down.successes + 20 }
         load.cancel()
         _ = await load.result
         let after = outcome.snapshot()

@@ -20,39 +20,10 @@ const path = require('path');
 const crypto = require('crypto');
 
 // ---------------------------------------------------------------------------
-// Canonical JSON (nexart-v1) and hashes — same algorithm as node-reference.js.
-
-function canonicalize(v) {
-  if (v === null) return 'null';
-  switch (typeof v) {
-    case 'boolean':
-      return v ? 'true' : 'false';
-    case 'number':
-      if (!Number.isFinite(v)) throw new Error(`Non-finite number not allowed in canonical JSON: ${v}`);
-      return JSON.stringify(v);
-    case 'string':
-      return JSON.stringify(v);
-    case 'object': {
-      if (Array.isArray(v)) return '[' + v.map(canonicalize).join(',') + ']';
-      const keys = Object.keys(v).sort();
-      const parts = [];
-      for (const k of keys) {
-        if (v[k] === undefined) continue;
-        parts.push(JSON.stringify(k) + ':' + canonicalize(v[k]));
-      }
-      return '{' + parts.join(',') + '}';
-    }
-    default:
-      throw new Error(`Unsupported type for canonical JSON: ${typeof v}`);
-  }
-}
-
+// Canonical JSON (nexart-v1) and hashes: the reference implementation's own.
+const { canonicalize, valueHash } = require('./node-reference.js');
 function sha256Hex(str) {
   return crypto.createHash('sha256').update(Buffer.from(str, 'utf8')).digest('hex');
-}
-
-function valueHash(value) {
-  return 'sha256:' + sha256Hex(typeof value === 'string' ? value : canonicalize(value));
 }
 
 function certificateHash(bundle) {

@@ -143,4 +143,5 @@ function main() {
   );
 }
 
-main();
+module.exports = { canonicalize, sha256Prefixed, valueHash };
+if (require.main === module) main();

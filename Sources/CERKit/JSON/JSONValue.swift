@@ -281,20 +281,7 @@ public struct JSONObject: Sendable, Equatable {
             members = parsedMembers
             return
         }
-        var order = Array(0..<count)
-        if count <= 24 {
-            for i in 1..<count {
-                let x = order[i]
-                var j = i
-                while j > 0, precedes(x, order[j - 1]) {
-                    order[j] = order[j - 1]
-                    j -= 1
-                }
-                order[j] = x
-            }
-        } else {
-            order.sort(by: precedes)
-        }
+        let order = Self.stableOrder(count: count, precedes: precedes)
         var out: [Member] = []
         out.reserveCapacity(count)
         var previous = -1
@@ -309,6 +296,26 @@ public struct JSONObject: Sendable, Equatable {
             previous = i
         }
         members = out
+    }
+
+    /// Indexes 0..<count sorted by `precedes` (insertion sort for small objects: no closure allocation).
+    static func stableOrder(count: Int, precedes: (Int, Int) -> Bool) -> [Int] {
+        var order = Array(0..<count)
+        guard count > 1 else { return order }
+        if count <= 24 {
+            for i in 1..<count {
+                let x = order[i]
+                var j = i
+                while j > 0, precedes(x, order[j - 1]) {
+                    order[j] = order[j - 1]
+                    j -= 1
+                }
+                order[j] = x
+            }
+        } else {
+            order.sort(by: precedes)
+        }
+        return order
     }
 
     /// An object from parsed members: sorted into canonical key order; of repeated keys the last value
@@ -331,20 +338,7 @@ public struct JSONObject: Sendable, Equatable {
             if ka == kb { return a < b }
             return JSONString.utf16Precedes(ka, kb)
         }
-        var order = Array(parsedMembers.indices)
-        if order.count <= 24 {
-            for i in 1..<order.count {  // insertion sort: small objects, no closure allocation
-                let x = order[i]
-                var j = i
-                while j > 0, precedes(x, order[j - 1]) {
-                    order[j] = order[j - 1]
-                    j -= 1
-                }
-                order[j] = x
-            }
-        } else {
-            order.sort(by: precedes)
-        }
+        let order = Self.stableOrder(count: parsedMembers.count, precedes: precedes)
         var out: [Member] = []
         out.reserveCapacity(order.count)
         for i in order {
