@@ -55,38 +55,39 @@ public enum ECMAScriptNumber {
 
     private static let powersOfTen: [Double] = (0...15).map { k in (0..<k).reduce(1.0) { r, _ in r * 10 } }
 
-    /// Plain-notation values with at most 15 significant digits: m / 10^k == v (both exact doubles, the
-    /// division correctly rounded) means the decimal m·10^-k parses back to v; trying k upwards finds the
-    /// fewest digits, and at ≤ 15 significant digits no other decimal of that length maps to v.
+    /// Plain-notation values with at most 15 significant digits. With K = 15 − (integer digits): if
+    /// m = round(v·10^K) and m / 10^K == v (both exact doubles, the division correctly rounded), the decimal
+    /// m·10^-K parses back to v, and since no two decimals of ≤ 15 significant digits map to the same double,
+    /// m with its trailing zeros removed is the shortest such decimal. One test decides; no search.
     static func appendShortDecimal(_ v: Double, to out: inout [UInt8]) -> Bool {
         guard v >= 1e-6, v < 1e15 else { return false }
-        let integerPart = v.rounded(.towardZero)
         var integerDigits = 0
-        var t = integerPart
+        var t = v.rounded(.towardZero)
         while t >= 1 { t /= 10; integerDigits += 1 }
-        var k = 1
-        while k + max(integerDigits, 1) <= 15 {
-            let p = powersOfTen[k]
-            let m = (v * p).rounded()
-            if m < 1e15, m / p == v {
-                let mi = Int64(m)
-                let pi = Int64(p)
-                appendDecimal(UInt64(mi / pi), to: &out)
-                out.append(UInt8(ascii: "."))
-                var fraction = mi % pi
-                var digits = [UInt8](repeating: 0x30, count: k)
-                var i = k - 1
-                while fraction > 0 {
-                    digits[i] = UInt8(fraction % 10) + 0x30
-                    fraction /= 10
-                    i -= 1
-                }
-                out.append(contentsOf: digits)
-                return true
-            }
-            k += 1
+        var k = 15 - max(integerDigits, 1)
+        guard k >= 1 else { return false }
+        let p = powersOfTen[k]
+        let scaled = (v * p).rounded()
+        guard scaled < 1e15, scaled / p == v else { return false }
+        var m = Int64(scaled)
+        while k > 0, m % 10 == 0 {
+            m /= 10
+            k -= 1
         }
-        return false
+        guard k > 0 else { return false }  // an integer: handled by the caller's integer path
+        let pk = Int64(powersOfTen[k])
+        appendDecimal(UInt64(m / pk), to: &out)
+        out.append(UInt8(ascii: "."))
+        var fraction = m % pk
+        var digits = [UInt8](repeating: 0x30, count: k)
+        var i = k - 1
+        while fraction > 0 {
+            digits[i] = UInt8(fraction % 10) + 0x30
+            fraction /= 10
+            i -= 1
+        }
+        out.append(contentsOf: digits)
+        return true
     }
 
     /// Shortest digits d1…dk (no leading zeros) and n such that value = 0.d1…dk × 10^n.
