@@ -1,6 +1,10 @@
 import ArgumentParser
 import LedgerStore
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// Where the ledger's database is: `--database-url` / `LEDGER_DATABASE_URL`, or else the embedded
 /// PostgreSQL under `--data-dir` (default `.ledger`).
 struct DatabaseOptions: ParsableArguments {
@@ -40,7 +44,3 @@ enum Environment {
         return String(cString: p)
     }
 }
-
-#if canImport(Glibc)
-    import Glibc
-#endif

@@ -39,7 +39,7 @@ struct EvidenceLedgerCommand: AsyncParsableCommand {
             }
             let message = fullMessage(for: error)
             if !message.isEmpty { FileOutput.standardError(message) }
-            Foundation_exit(2)
+            Self.exit(withError: ExitCode(2))  // usage errors are 2, not ArgumentParser's 64
         }
     }
 }
@@ -49,4 +49,3 @@ enum BuildInfo {
     static let version = "0.1.0"
 }
 
-@inline(__always) func Foundation_exit(_ code: Int32) -> Never { exit(code) }

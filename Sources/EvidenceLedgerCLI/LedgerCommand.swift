@@ -20,11 +20,12 @@ struct LedgerCommand: AsyncParsableCommand {
         func run() async throws {
             let (conninfo, _, _) = try database.resolve()
             let pool = PostgresConnectionPool(configuration: PostgresConfiguration(conninfo: conninfo, maxConnections: 1, statementTimeoutMilliseconds: 0, role: nil))
-            defer { Task { await pool.shutdown() } }
             let report: LedgerVerifier.Report
             do {
                 report = try await LedgerVerifier.verify(pool: pool)
+                await pool.shutdown()
             } catch {
+                await pool.shutdown()
                 FileOutput.standardError("evidence-ledger: the audit could not run: \(error)")
                 throw ExitCode(2)
             }
