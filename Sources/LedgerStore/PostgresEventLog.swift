@@ -267,12 +267,10 @@ public final class PostgresEventLog: Sendable {
         guard let body = try? JSONParser.parse(bodyText) else {
             throw LedgerStoreError(.database, "entry \(idx) has a body that is not JSON")
         }
-        var entry = LedgerEntryRow(
+        // The stored leaf hash, not a recomputed one: audits compare the two.
+        return LedgerEntry.unchecked(
             index: idx, subject: subject, subjectIndex: subjectIndex, type: type, account: row[4], recordedAt: recorded, body: body,
-            payloadDigest: decodeBytea(row[7]), prevSubjectLeaf: decodeBytea(row[8]), idempotencyKey: row[9], leafHash: leaf
-        ).entry
-        entry.leafHash = leaf  // as stored: audits compare it with the recomputed one
-        return entry
+            payloadDigest: decodeBytea(row[7]), prevSubjectLeaf: decodeBytea(row[8]), idempotencyKey: row[9], leafHash: leaf)
     }
 
     // MARK: Reading
@@ -330,20 +328,5 @@ public final class PostgresEventLog: Sendable {
     @discardableResult
     public func deletePayload(digest: [UInt8]) async throws -> Bool {
         try await pool.withConnection { c in try c.execute("DELETE FROM ledger_payloads WHERE digest = \(digest)") == 1 }
-    }
-}
-
-/// Row fields before the stored leaf hash is attached.
-struct LedgerEntryRow {
-    var index: Int64, subject: String, subjectIndex: Int64, type: String, account: String?, recordedAt: Int64, body: JSONValue
-    var payloadDigest: [UInt8]?, prevSubjectLeaf: [UInt8]?, idempotencyKey: String?, leafHash: [UInt8]
-
-    var entry: LedgerEntry {
-        (try? LedgerEntry(
-            index: index, subject: subject, subjectIndex: subjectIndex, type: type, account: account, recordedAt: recordedAt, body: body,
-            payloadDigest: payloadDigest, prevSubjectLeaf: prevSubjectLeaf, idempotencyKey: idempotencyKey))
-            ?? LedgerEntry.unchecked(
-                index: index, subject: subject, subjectIndex: subjectIndex, type: type, account: account, recordedAt: recordedAt, body: body,
-                payloadDigest: payloadDigest, prevSubjectLeaf: prevSubjectLeaf, idempotencyKey: idempotencyKey, leafHash: leafHash)
     }
 }

@@ -8,9 +8,7 @@ public enum ProtocolHash {
     /// SHA-256 of `bytes` (swift-crypto: several times faster than libsodium's SHA-256 here).
     public static func sha256(_ bytes: some Sequence<UInt8>) -> [UInt8] {
         var hasher = SHA256()
-        if let done: Void = bytes.withContiguousStorageIfAvailable({ hasher.update(bufferPointer: UnsafeRawBufferPointer($0)) }) {
-            _ = done
-        } else {
+        if bytes.withContiguousStorageIfAvailable({ hasher.update(bufferPointer: UnsafeRawBufferPointer($0)) }) == nil {
             hasher.update(data: Array(bytes))
         }
         return Array(hasher.finalize())
