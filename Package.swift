@@ -15,6 +15,13 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-asn1", from: "1.7.4"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        // Default traits off: with them SwiftPM passes defines in random order and rebuilds Hummingbird often.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
     ],
     targets: [
         // C shims: libsodium for Ed25519 (only CERKit's crypto files import it), libpq for LedgerStore.
@@ -36,7 +43,7 @@ let package = Package(
         .target(
             name: "LedgerSchema",
             path: "schema",
-            resources: [.embedInCode("0001_create_ledger.sql")]
+            resources: [.embedInCode("0001_create_ledger.sql"), .embedInCode("0002_create_accounts.sql")]
         ),
         // PostgreSQL through libpq: pool, migrations, event log, sequencer, embedded cluster.
         .target(
@@ -47,11 +54,27 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // HTTP API, node keys, accounts and quotas, background services, service assembly.
+        .target(
+            name: "LedgerServer",
+            dependencies: [
+                "CERKit", "LedgerCore", "LedgerStore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ]
+        ),
         .executableTarget(
             name: "EvidenceLedgerCLI",
             dependencies: [
-                "CERKit", "LedgerCore", "LedgerStore",
+                "CERKit", "LedgerCore", "LedgerStore", "LedgerServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .executableTarget(
@@ -63,6 +86,9 @@ let package = Package(
         .testTarget(name: "EvidenceLedgerCLITests", dependencies: ["CERKit"]),
         .testTarget(name: "LedgerCoreTests", dependencies: ["LedgerCore"]),
         .testTarget(name: "LedgerStoreTests", dependencies: ["LedgerStore", "LedgerCore"]),
+        .testTarget(
+            name: "LedgerServerTests",
+            dependencies: ["LedgerServer", "LedgerStore", "CERKit", "LedgerCore", .product(name: "Yams", package: "Yams")]),
     ],
     swiftLanguageModes: [.v6]
 )

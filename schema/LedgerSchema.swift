@@ -8,5 +8,6 @@ public enum LedgerSchema {
     /// `(name, sql)` for every migration, in the order they apply.
     public static let migrations: [(name: String, sql: [UInt8])] = [
         ("0001_create_ledger", PackageResources._001_create_ledger_sql),
+        ("0002_create_accounts", PackageResources._002_create_accounts_sql),
     ]
 }

@@ -44,3 +44,13 @@ enum Environment {
         return String(cString: p)
     }
 }
+
+extension Environment {
+    /// This machine's host name.
+    static func hostName() -> String? {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count) == 0 else { return nil }
+        let name = String(cString: buffer)
+        return name.isEmpty ? nil : name
+    }
+}

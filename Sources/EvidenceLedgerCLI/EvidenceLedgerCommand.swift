@@ -18,7 +18,10 @@ struct EvidenceLedgerCommand: AsyncParsableCommand {
             Exit codes: 0 verified, 1 not verified, 2 unreadable input or usage error.
             """,
         version: BuildInfo.version,
-        subcommands: [VerifyCommand.self, MigrateCommand.self, LedgerCommand.self, DatabaseCommand.self]
+        subcommands: [
+            VerifyCommand.self, ServeCommand.self, KeysCommand.self, AccountsCommand.self, APIKeysCommand.self, MigrateCommand.self,
+            LedgerCommand.self, DatabaseCommand.self,
+        ]
     )
 
     /// Runs the command and maps every failure to the documented exit codes (usage errors are 2).
@@ -46,6 +49,6 @@ struct EvidenceLedgerCommand: AsyncParsableCommand {
 
 /// The version compiled into the binary.
 enum BuildInfo {
-    static let version = "0.1.0"
+    static let version = "0.4.0"
 }
 

@@ -1,5 +1,12 @@
 import CERKit
 
+/// Computes an entry's body once its index and time are known (for example a receipt that carries
+/// the ledger index); runs inside the batch, so it must be quick and must not block.
+public struct BodyFinalizer: Sendable {
+    public let make: @Sendable (_ index: Int64, _ recordedAt: Int64) throws -> JSONValue
+    public init(_ make: @escaping @Sendable (_ index: Int64, _ recordedAt: Int64) throws -> JSONValue) { self.make = make }
+}
+
 /// A request to append one event.
 public struct AppendRequest: Sendable, Equatable {
     public var subject: String
@@ -12,10 +19,12 @@ public struct AppendRequest: Sendable, Equatable {
     public var idempotencyKey: String?
     /// When set, the append succeeds only if the subject has exactly this many entries.
     public var expectedSubjectVersion: Int64?
+    /// When set, replaces `body` with a body computed from the assigned index and time.
+    public var finalizer: BodyFinalizer?
 
     public init(
         subject: String, type: String, account: String? = nil, body: JSONValue = .object(JSONObject()), payload: [UInt8]? = nil,
-        idempotencyKey: String? = nil, expectedSubjectVersion: Int64? = nil
+        idempotencyKey: String? = nil, expectedSubjectVersion: Int64? = nil, finalizer: BodyFinalizer? = nil
     ) {
         self.subject = subject
         self.type = type
@@ -24,6 +33,13 @@ public struct AppendRequest: Sendable, Equatable {
         self.payload = payload
         self.idempotencyKey = idempotencyKey
         self.expectedSubjectVersion = expectedSubjectVersion
+        self.finalizer = finalizer
+    }
+
+    public static func == (a: AppendRequest, b: AppendRequest) -> Bool {
+        a.subject == b.subject && a.type == b.type && a.account == b.account && a.body == b.body && a.payload == b.payload
+            && a.idempotencyKey == b.idempotencyKey && a.expectedSubjectVersion == b.expectedSubjectVersion
+            && (a.finalizer == nil) == (b.finalizer == nil)
     }
 
     /// Top-level body members that would carry raw execution content; the ledger refuses them.
@@ -80,45 +96,83 @@ public enum AppendPlanner {
         }
     }
 
+    /// What a member of a refused group reports when another member caused the refusal.
+    public static let refusedWithGroup = "not appended: another append in the same group was refused"
+
     /// Plans `requests` in order: dense indexes from `size`, subject chains from `subjects`, retries
     /// answered from `existing`. `payloadDigests[i]` is the salted digest of request i's payload.
+    /// `groupSizes` splits the requests into consecutive all-or-nothing groups (default: one each):
+    /// when one member is refused, no member of its group is appended.
     public static func plan(
         requests: [AppendRequest], size: Int64, subjects: [String: SubjectHead], existing: [IdempotencyKey: LedgerEntry],
-        payloadDigests: [[UInt8]?], recordedAt: Int64
+        payloadDigests: [[UInt8]?], recordedAt: Int64, groupSizes: [Int]? = nil
     ) -> (outcomes: [AppendOutcome], newSize: Int64) {
         var next = size
         var heads = subjects
         var seen = existing
         var outcomes: [AppendOutcome] = []
         outcomes.reserveCapacity(requests.count)
-        for (i, request) in requests.enumerated() {
-            if let problem = request.validationProblem() {
-                outcomes.append(.rejected(problem))
-                continue
+        var start = 0
+        for groupSize in groupSizes ?? Array(repeating: 1, count: requests.count) {
+            let saved = (next, heads, seen)
+            var failed = false
+            for i in start..<(start + groupSize) {
+                let outcome = planOne(
+                    requests[i], payloadDigest: i < payloadDigests.count ? payloadDigests[i] : nil, recordedAt: recordedAt,
+                    next: &next, heads: &heads, seen: &seen)
+                switch outcome {
+                case .appended, .existing: break
+                case .versionConflict, .rejected: failed = true
+                }
+                outcomes.append(outcome)
             }
-            let idKey = request.idempotencyKey.map { IdempotencyKey(subject: request.subject, type: request.type, key: $0) }
-            if let idKey, let entry = seen[idKey] {
-                outcomes.append(.existing(entry))
-                continue
+            if failed && groupSize > 1 {
+                (next, heads, seen) = saved
+                for i in start..<(start + groupSize) {
+                    switch outcomes[i] {
+                    case .appended, .existing: outcomes[i] = .rejected(refusedWithGroup)
+                    case .versionConflict, .rejected: break
+                    }
+                }
             }
-            let head = heads[request.subject] ?? SubjectHead(count: 0, lastLeaf: nil)
-            if let expected = request.expectedSubjectVersion, expected != head.count {
-                outcomes.append(.versionConflict(subject: request.subject, expected: expected, actual: head.count))
-                continue
-            }
-            do {
-                let entry = try LedgerEntry(
-                    index: next, subject: request.subject, subjectIndex: head.count, type: request.type, account: request.account,
-                    recordedAt: recordedAt, body: request.body, payloadDigest: i < payloadDigests.count ? payloadDigests[i] : nil,
-                    prevSubjectLeaf: head.lastLeaf, idempotencyKey: request.idempotencyKey)
-                next += 1
-                heads[request.subject] = SubjectHead(count: head.count + 1, lastLeaf: entry.leafHash)
-                if let idKey { seen[idKey] = entry }
-                outcomes.append(.appended(entry))
-            } catch {
-                outcomes.append(.rejected("body has no canonical form: \(error.message)"))
-            }
+            start += groupSize
         }
         return (outcomes, next)
+    }
+
+    private static func planOne(
+        _ request: AppendRequest, payloadDigest: [UInt8]?, recordedAt: Int64, next: inout Int64, heads: inout [String: SubjectHead],
+        seen: inout [IdempotencyKey: LedgerEntry]
+    ) -> AppendOutcome {
+        if let problem = request.validationProblem() { return .rejected(problem) }
+        let idKey = request.idempotencyKey.map { IdempotencyKey(subject: request.subject, type: request.type, key: $0) }
+        if let idKey, let entry = seen[idKey] { return .existing(entry) }
+        let head = heads[request.subject] ?? SubjectHead(count: 0, lastLeaf: nil)
+        if let expected = request.expectedSubjectVersion, expected != head.count {
+            return .versionConflict(subject: request.subject, expected: expected, actual: head.count)
+        }
+        var body = request.body
+        if let finalizer = request.finalizer {
+            do {
+                body = try finalizer.make(next, recordedAt)
+            } catch {
+                return .rejected("the entry's body could not be completed: \(error)")
+            }
+            var checked = request
+            checked.body = body
+            if let problem = checked.validationProblem() { return .rejected(problem) }
+        }
+        do {
+            let entry = try LedgerEntry(
+                index: next, subject: request.subject, subjectIndex: head.count, type: request.type, account: request.account,
+                recordedAt: recordedAt, body: body, payloadDigest: payloadDigest, prevSubjectLeaf: head.lastLeaf,
+                idempotencyKey: request.idempotencyKey)
+            next += 1
+            heads[request.subject] = SubjectHead(count: head.count + 1, lastLeaf: entry.leafHash)
+            if let idKey { seen[idKey] = entry }
+            return .appended(entry)
+        } catch {
+            return .rejected("body has no canonical form: \(error.message)")
+        }
     }
 }

@@ -42,10 +42,17 @@ public final class PostgresEventLog: Sendable {
     /// Batches written and entries appended (for metrics).
     public var statistics: (batches: Int, appended: Int) { sequencer.withLock { ($0.batches, $0.appended) } }
 
-    public init(pool: PostgresConnectionPool, maxBatch: Int = 256, clock: @escaping @Sendable () -> Int64 = PostgresEventLog.wallClock) {
+    private let onBatch: (@Sendable (_ appended: Int) -> Void)?
+
+    /// `onBatch` is told the number of entries each committed batch appended (for metrics).
+    public init(
+        pool: PostgresConnectionPool, maxBatch: Int = 256, clock: @escaping @Sendable () -> Int64 = PostgresEventLog.wallClock,
+        onBatch: (@Sendable (_ appended: Int) -> Void)? = nil
+    ) {
         self.pool = pool
         self.maxBatch = maxBatch
         self.clock = clock
+        self.onBatch = onBatch
     }
 
     /// Milliseconds since the epoch from the system clock.
@@ -58,7 +65,14 @@ public final class PostgresEventLog: Sendable {
     /// Appends one event; waits until its batch has committed. Throws `AppendRefusal` for a version
     /// conflict or an invalid request, `LedgerStoreError` for operational faults (retryable ones say so).
     public func append(_ request: AppendRequest) async throws -> AppendResult {
-        let ticket = Ticket(request: request)
+        try await append(group: [request])[0]
+    }
+
+    /// Appends several events atomically, in order, in one batch: either every one is appended (or found
+    /// as an idempotent retry), or none is and the first refusal is thrown.
+    public func append(group requests: [AppendRequest]) async throws -> [AppendResult] {
+        guard !requests.isEmpty else { return [] }
+        let ticket = Ticket(requests: requests)
         let startWriter = sequencer.withLock { s -> Bool in
             s.pending.append(ticket)
             if s.isWriting { return false }
@@ -66,8 +80,8 @@ public final class PostgresEventLog: Sendable {
             return true
         }
         if startWriter { pool.submitBlocking({ [self] in writeWhilePending() }, inactive: { [self] in failPending() }) }
-        return try await withCheckedThrowingContinuation { (c: CheckedContinuation<AppendResult, any Error>) in
-            let ready = sequencer.withLock { _ -> Result<AppendResult, any Error>? in
+        return try await withCheckedThrowingContinuation { (c: CheckedContinuation<[AppendResult], any Error>) in
+            let ready = sequencer.withLock { _ -> Result<[AppendResult], any Error>? in
                 if let result = ticket.result { return result }
                 ticket.continuation = c
                 return nil
@@ -77,10 +91,10 @@ public final class PostgresEventLog: Sendable {
     }
 
     final class Ticket: @unchecked Sendable {  // fields guarded by the sequencer mutex
-        let request: AppendRequest
-        var result: Result<AppendResult, any Error>?
-        var continuation: CheckedContinuation<AppendResult, any Error>?
-        init(request: AppendRequest) { self.request = request }
+        let requests: [AppendRequest]
+        var result: Result<[AppendResult], any Error>?
+        var continuation: CheckedContinuation<[AppendResult], any Error>?
+        init(requests: [AppendRequest]) { self.requests = requests }
     }
 
     final class WriterConnection: @unchecked Sendable {  // used only by the one running writer
@@ -96,8 +110,8 @@ public final class PostgresEventLog: Sendable {
 
     private let writer = WriterConnection()
 
-    private func complete(_ ticket: Ticket, _ result: Result<AppendResult, any Error>) {
-        let c = sequencer.withLock { _ -> CheckedContinuation<AppendResult, any Error>? in
+    private func complete(_ ticket: Ticket, _ result: Result<[AppendResult], any Error>) {
+        let c = sequencer.withLock { _ -> CheckedContinuation<[AppendResult], any Error>? in
             if let c = ticket.continuation {
                 ticket.continuation = nil
                 return c
@@ -134,26 +148,25 @@ public final class PostgresEventLog: Sendable {
                 return batch
             }
             if batch.isEmpty { return }
-            let requests = batch.map(\.request)
+            let requests = batch.flatMap(\.requests)
             do {
                 if writer.connection == nil || writer.connection!.isBroken {
                     writer.connection?.close()
                     writer.connection = try pool.makeDedicatedConnection()
                 }
-                let outcomes = try Self.writeBatch(requests, recordedAt: clock(), on: writer.connection!)
+                let outcomes = try Self.writeBatch(
+                    requests, groupSizes: batch.map(\.requests.count), recordedAt: clock(), on: writer.connection!)
                 let appended = outcomes.filter { if case .appended = $0 { return true } else { return false } }.count
                 sequencer.withLock { s in
                     s.batches += 1
                     s.appended += appended
                 }
-                for (ticket, outcome) in zip(batch, outcomes) {
-                    switch outcome {
-                    case .appended(let e): complete(ticket, .success(.appended(e)))
-                    case .existing(let e): complete(ticket, .success(.existing(e)))
-                    case .versionConflict(let s, let e, let a):
-                        complete(ticket, .failure(AppendRefusal.versionConflict(subject: s, expected: e, actual: a)))
-                    case .rejected(let why): complete(ticket, .failure(AppendRefusal.invalid(why)))
-                    }
+                onBatch?(appended)
+                var start = 0
+                for ticket in batch {
+                    let group = outcomes[start..<(start + ticket.requests.count)]
+                    start += ticket.requests.count
+                    complete(ticket, Self.result(of: group))
                 }
             } catch {
                 if writer.connection?.isBroken == true {
@@ -165,9 +178,30 @@ public final class PostgresEventLog: Sendable {
         }
     }
 
+    /// A group's result: all its entries, or its first refusal (preferring the member that caused it).
+    static func result(of group: ArraySlice<AppendOutcome>) -> Result<[AppendResult], any Error> {
+        var results: [AppendResult] = []
+        var cause: AppendRefusal?
+        var refusedWithGroup = false
+        for outcome in group {
+            switch outcome {
+            case .appended(let e): results.append(.appended(e))
+            case .existing(let e): results.append(.existing(e))
+            case .versionConflict(let s, let e, let a): cause = cause ?? .versionConflict(subject: s, expected: e, actual: a)
+            case .rejected(let why) where why == AppendPlanner.refusedWithGroup: refusedWithGroup = true
+            case .rejected(let why): cause = cause ?? .invalid(why)
+            }
+        }
+        if let cause { return .failure(cause) }
+        if refusedWithGroup { return .failure(AppendRefusal.invalid(AppendPlanner.refusedWithGroup)) }
+        return .success(results)
+    }
+
     /// One batch in one transaction, in two round trips (pipeline mode): BEGIN, lock the head, read the
     /// subjects' last entries and the idempotency keys; then plan, insert, grow the head and COMMIT.
-    static func writeBatch(_ requests: [AppendRequest], recordedAt: Int64, on connection: PostgresConnection) throws -> [AppendOutcome] {
+    static func writeBatch(
+        _ requests: [AppendRequest], groupSizes: [Int]? = nil, recordedAt: Int64, on connection: PostgresConnection
+    ) throws -> [AppendOutcome] {
         let subjects = Array(Set(requests.map(\.subject)))
         let keyed = requests.filter { $0.idempotencyKey != nil }
         var reads: [SQLQuery] = [
@@ -216,7 +250,7 @@ public final class PostgresEventLog: Sendable {
                 }
             }
             let (outcomes, newSize) = AppendPlanner.plan(
-                requests: requests, size: size, subjects: heads, existing: existing, payloadDigests: digests, recordedAt: recordedAt)
+                requests: requests, size: size, subjects: heads, existing: existing, payloadDigests: digests, recordedAt: recordedAt, groupSizes: groupSizes)
             var writes: [SQLQuery] = []
             var entries: [LedgerEntry] = []
             var payloadValues: [SQLValue] = []
@@ -305,6 +339,26 @@ public final class PostgresEventLog: Sendable {
             previous = e
         }
         return (entries, problems)
+    }
+
+    /// Every entry of the given types, in log order.
+    public func entries(types: [String]) async throws -> [LedgerEntry] {
+        try await pool.withConnection { c in
+            try c.query(SQLQuery(
+                unsafeSQL: "SELECT \(Self.columns) FROM ledger_entries WHERE type = ANY($1::text[]) ORDER BY idx", binds: [.textArray(types)])
+            ).rows.map { row throws(LedgerStoreError) in try Self.decodeEntry(row) }
+        }
+    }
+
+    /// An account's entries of one type, newest first.
+    public func entries(account: String, type: String, limit: Int, offset: Int) async throws -> [LedgerEntry] {
+        try await pool.withConnection { c in
+            try c.query(SQLQuery(
+                unsafeSQL: """
+                    SELECT \(Self.columns) FROM ledger_entries WHERE account = $1 AND type = $2 ORDER BY idx DESC LIMIT $3 OFFSET $4
+                    """, binds: [.text(account), .text(type), .int(Int64(limit)), .int(Int64(offset))])
+            ).rows.map { row throws(LedgerStoreError) in try Self.decodeEntry(row) }
+        }
     }
 
     /// The entry holding an idempotency key, if any.

@@ -59,3 +59,13 @@ public struct Ed25519SigningKey: Sendable {
     /// The signature of `message`.
     public func sign(_ message: [UInt8]) -> [UInt8] { Ed25519.sign(message, seed: seed) }
 }
+
+/// Comparison whose time does not depend on where two secrets differ (libsodium `sodium_memcmp`).
+public enum ConstantTime {
+    /// True when `a` and `b` are equal; lengths are not secret.
+    public static func isEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        guard a.count == b.count else { return false }
+        if a.isEmpty { return true }
+        return sodium_memcmp(a, b, a.count) == 0
+    }
+}

@@ -6,6 +6,13 @@ extension JSONValue {
         return String(decoding: out, as: UTF8.self)
     }
 
+    /// Compact JSON bytes in member insertion order (responses; never hashed or signed).
+    public func compactBytes() -> [UInt8] {
+        var out: [UInt8] = []
+        writePretty(self, level: 0, indent: 0, to: &out)
+        return out
+    }
+
     /// Compact JSON text in member insertion order (for people and logs; never hashed or signed).
     public func compactText() -> String {
         var out: [UInt8] = []

@@ -417,3 +417,11 @@ public struct JSONObject: Sendable, Equatable {
         JSONObject(uniqueMembers: members.filter { !keys.contains($0.key.string) })
     }
 }
+
+extension JSONObject: ExpressibleByDictionaryLiteral {
+    /// An object from literal members, in the order written (a later duplicate replaces an earlier one).
+    public init(dictionaryLiteral elements: (String, JSONValue)...) {
+        self.init()
+        for (k, v) in elements { self[k] = v }
+    }
+}

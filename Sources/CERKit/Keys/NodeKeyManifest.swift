@@ -15,6 +15,20 @@ public struct NodeKeyManifest: Sendable, Equatable {
         public var publicKey: [UInt8]?
         /// Why the key material could not be used, when it could not.
         public var formatProblem: String?
+
+        public init(
+            kid: String, algorithm: String, status: String, isRevoked: Bool, validFrom: Int64?, validTo: Int64?, publicKey: [UInt8]?,
+            formatProblem: String?
+        ) {
+            self.kid = kid
+            self.algorithm = algorithm
+            self.status = status
+            self.isRevoked = isRevoked
+            self.validFrom = validFrom
+            self.validTo = validTo
+            self.publicKey = publicKey
+            self.formatProblem = formatProblem
+        }
     }
 
     public var nodeId: String?

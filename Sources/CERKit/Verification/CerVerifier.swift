@@ -147,7 +147,7 @@ public enum CerVerifier {
         CerVerificationResult(code: code, findings: findings, computedCertificateHash: nil, matchedRule: nil, protocolVersion: nil)
     }
 
-    static func describe(_ value: JSONValue?) -> String {
+    public static func describe(_ value: JSONValue?) -> String {
         guard let value else { return "nothing (missing)" }
         if let s = value.stringValue { return "\"\(s.prefix(80))\"" }
         return value.typeName

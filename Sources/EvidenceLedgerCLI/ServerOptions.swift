@@ -1,0 +1,98 @@
+import ArgumentParser
+import Foundation
+import LedgerServer
+
+/// Server settings: each flag falls back to its `LEDGER_*` variable, then to the documented default
+/// (docs/configuration.md). Secrets come only from the environment or a file, never from argv.
+struct ServerOptions: ParsableArguments {
+    @Option(help: "Address to listen on (LEDGER_HOST, default 127.0.0.1).") var host: String?
+    @Option(help: "Port to listen on, 0 for any free port (LEDGER_PORT, default 8080).") var port: Int?
+    @Option(name: .customLong("keys-dir"), help: "Directory of private signing keys (LEDGER_KEYS_DIR, default .ledger/keys).")
+    var keysDirectory: String?
+    @Option(name: .customLong("node-id"), help: "Node id in receipts and the key manifest (LEDGER_NODE_ID, default evidence-ledger-node).")
+    var nodeId: String?
+    @Option(name: .customLong("instance-id"), help: "Replica name in nodeRuntimeHash (LEDGER_INSTANCE_ID, default the host name).")
+    var instanceId: String?
+    @Option(name: .customLong("public-url"), help: "Base URL for links (LEDGER_PUBLIC_URL, default from host and port).")
+    var publicURL: String?
+    @Option(name: .customLong("max-body-bytes"), help: "Largest request body (LEDGER_MAX_BODY_BYTES, default 52428800).")
+    var maxBodyBytes: Int?
+    @Option(name: .customLong("max-json-depth"), help: "Deepest JSON nesting accepted (LEDGER_MAX_JSON_DEPTH, default 128).")
+    var maxJSONDepth: Int?
+    @Option(name: .customLong("request-timeout"), help: "Seconds a request may take (LEDGER_REQUEST_TIMEOUT_SECONDS, default 30).")
+    var requestTimeout: Int?
+    @Option(name: .customLong("idle-timeout"), help: "Seconds before an idle connection is closed (LEDGER_IDLE_TIMEOUT_SECONDS, default 65).")
+    var idleTimeout: Int?
+    @Option(name: .customLong("enforce-quota"), help: "Enforce monthly quotas: true or false (LEDGER_ENFORCE_QUOTA, default true).")
+    var enforceQuota: Bool?
+    @Option(name: .customLong("default-monthly-limit"), help: "Monthly limit of new accounts (LEDGER_DEFAULT_MONTHLY_LIMIT, default 100).")
+    var defaultMonthlyLimit: Int?
+    @Option(name: .customLong("key-refresh"), help: "Seconds between re-reads of the key events (LEDGER_KEY_REFRESH_SECONDS, default 5).")
+    var keyRefresh: Int?
+    @Option(name: .customLong("db-pool-size"), help: "Database connections (LEDGER_DB_POOL_SIZE, default 8).")
+    var databasePoolSize: Int?
+    @Option(name: .customLong("cors-origin"), help: "Access-Control-Allow-Origin (LEDGER_CORS_ORIGIN, default *).")
+    var corsOrigin: String?
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical (LEDGER_LOG_LEVEL, default info).")
+    var logLevel: String?
+    @Option(name: .customLong("admin-token-file"), help: "File holding the admin API token (else LEDGER_ADMIN_TOKEN; unset disables the admin API).")
+    var adminTokenFile: String?
+
+    /// The configuration, or a sentence naming the first bad value.
+    func resolve() throws -> ServerConfiguration {
+        var c = ServerConfiguration()
+        func int(_ flag: Int?, _ name: String, _ variable: String, _ range: ClosedRange<Int>, _ current: Int) throws -> Int {
+            if let flag {
+                guard range.contains(flag) else { throw ValidationError("--\(name) must be from \(range.lowerBound) to \(range.upperBound)") }
+                return flag
+            }
+            guard let raw = Environment.value(variable), !raw.isEmpty else { return current }
+            guard let v = Int(raw), range.contains(v) else {
+                throw ValidationError("\(variable)=\(raw.prefix(40)) must be an integer from \(range.lowerBound) to \(range.upperBound)")
+            }
+            return v
+        }
+        func string(_ flag: String?, _ variable: String) -> String? {
+            flag ?? Environment.value(variable).flatMap { $0.isEmpty ? nil : $0 }
+        }
+        c.host = string(host, "LEDGER_HOST") ?? c.host
+        c.port = try int(port, "port", "LEDGER_PORT", 0...65535, c.port)
+        c.keysDirectory = string(keysDirectory, "LEDGER_KEYS_DIR") ?? c.keysDirectory
+        c.nodeId = string(nodeId, "LEDGER_NODE_ID") ?? c.nodeId
+        c.instanceId = string(instanceId, "LEDGER_INSTANCE_ID") ?? Environment.hostName() ?? c.instanceId
+        c.publicURL = string(publicURL, "LEDGER_PUBLIC_URL")
+        c.maxBodyBytes = try int(maxBodyBytes, "max-body-bytes", "LEDGER_MAX_BODY_BYTES", 1024...(1 << 30), c.maxBodyBytes)
+        c.maxJSONDepth = try int(maxJSONDepth, "max-json-depth", "LEDGER_MAX_JSON_DEPTH", 8...1000, c.maxJSONDepth)
+        c.requestTimeoutSeconds = try int(requestTimeout, "request-timeout", "LEDGER_REQUEST_TIMEOUT_SECONDS", 1...3600, c.requestTimeoutSeconds)
+        c.idleTimeoutSeconds = try int(idleTimeout, "idle-timeout", "LEDGER_IDLE_TIMEOUT_SECONDS", 1...3600, c.idleTimeoutSeconds)
+        c.defaultMonthlyLimit = Int64(try int(defaultMonthlyLimit, "default-monthly-limit", "LEDGER_DEFAULT_MONTHLY_LIMIT", 0...Int(Int32.max), Int(c.defaultMonthlyLimit)))
+        c.keyRefreshSeconds = try int(keyRefresh, "key-refresh", "LEDGER_KEY_REFRESH_SECONDS", 1...3600, c.keyRefreshSeconds)
+        c.databasePoolSize = try int(databasePoolSize, "db-pool-size", "LEDGER_DB_POOL_SIZE", 2...256, c.databasePoolSize)
+        c.corsAllowOrigin = string(corsOrigin, "LEDGER_CORS_ORIGIN") ?? c.corsAllowOrigin
+        c.logLevel = string(logLevel, "LEDGER_LOG_LEVEL") ?? c.logLevel
+        guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(c.logLevel) else {
+            throw ValidationError("log level \(c.logLevel.prefix(20)) is not one of trace, debug, info, notice, warning, error, critical")
+        }
+        if let enforceQuota {
+            c.enforceQuota = enforceQuota
+        } else if let raw = Environment.value("LEDGER_ENFORCE_QUOTA"), !raw.isEmpty {
+            guard let v = Bool(raw.lowercased()) else { throw ValidationError("LEDGER_ENFORCE_QUOTA must be true or false") }
+            c.enforceQuota = v
+        }
+        if let adminTokenFile {
+            guard let text = try? String(contentsOfFile: adminTokenFile, encoding: .utf8) else {
+                throw ValidationError("cannot read the admin token file \(adminTokenFile)")
+            }
+            c.adminToken = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        } else {
+            c.adminToken = Environment.value("LEDGER_ADMIN_TOKEN")
+        }
+        if let token = c.adminToken, !token.isEmpty, token.utf8.count < 16 {
+            throw ValidationError("the admin token must be at least 16 characters")
+        }
+        if let url = c.publicURL, !(url.hasPrefix("http://") || url.hasPrefix("https://")) {
+            throw ValidationError("the public URL must start with http:// or https://")
+        }
+        return c
+    }
+}

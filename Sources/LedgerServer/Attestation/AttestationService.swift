@@ -1,0 +1,263 @@
+import CERKit
+import Foundation
+import LedgerCore
+import LedgerStore
+
+/// Who may see a record through the public resolver.
+public enum Visibility: String, Sendable {
+    case `private`
+    case `public`
+}
+
+/// An attestation as the ledger holds it, with its entry.
+public struct AttestationRecord: Sendable {
+    /// The `cer.attested` entry (its body holds the signed receipt and envelope).
+    public var entry: LedgerEntry
+    /// False when this request found an earlier identical attestation (an idempotent replay).
+    public var isNew: Bool
+    /// The certified bundle, when the record has one.
+    public var bundle: JSONValue?
+}
+
+/// Attesting, certifying and stamping: verify, record one ledger event per attestation (the signed
+/// receipt inside it, carrying the entry's ledger index), and answer in the live node's shape.
+public struct AttestationService: Sendable {
+    public static let attested = "cer.attested"
+    public static let visibilityChanged = "cer.visibility_changed"
+    public static let executionClaimed = "execution.claimed"
+
+    public let log: PostgresEventLog
+    public let keys: KeyRing
+    public let identity: NodeIdentity
+    public let clock: @Sendable () -> Int64
+
+    public init(log: PostgresEventLog, keys: KeyRing, identity: NodeIdentity, clock: @escaping @Sendable () -> Int64 = PostgresEventLog.wallClock) {
+        self.log = log
+        self.keys = keys
+        self.identity = identity
+        self.clock = clock
+    }
+
+    public static func subject(certificateHash: String) -> String { "cer:\(certificateHash)" }
+
+    // MARK: Attest
+
+    /// Verifies a sealed CER and records its attestation for `principal`. An identical bundle already
+    /// attested by the same account returns the original record; a different bundle under an
+    /// executionId the account has used is refused (409 `EXECUTION_MUTATION_DETECTED`).
+    public func attest(
+        bundle: JSONValue, payload: [UInt8], principal: Principal, visibility: Visibility, source: String = "attest"
+    ) async throws -> AttestationRecord {
+        guard let cer = bundle.objectValue else { throw LedgerServerError(.invalidBundle, "the request body must be a CER bundle (a JSON object)") }
+        let kind = ArtifactVerifier.detect(bundle)
+        switch kind {
+        case .aiCer, .governedCer: break
+        case .cerPackage:
+            throw LedgerServerError(
+                .invalidBundle, "this is a CER package; submit its `cer` member", reasonCode: CerVerifyCode.unsupportedBundleType.rawValue)
+        default:
+            throw LedgerServerError(
+                .invalidBundle, "bundleType \(CerVerifier.describe(cer["bundleType"])) cannot be attested here (cer.ai.execution.v1 or cer.governed.execution.v1)",
+                reasonCode: CerVerifyCode.unsupportedBundleType.rawValue)
+        }
+        if kind == .aiCer, let version = cer["snapshot"]?["protocolVersion"], !version.isNull {
+            guard let text = version.stringValue, CanonicalizationProfile.forProtocolVersion(text) != nil else {
+                throw LedgerServerError(
+                    .unsupportedProtocolVersion,
+                    "snapshot.protocolVersion \(CerVerifier.describe(version)) is not a supported protocol version (1.2.0, 1.3.0, 1.3.1)",
+                    reasonCode: CerVerifyCode.schemaError.rawValue)
+            }
+        }
+        let report = ArtifactVerifier.verify(bundle)
+        guard report.bundleIntegrity.status == .pass else {
+            throw LedgerServerError(
+                .invalidBundle, report.bundleIntegrity.message, reasonCode: report.code.rawValue,
+                details: report.findings.map(\.message))
+        }
+        guard let certificateHash = cer["certificateHash"]?.stringValue else {
+            throw LedgerServerError(.invalidBundle, "certificateHash is missing", reasonCode: CerVerifyCode.schemaError.rawValue)
+        }
+        let executionId = kind == .aiCer ? cer["snapshot"]?["executionId"]?.stringValue : cer["evidence"]?["bundle"]?["bundleId"]?.stringValue
+        let protocolVersion = cer["snapshot"]?["protocolVersion"]?.stringValue ?? cer["version"]?.stringValue ?? NodeIdentity.defaultProtocolVersion
+        let checks: [String] = kind == .aiCer ? ["snapshot_hashes", "certificate_hash"] : ["governed_execution"]
+
+        let signer = try keys.requireSigner()
+        let attestationId = UUID().uuidString.lowercased()
+        let attestedAt = Timestamp.iso8601(milliseconds: clock())
+        let summary: JSONObject = [
+            "attestationId": .string(JSONString(attestationId)), "attestedAt": .string(JSONString(attestedAt)),
+            "kid": .string(JSONString(signer.kid)), "nodeRuntimeHash": .string(JSONString(identity.nodeRuntimeHash)),
+            "protocolVersion": .string(JSONString(protocolVersion)),
+        ]
+        let envelope: (envelope: JSONObject, signature: String)
+        do {
+            envelope = try VerificationEnvelope.make(cer: cer, attestation: summary, kid: signer.kid, key: signer.key)
+        } catch {
+            throw LedgerServerError(.invalidBundle, "the bundle has no canonical form: \(error.message)", reasonCode: CerVerifyCode.canonicalizationError.rawValue)
+        }
+        var body = JSONObject()
+        body["source"] = .string(JSONString(source))
+        body["certificateHash"] = .string(JSONString(certificateHash))
+        body["bundleType"] = cer["bundleType"] ?? .null
+        body["protocolVersion"] = .string(JSONString(protocolVersion))
+        body["executionId"] = executionId.map { .string(JSONString($0)) } ?? .null
+        body["visibility"] = .string(JSONString(visibility.rawValue))
+        body["checks"] = .array(checks.map { .string(JSONString($0)) })
+        body["verificationEnvelope"] = .object(envelope.envelope)
+        body["verificationEnvelopeSignature"] = .string(JSONString(envelope.signature))
+        let request = receiptRequest(
+            subject: Self.subject(certificateHash: certificateHash), account: principal.accountId, idempotencyKey: principal.accountId,
+            body: body, payload: payload, signer: signer, attestationId: attestationId, attestedAt: attestedAt,
+            certificateHash: certificateHash, protocolVersion: protocolVersion)
+        var group: [AppendRequest] = []
+        if let executionId {
+            group.append(AppendRequest(
+                subject: "execution:\(principal.accountId):\(executionId)", type: Self.executionClaimed, account: principal.accountId,
+                body: ["certificateHash": .string(JSONString(certificateHash)), "executionId": .string(JSONString(executionId))],
+                idempotencyKey: certificateHash, expectedSubjectVersion: 0))
+        }
+        group.append(request)
+        do {
+            let results = try await log.append(group: group)
+            let result = results[results.count - 1]
+            if case .existing = result {
+                return AttestationRecord(entry: result.entry, isNew: false, bundle: bundle)
+            }
+            return AttestationRecord(entry: result.entry, isNew: true, bundle: bundle)
+        } catch AppendRefusal.versionConflict(let subject, _, _) where subject.hasPrefix("execution:") {
+            let earlier = try? await log.entries(subject: subject).entries.first?.body["certificateHash"]?.stringValue
+            var extra = JSONObject()
+            extra["executionId"] = executionId.map { .string(JSONString($0)) } ?? .null
+            if let earlier { extra["existingCertificateHash"] = .string(JSONString(earlier)) }
+            throw LedgerServerError(
+                .executionMutationDetected,
+                "executionId \(executionId ?? "") was already attested with different content (certificate \(earlier ?? "unknown")); a record cannot be changed",
+                reasonCode: Self.mutationReason, extra: extra)
+        } catch let refusal as AppendRefusal {
+            throw LedgerServerError(.invalidBundle, refusal.description)
+        }
+    }
+
+    static let mutationReason = "EXECUTION_MUTATION_DETECTED"
+
+    /// The append request whose body is completed inside the batch with a receipt that carries the
+    /// entry's ledger index, signed there.
+    func receiptRequest(
+        subject: String, account: String, idempotencyKey: String, body: JSONObject, payload: [UInt8]?, signer: KeyRing.Signer,
+        attestationId: String, attestedAt: String, certificateHash: String, protocolVersion: String
+    ) -> AppendRequest {
+        let nodeId = identity.nodeId
+        let runtime = identity.nodeRuntimeHash
+        let finalizer = BodyFinalizer { index, _ in
+            var receipt = AttestationReceipt(
+                attestationId: attestationId, attestedAt: attestedAt, attestorKeyId: signer.kid, certificateHash: certificateHash,
+                nodeId: nodeId, nodeRuntimeHash: runtime, protocolVersion: protocolVersion, timestampProvider: NodeIdentity.nodeName,
+                timestampStatus: "ok", timestampType: "node-issued"
+            ).json.objectValue!
+            receipt["ledgerIndex"] = .number(Double(index))
+            let signature = try ReceiptSignature.sign(.object(receipt), with: signer.key)
+            var full = body
+            full["attestationId"] = .string(JSONString(attestationId))
+            full["attestedAt"] = .string(JSONString(attestedAt))
+            full["kid"] = .string(JSONString(signer.kid))
+            full["nodeRuntimeHash"] = .string(JSONString(runtime))
+            full["receipt"] = .object(receipt)
+            full["signature"] = .string(JSONString(signature))
+            return .object(full)
+        }
+        return AppendRequest(
+            subject: subject, type: Self.attested, account: account, body: .object(body), payload: payload, idempotencyKey: idempotencyKey,
+            finalizer: finalizer)
+    }
+
+    // MARK: Stamp a hash
+
+    /// Signs a receipt for a bare certificate hash (no bundle, no envelope).
+    public func stampHash(certificateHash: String, protocolVersion: String?, principal: Principal) async throws -> AttestationRecord {
+        guard ProtocolHash.isWellFormed(certificateHash) else {
+            throw LedgerServerError(
+                .invalidHashFormat, "certificateHash must be sha256: followed by 64 lowercase hex digits",
+                reasonCode: CerVerifyCode.invalidSha256Format.rawValue)
+        }
+        let version = protocolVersion ?? NodeIdentity.defaultProtocolVersion
+        let signer = try keys.requireSigner()
+        var body = JSONObject()
+        body["source"] = "stamp-hash"
+        body["certificateHash"] = .string(JSONString(certificateHash))
+        body["protocolVersion"] = .string(JSONString(version))
+        body["visibility"] = "private"
+        let request = receiptRequest(
+            subject: Self.subject(certificateHash: certificateHash), account: principal.accountId,
+            idempotencyKey: "hash-only:\(principal.accountId)", body: body, payload: nil, signer: signer,
+            attestationId: UUID().uuidString.lowercased(), attestedAt: Timestamp.iso8601(milliseconds: clock()),
+            certificateHash: certificateHash, protocolVersion: version)
+        do {
+            let result = try await log.append(request)
+            if case .existing = result { return AttestationRecord(entry: result.entry, isNew: false, bundle: nil) }
+            return AttestationRecord(entry: result.entry, isNew: true, bundle: nil)
+        } catch let refusal as AppendRefusal {
+            throw LedgerServerError(.invalidRequest, refusal.description)
+        }
+    }
+
+    // MARK: Visibility and lookups
+
+    /// Makes an account's record of a certificate public or private again (a ledger event).
+    public func setVisibility(_ visibility: Visibility, certificateHash: String, principal: Principal) async throws -> LedgerEntry {
+        let owned = try await records(certificateHash: certificateHash).filter { $0.entry.account == principal.accountId }
+        guard !owned.isEmpty else { throw LedgerServerError(.notFound, "No record found for this certificate hash") }
+        let result = try await log.append(AppendRequest(
+            subject: Self.subject(certificateHash: certificateHash), type: Self.visibilityChanged, account: principal.accountId,
+            body: ["visibility": .string(JSONString(visibility.rawValue))]))
+        return result.entry
+    }
+
+    /// One account's view of a certificate: its attestation and current visibility.
+    public struct AccountRecord: Sendable {
+        public var entry: LedgerEntry
+        public var visibility: Visibility
+    }
+
+    /// Every account's attestation of a certificate (the bundle-bearing one when an account has both a
+    /// bundle attestation and a hash stamp), with each account's current visibility, in ledger order.
+    public func records(certificateHash: String) async throws -> [AccountRecord] {
+        guard ProtocolHash.isWellFormed(certificateHash) else { return [] }
+        let entries = try await log.entries(subject: Self.subject(certificateHash: certificateHash)).entries
+        return Self.fold(entries)
+    }
+
+    static func fold(_ entries: [LedgerEntry]) -> [AccountRecord] {
+        var records: [AccountRecord] = []
+        var position: [String: Int] = [:]
+        for e in entries {
+            guard let account = e.account else { continue }
+            switch e.type {
+            case attested:
+                let visibility = Visibility(rawValue: e.body["visibility"]?.stringValue ?? "") ?? .private
+                if let i = position[account] {
+                    // Prefer the attestation that carries the bundle over a hash-only stamp.
+                    if records[i].entry.payloadDigest == nil && e.payloadDigest != nil {
+                        records[i].entry = e
+                        if visibility == .public { records[i].visibility = .public }
+                    }
+                } else {
+                    position[account] = records.count
+                    records.append(AccountRecord(entry: e, visibility: visibility))
+                }
+            case visibilityChanged:
+                if let i = position[account], let v = e.body["visibility"]?.stringValue.flatMap(Visibility.init(rawValue:)) {
+                    records[i].visibility = v
+                }
+            default:
+                continue
+            }
+        }
+        return records
+    }
+
+    /// The stored bundle of an attestation, or nil (hash-only, or its payload was deleted).
+    public func bundle(of entry: LedgerEntry) async throws -> JSONValue? {
+        guard let digest = entry.payloadDigest, let bytes = try await log.payload(digest: digest) else { return nil }
+        return try? JSONParser.parse(bytes)
+    }
+}

@@ -1,0 +1,49 @@
+/// Everything `evidence-ledger serve` needs, read once at the edge (flags over `LEDGER_*` variables).
+/// Every key and its default is documented in docs/configuration.md.
+public struct ServerConfiguration: Sendable {
+    /// Address to listen on (`LEDGER_HOST`).
+    public var host = "127.0.0.1"
+    /// Port to listen on; 0 picks a free one (`LEDGER_PORT`).
+    public var port = 8080
+    /// Where private signing keys live, one file per key, mode 0600 (`LEDGER_KEYS_DIR`).
+    public var keysDirectory = ".ledger/keys"
+    /// The node's identity in receipts and the key manifest (`LEDGER_NODE_ID`).
+    public var nodeId = "evidence-ledger-node"
+    /// This replica's name, part of `nodeRuntimeHash` (`LEDGER_INSTANCE_ID`; default the host name).
+    public var instanceId = "unknown"
+    /// Base URL clients reach us at, used in links and `verificationUrl` (`LEDGER_PUBLIC_URL`; default from host and port).
+    public var publicURL: String?
+    /// Largest accepted request body in bytes (`LEDGER_MAX_BODY_BYTES`).
+    public var maxBodyBytes = 50 * 1024 * 1024
+    /// Deepest accepted JSON nesting (`LEDGER_MAX_JSON_DEPTH`).
+    public var maxJSONDepth = 128
+    /// Longest a request may take, in seconds (`LEDGER_REQUEST_TIMEOUT_SECONDS`).
+    public var requestTimeoutSeconds = 30
+    /// Idle keep-alive connections are closed after this many seconds (`LEDGER_IDLE_TIMEOUT_SECONDS`).
+    public var idleTimeoutSeconds = 65
+    /// Enforce monthly quotas (`LEDGER_ENFORCE_QUOTA`).
+    public var enforceQuota = true
+    /// Monthly limit of accounts created without one (`LEDGER_DEFAULT_MONTHLY_LIMIT`).
+    public var defaultMonthlyLimit: Int64 = 100
+    /// Secret for the admin API (`X-Admin-Secret`); no default: unset disables the admin API (`LEDGER_ADMIN_TOKEN`).
+    public var adminToken: String?
+    /// How often the key ring re-reads key events, in seconds (`LEDGER_KEY_REFRESH_SECONDS`).
+    public var keyRefreshSeconds = 5
+    /// How often usage events are written, in seconds (`LEDGER_USAGE_FLUSH_SECONDS`).
+    public var usageFlushSeconds = 1
+    /// Database connections in the pool (`LEDGER_DB_POOL_SIZE`).
+    public var databasePoolSize = 8
+    /// Origin allowed by CORS (`LEDGER_CORS_ORIGIN`).
+    public var corsAllowOrigin = "*"
+    /// Log level: trace, debug, info, notice, warning, error, critical (`LEDGER_LOG_LEVEL`).
+    public var logLevel = "info"
+
+    public init() {}
+
+    /// The base URL for links.
+    public var effectivePublicURL: String {
+        if let publicURL, !publicURL.isEmpty { return publicURL.hasSuffix("/") ? String(publicURL.dropLast()) : publicURL }
+        let shownHost = host == "0.0.0.0" || host == "::" ? "127.0.0.1" : host
+        return "http://\(shownHost):\(port)"
+    }
+}

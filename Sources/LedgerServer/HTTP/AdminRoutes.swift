@@ -1,0 +1,111 @@
+import CERKit
+import HTTPTypes
+import Hummingbird
+
+/// The admin API: accounts and API keys, guarded by `X-Admin-Secret` (the configured admin token).
+struct AdminRoutes: Sendable {
+    let adminToken: String?
+    let accounts: AccountStore
+    let defaultMonthlyLimit: Int64
+    let reader: RequestReader
+    let clock: @Sendable () -> Int64
+
+    func register(on router: Router<BasicRequestContext>) {
+        let group = router.group("/v1/admin")
+        group.get("/accounts") { request, _ in
+            try authorize(request)
+            return JSONResponse.make(body: ["accounts": .array(try await accounts.listAccounts().map(Self.json))])
+        }
+        group.post("/accounts") { request, _ in
+            try authorize(request)
+            let (body, _) = try await reader.object(request)
+            guard let id = try body.string("id") else { throw LedgerServerError(.invalidRequest, "id is required") }
+            let account = try await accounts.createAccount(
+                id: id, plan: try body.string("plan") ?? "free", monthlyLimit: try body.integer("monthlyLimit") ?? defaultMonthlyLimit)
+            return JSONResponse.make(status: .created, body: Self.json(account))
+        }
+        group.get("/accounts/:id") { request, context in
+            try authorize(request)
+            let id = context.parameters.get("id") ?? ""
+            guard let account = try await accounts.account(id: id) else { throw LedgerServerError(.notFound, "no account \(id.prefix(64))") }
+            return JSONResponse.make(body: Self.json(account))
+        }
+        group.post("/accounts/:id") { request, context in
+            try authorize(request)
+            let (body, _) = try await reader.object(request)
+            let account = try await accounts.updateAccount(
+                id: context.parameters.get("id") ?? "", plan: try body.string("plan"), monthlyLimit: try body.integer("monthlyLimit"))
+            return JSONResponse.make(body: Self.json(account))
+        }
+        group.get("/accounts/:id/api-keys") { request, context in
+            try authorize(request)
+            let keys = try await accounts.listAPIKeys(accountId: context.parameters.get("id") ?? "")
+            return JSONResponse.make(body: ["apiKeys": .array(keys.map { Self.json($0) })])
+        }
+        group.post("/accounts/:id/api-keys") { request, context in
+            try authorize(request)
+            let (body, _) = try await reader.object(request)
+            let (raw, record) = try await accounts.createAPIKey(accountId: context.parameters.get("id") ?? "", label: try body.string("label") ?? "")
+            return JSONResponse.make(status: .created, body: Self.json(record, raw: raw))
+        }
+        group.post("/api-keys/:id/revoke") { request, context in
+            try authorize(request)
+            return JSONResponse.make(body: Self.json(try await accounts.revokeAPIKey(id: try Self.keyId(context))))
+        }
+        group.post("/api-keys/:id/rotate") { request, context in
+            try authorize(request)
+            let (raw, record) = try await accounts.rotateAPIKey(id: try Self.keyId(context))
+            return JSONResponse.make(status: .created, body: Self.json(record, raw: raw))
+        }
+        group.get("/usage") { request, _ in
+            try authorize(request)
+            let now = Timestamp.iso8601(milliseconds: clock())
+            let month: String = request.uri.queryParameters.get("month").map { String($0) } ?? String(now.prefix(7))
+            guard month.utf8.count == 7, month.utf8.enumerated().allSatisfy({ i, c in i == 4 ? c == 0x2D : (c >= 0x30 && c <= 0x39) }),
+                let m = Int(month.suffix(2)), (1...12).contains(m)
+            else { throw LedgerServerError(.invalidRequest, "month must be YYYY-MM") }
+            let rows = try await accounts.usage(month: month)
+            let usage: [JSONValue] = rows.map { r in
+                [
+                    "accountId": r.accountId.map { .string(JSONString($0)) } ?? .null, "endpoint": .string(JSONString(r.endpoint)),
+                    "count": .number(Double(r.count)), "errorCount": .number(Double(r.errors)),
+                    "avgDurationMs": .number((r.averageMilliseconds * 10).rounded() / 10),
+                ]
+            }
+            return JSONResponse.make(body: ["month": .string(JSONString(month)), "usage": .array(usage)])
+        }
+    }
+
+    func authorize(_ request: Request) throws {
+        guard let token = adminToken, !token.isEmpty else {
+            throw LedgerServerError(.adminNotConfigured, "the admin API is disabled: set LEDGER_ADMIN_TOKEN to enable it")
+        }
+        guard let given = request.headers[HTTPField.Name("X-Admin-Secret")!],
+            ConstantTime.isEqual(ProtocolHash.sha256(Array(given.utf8)), ProtocolHash.sha256(Array(token.utf8)))
+        else { throw LedgerServerError(.unauthorized, "Missing or wrong X-Admin-Secret header") }
+    }
+
+    static func keyId(_ context: BasicRequestContext) throws -> Int64 {
+        guard let id = context.parameters.get("id").flatMap({ Int64($0) }), id > 0 else {
+            throw LedgerServerError(.invalidRequest, "the API key id must be a positive integer")
+        }
+        return id
+    }
+
+    static func json(_ a: Account) -> JSONValue {
+        [
+            "id": .string(JSONString(a.id)), "plan": .string(JSONString(a.plan)), "monthlyLimit": .number(Double(a.monthlyLimit)),
+            "usedThisMonth": .number(Double(a.usedThisMonth)), "createdAt": .string(JSONString(a.createdAt)),
+        ]
+    }
+
+    static func json(_ k: APIKeyRecord, raw: String? = nil) -> JSONValue {
+        var o: JSONObject = [
+            "apiKeyId": .number(Double(k.id)), "accountId": .string(JSONString(k.accountId)), "prefix": .string(JSONString(k.prefix)),
+            "label": .string(JSONString(k.label)), "status": .string(JSONString(k.status)), "createdAt": .string(JSONString(k.createdAt)),
+            "revokedAt": k.revokedAt.map { .string(JSONString($0)) } ?? .null,
+        ]
+        if let raw { o["apiKey"] = .string(JSONString(raw)) }
+        return .object(o)
+    }
+}

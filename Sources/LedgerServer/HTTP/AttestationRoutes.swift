@@ -1,0 +1,298 @@
+import CERKit
+import Foundation
+import HTTPTypes
+import Hummingbird
+import LedgerCore
+import LedgerStore
+
+/// The NexArt-compatible node endpoints and the record lookups.
+struct AttestationRoutes: Sendable {
+    let configuration: ServerConfiguration
+    let attestation: AttestationService
+    let accounts: AccountStore
+    let usage: UsageRecorder
+    let reader: RequestReader
+    let clock: @Sendable () -> Int64
+
+    func register(on router: Router<BasicRequestContext>) {
+        router.post("/api/attest") { request, context in try await attest(request, context, endpoint: "/api/attest") }
+        router.post("/api/stamp") { request, context in try await attest(request, context, endpoint: "/api/stamp") }
+        router.post("/api/stamp-hash") { request, context in try await stampHash(request, context) }
+        router.post("/v1/cer/ai/certify") { request, context in try await certify(request, context, persist: true) }
+        router.post("/v1/cer/ai/create") { request, context in try await certify(request, context, persist: false) }
+        router.post("/v1/cer/verify") { request, context in try await verify(request, context) }
+        router.get("/v1/resolve/cer/:hash") { request, context in try await resolve(request, context) }
+        router.get("/api/proofs/:hash") { request, context in try await proof(request, context) }
+        router.get("/api/proofs") { request, context in try await proofs(request, context) }
+        router.post("/v1/records/:hash/visibility") { request, context in try await setVisibility(request, context) }
+    }
+
+    // MARK: Authentication and quota
+
+    func authenticate(_ request: Request) async throws -> Principal {
+        guard let header = request.headers[.authorization], header.hasPrefix("Bearer "), header.count > 7 else {
+            throw LedgerServerError(.unauthorized, "Missing or invalid Authorization header. Use: Authorization: Bearer <api_key>")
+        }
+        return try await accounts.authenticate(rawKey: String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces))
+    }
+
+    /// Runs a billable operation: one unit of quota is reserved first (refused with 429 when none is
+    /// left) and given back when the operation fails or turns out to be a replay.
+    func billable(
+        _ principal: Principal, endpoint: String, context: BasicRequestContext,
+        _ operation: () async throws -> (response: Response, charged: Bool)
+    ) async throws -> Response {
+        let started = clock()
+        let period = QuotaPeriod(milliseconds: started)
+        var decision: QuotaDecision? = nil
+        if configuration.enforceQuota {
+            let d = try await accounts.reserveQuota(accountId: principal.accountId, period: period)
+            guard d.isAdmitted else {
+                recordUsage(principal, endpoint, status: 429, started: started, context: context, error: "QUOTA_EXCEEDED")
+                throw LedgerServerError(
+                    .quotaExceeded, "Monthly certified run quota exceeded",
+                    extra: ["limit": .number(Double(d.limit)), "used": .number(Double(d.used)), "resetAt": .string(JSONString(period.resetAt))],
+                    headers: [("X-Quota-Limit", "\(d.limit)"), ("X-Quota-Used", "\(d.used)"), ("X-Quota-Remaining", "0")])
+            }
+            decision = d
+        }
+        do {
+            var (response, charged) = try await operation()
+            if var d = decision {
+                if !charged {
+                    try? await accounts.refundQuota(accountId: principal.accountId, period: period)
+                    d.used -= 1
+                }
+                response.headers[HTTPField.Name("X-Quota-Limit")!] = "\(d.limit)"
+                response.headers[HTTPField.Name("X-Quota-Used")!] = "\(d.used)"
+                response.headers[HTTPField.Name("X-Quota-Remaining")!] = "\(d.remaining)"
+            } else {
+                response.headers[HTTPField.Name("X-Quota-Enforced")!] = "false"
+            }
+            recordUsage(principal, endpoint, status: Int(response.status.code), started: started, context: context, error: nil)
+            return response
+        } catch {
+            if decision != nil { try? await accounts.refundQuota(accountId: principal.accountId, period: period) }
+            let shown = LedgerServerError.from(error)
+            recordUsage(principal, endpoint, status: Int(shown.status.code), started: started, context: context, error: shown.code.rawValue)
+            throw error
+        }
+    }
+
+    func recordUsage(_ principal: Principal, _ endpoint: String, status: Int, started: Int64, context: BasicRequestContext, error: String?) {
+        usage.record(UsageEvent(
+            at: started, accountId: principal.accountId, apiKeyId: principal.apiKeyId, endpoint: endpoint, status: status,
+            durationMilliseconds: Int(clock() - started), requestId: context.id, error: error))
+    }
+
+    static func visibility(_ request: Request, body: JSONObject? = nil) throws -> Visibility {
+        let fromBody = try body?.string("visibility")
+        let raw = request.uri.queryParameters.get("visibility").map { String($0) } ?? fromBody
+        guard let raw else { return .private }
+        guard let v = Visibility(rawValue: raw) else { throw LedgerServerError(.invalidRequest, "visibility must be \"private\" or \"public\"") }
+        return v
+    }
+
+    // MARK: Attest and certify
+
+    func attest(_ request: Request, _ context: BasicRequestContext, endpoint: String) async throws -> Response {
+        let principal = try await authenticate(request)
+        let visibility = try Self.visibility(request)
+        return try await billable(principal, endpoint: endpoint, context: context) {
+            let (bundle, bytes) = try await reader.json(request)
+            let record = try await attestation.attest(bundle: bundle, payload: bytes, principal: principal, visibility: visibility)
+            return (liveResponse(record, includeCer: false), record.isNew)
+        }
+    }
+
+    func certify(_ request: Request, _ context: BasicRequestContext, persist: Bool) async throws -> Response {
+        let principal = try await authenticate(request)
+        let endpoint = persist ? "/v1/cer/ai/certify" : "/v1/cer/ai/create"
+        let build: () async throws -> (JSONObject, JSONObject) = {
+            let (body, _) = try await reader.object(request)
+            let now = Timestamp.iso8601(milliseconds: clock())
+            return (body, try CertifyRequest.parse(body, now: now))
+        }
+        guard persist else {
+            let (_, cer) = try await build()
+            let response = JSONResponse.make(body: [
+                "ok": true, "bundle": .object(cer), "certificateHash": cer["certificateHash"]!, "bundleType": cer["bundleType"]!,
+            ])
+            recordUsage(principal, endpoint, status: 200, started: clock(), context: context, error: nil)
+            return response
+        }
+        return try await billable(principal, endpoint: endpoint, context: context) {
+            let (body, cer) = try await build()
+            let visibility = try Self.visibility(request, body: body)
+            let canonical = try CanonicalJSON.encode(.object(cer), profile: .nexartV1)
+            let record = try await attestation.attest(
+                bundle: .object(cer), payload: canonical, principal: principal, visibility: visibility, source: "certify")
+            var recorded = record
+            // A replay answers with the bundle that was first recorded.
+            if !record.isNew, let stored = try await attestation.bundle(of: record.entry) { recorded.bundle = stored }
+            return (liveResponse(recorded, includeCer: true), record.isNew)
+        }
+    }
+
+    func stampHash(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let principal = try await authenticate(request)
+        return try await billable(principal, endpoint: "/api/stamp-hash", context: context) {
+            let (body, _) = try await reader.object(request)
+            guard let hash = try body.string("certificateHash") else { throw LedgerServerError(.invalidRequest, "certificateHash is required") }
+            let version = try body.string("protocolVersion")
+            if let version, CanonicalizationProfile.forProtocolVersion(version) == nil {
+                throw LedgerServerError(.unsupportedProtocolVersion, "protocolVersion \(version.prefix(40)) is not supported (1.2.0, 1.3.0, 1.3.1)")
+            }
+            let record = try await attestation.stampHash(certificateHash: hash, protocolVersion: version, principal: principal)
+            var o = liveResponse(record, includeCer: false, asObject: true)
+            o["signatureB64Url"] = o["signature"]
+            return (JSONResponse.make(body: .object(o), headers: replayHeaders(record)), record.isNew)
+        }
+    }
+
+    func replayHeaders(_ record: AttestationRecord) -> [(String, String)] {
+        var h = [("X-Certificate-Hash", record.entry.body["certificateHash"]?.stringValue ?? ""), ("X-Ledger-Index", "\(record.entry.index)")]
+        if !record.isNew { h.append(("X-Ledger-Replayed", "true")) }
+        return h
+    }
+
+    func liveResponse(_ record: AttestationRecord, includeCer: Bool) -> Response {
+        JSONResponse.make(body: .object(liveResponse(record, includeCer: includeCer, asObject: true)), headers: replayHeaders(record))
+    }
+
+    /// The live node's response shape (PROTOCOL.md §5.2), from the recorded entry, plus `ledger`.
+    func liveResponse(_ record: AttestationRecord, includeCer: Bool, asObject: Bool) -> JSONObject {
+        let b = record.entry.body
+        let hash = b["certificateHash"] ?? .null
+        var attestationSummary = JSONObject()
+        attestationSummary["attestationId"] = b["attestationId"] ?? .null
+        attestationSummary["attestedAt"] = b["attestedAt"] ?? .null
+        if let t = b["bundleType"] { attestationSummary["bundleType"] = t }
+        attestationSummary["certificateHash"] = hash
+        attestationSummary["checks"] = b["checks"] ?? .array([])
+        attestationSummary["nodeRuntimeHash"] = b["nodeRuntimeHash"] ?? .null
+        attestationSummary["protocolVersion"] = b["protocolVersion"] ?? .null
+        attestationSummary["requestId"] = b["attestationId"] ?? .null
+        attestationSummary["verified"] = true
+        var o = JSONObject()
+        o["ok"] = true
+        o["attestation"] = .object(attestationSummary)
+        o["attestationId"] = b["attestationId"] ?? .null
+        o["attestorKeyId"] = b["kid"] ?? .null
+        if let t = b["bundleType"] { o["bundleType"] = t }
+        o["certificateHash"] = hash
+        o["issuedAt"] = b["attestedAt"] ?? .null
+        o["attestedAt"] = b["attestedAt"] ?? .null
+        o["kid"] = b["kid"] ?? .null
+        o["nodeRuntimeHash"] = b["nodeRuntimeHash"] ?? .null
+        o["protocolVersion"] = b["protocolVersion"] ?? .null
+        o["receipt"] = b["receipt"] ?? .null
+        o["signature"] = b["signature"] ?? .null
+        o["timestamp"] = ["provider": .string(JSONString(NodeIdentity.nodeName)), "status": "ok", "type": "node-issued"]
+        if let envelope = b["verificationEnvelope"] {
+            o["verificationEnvelope"] = envelope
+            o["verificationEnvelopeSignature"] = b["verificationEnvelopeSignature"] ?? .null
+        }
+        o["verificationUrl"] = .string(JSONString(attestation.identity.resolveURL(certificateHash: hash.stringValue ?? "")))
+        o["visibility"] = b["visibility"] ?? "private"
+        if includeCer, let cer = record.bundle {
+            o["cer"] = cer
+            o["createdAt"] = cer["createdAt"] ?? .null
+            o["requestId"] = b["attestationId"] ?? .null
+        }
+        o["ledger"] = [
+            "index": .number(Double(record.entry.index)), "subject": .string(JSONString(record.entry.subject)),
+            "leafHash": .string(JSONString(Hex.encode(record.entry.leafHash))),
+            "recordedAt": .string(JSONString(Timestamp.iso8601(milliseconds: record.entry.recordedAt))),
+            "replayed": .bool(!record.isNew),
+        ]
+        return o
+    }
+
+    // MARK: Verify (public, stateless)
+
+    func verify(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let (value, _) = try await reader.json(request)
+        let artifact = value["bundle"].flatMap { $0.objectValue != nil ? $0 : nil } ?? value
+        let report = ArtifactVerifier.verify(artifact, options: VerificationOptions(keys: attestation.keys.current.manifest))
+        return JSONResponse.make(body: VerifyResponse.make(report))
+    }
+
+    // MARK: Lookups
+
+    func resolve(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let hash = try RequestReader.certificateHash(context)
+        guard let record = try await attestation.records(certificateHash: hash).first(where: { $0.visibility == .public }) else {
+            throw LedgerServerError(.notFound, "No public record for this certificate hash")
+        }
+        let bundle = try await attestation.bundle(of: record.entry)
+        let body = ResolvedRecord.make(
+            entry: record.entry, bundle: bundle, identity: attestation.identity, manifest: attestation.keys.current.manifest)
+        let bytes = body.compactBytes()
+        let etag = "\"" + String(Hex.encode(ProtocolHash.sha256(bytes)).prefix(32)) + "\""
+        let headers = [("ETag", etag), ("Cache-Control", "public, max-age=60")]
+        if let match = request.headers[.ifNoneMatch], match.split(separator: ",").contains(where: { $0.trimmingCharacters(in: .whitespaces) == etag }) {
+            return JSONResponse.bytes(status: .notModified, [], contentType: "application/json; charset=utf-8", headers: headers)
+        }
+        return JSONResponse.bytes(bytes, contentType: "application/json; charset=utf-8", headers: headers)
+    }
+
+    /// The caller's own record of a certificate (private ones included).
+    func proof(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let principal = try await authenticate(request)
+        let hash = try RequestReader.certificateHash(context)
+        guard let record = try await attestation.records(certificateHash: hash).first(where: { $0.entry.account == principal.accountId }) else {
+            throw LedgerServerError(.notFound, "No proof found for this certificate hash")
+        }
+        var o = liveResponse(AttestationRecord(entry: record.entry, isNew: true, bundle: nil), includeCer: false, asObject: true)
+        o["visibility"] = .string(JSONString(record.visibility.rawValue))
+        if var ledger = o["ledger"]?.objectValue {
+            ledger["replayed"] = nil
+            o["ledger"] = .object(ledger)
+        }
+        o["bundle"] = try await attestation.bundle(of: record.entry) ?? .null
+        return JSONResponse.make(body: .object(o))
+    }
+
+    /// The caller's records, newest first.
+    func proofs(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let principal = try await authenticate(request)
+        let q = request.uri.queryParameters
+        let limit = try Self.boundedInteger(q.get("limit"), name: "limit", default: 50, range: 1...200)
+        let offset = try Self.boundedInteger(q.get("offset"), name: "offset", default: 0, range: 0...Int.max)
+        let entries = try await attestation.log.entries(account: principal.accountId, type: AttestationService.attested, limit: limit, offset: offset)
+        let proofs: [JSONValue] = entries.map { e in
+            [
+                "certificateHash": e.body["certificateHash"] ?? .null, "bundleType": e.body["bundleType"] ?? .null,
+                "attestationId": e.body["attestationId"] ?? .null, "attestedAt": e.body["attestedAt"] ?? .null,
+                "source": e.body["source"] ?? .null, "executionId": e.body["executionId"] ?? .null,
+                "ledgerIndex": .number(Double(e.index)),
+            ]
+        }
+        return JSONResponse.make(body: [
+            "proofs": .array(proofs), "count": .number(Double(proofs.count)), "limit": .number(Double(limit)), "offset": .number(Double(offset)),
+        ])
+    }
+
+    func setVisibility(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let principal = try await authenticate(request)
+        let hash = try RequestReader.certificateHash(context)
+        let (body, _) = try await reader.object(request)
+        guard let raw = try body.string("visibility"), let visibility = Visibility(rawValue: raw) else {
+            throw LedgerServerError(.invalidRequest, "visibility must be \"private\" or \"public\"")
+        }
+        let entry = try await attestation.setVisibility(visibility, certificateHash: hash, principal: principal)
+        return JSONResponse.make(body: [
+            "ok": true, "certificateHash": .string(JSONString(hash)), "visibility": .string(JSONString(visibility.rawValue)),
+            "ledgerIndex": .number(Double(entry.index)),
+        ])
+    }
+
+    static func boundedInteger(_ raw: String?, name: String, default value: Int, range: ClosedRange<Int>) throws -> Int {
+        guard let raw else { return value }
+        guard let n = Int(raw), range.contains(n) else {
+            throw LedgerServerError(.invalidRequest, "\(name) must be an integer from \(range.lowerBound) to \(range.upperBound == Int.max ? "any" : String(range.upperBound))")
+        }
+        return n
+    }
+}

@@ -1,0 +1,78 @@
+import CERKit
+import HTTPTypes
+import Hummingbird
+import LedgerStore
+import NIOCore
+
+extension LedgerServerError.Code {
+    /// The one place wire codes become HTTP statuses.
+    var status: HTTPResponse.Status {
+        switch self {
+        case .badRequest, .invalidJSON, .invalidBundle, .invalidRequest, .invalidHashFormat, .unsupportedProtocolVersion, .requestAborted:
+            return .badRequest
+        case .protocolSchemaUnsatisfied: return .unprocessableContent
+        case .unsupportedMediaType: return .unsupportedMediaType
+        case .payloadTooLarge: return .contentTooLarge
+        case .unauthorized: return .unauthorized
+        case .forbidden: return .forbidden
+        case .notFound: return .notFound
+        case .methodNotAllowed: return .methodNotAllowed
+        case .executionMutationDetected, .conflict: return .conflict
+        case .quotaExceeded: return .tooManyRequests
+        case .requestTimeout: return .requestTimeout
+        case .headersTooLarge: return .requestHeaderFieldsTooLarge
+        case .serviceUnavailable, .noActiveKey, .adminNotConfigured: return .serviceUnavailable
+        case .internalError: return .internalServerError
+        }
+    }
+}
+
+extension LedgerServerError: HTTPResponseError {
+    public var status: HTTPResponse.Status { code.status }
+
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
+        JSONResponse.make(status: status, body: body, headers: headers)
+    }
+
+    /// Any error a handler can throw, as the error it is shown as. Operational faults keep their
+    /// detail for the log and show a sentence that names no internals.
+    static func from(_ error: any Error) -> LedgerServerError {
+        switch error {
+        case let e as LedgerServerError:
+            return e
+        case let e as LedgerStoreError where e.isRetryable || e.code == .unavailable || e.code == .shutdown || e.code == .timeout:
+            return LedgerServerError(.serviceUnavailable, "Database not available. Please try again later.")
+        case let e as any HTTPResponseError:
+            switch e.status {
+            case .contentTooLarge: return LedgerServerError(.payloadTooLarge, "the request body is larger than this server accepts")
+            case .notFound: return LedgerServerError(.notFound, "no such endpoint")
+            case .methodNotAllowed: return LedgerServerError(.methodNotAllowed, "this endpoint does not accept that method")
+            case .requestHeaderFieldsTooLarge: return LedgerServerError(.headersTooLarge, "the request headers are too large")
+            case .requestTimeout: return LedgerServerError(.requestTimeout, "the request took too long")
+            default:
+                if (400..<500).contains(e.status.code) { return LedgerServerError(.badRequest, e.status.reasonPhrase) }
+                return LedgerServerError(.internalError, "An unexpected error occurred")
+            }
+        case is CancellationError:
+            return LedgerServerError(.serviceUnavailable, "the server is shutting down or the request was cancelled")
+        default:
+            return LedgerServerError(.internalError, "An unexpected error occurred")
+        }
+    }
+}
+
+/// JSON responses with exact bytes (never the default encoder, whose key order is random).
+enum JSONResponse {
+    static func make(status: HTTPResponse.Status = .ok, body: JSONValue, headers: [(String, String)] = []) -> Response {
+        bytes(status: status, body.compactBytes(), contentType: "application/json; charset=utf-8", headers: headers)
+    }
+
+    static func bytes(status: HTTPResponse.Status = .ok, _ bytes: [UInt8], contentType: String, headers: [(String, String)] = []) -> Response {
+        var fields = HTTPFields()
+        fields[.contentType] = contentType
+        for (name, value) in headers {
+            if let n = HTTPField.Name(name) { fields.append(HTTPField(name: n, value: value)) }
+        }
+        return Response(status: status, headers: fields, body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
+    }
+}

@@ -1,0 +1,88 @@
+import CERKit
+import LedgerCore
+import LedgerStore
+import Synchronization
+
+/// The node's keys as the ledger records them, plus the private key of the active one (from its file).
+/// Every server process re-reads the key events periodically, so a rotation made anywhere reaches all.
+public final class KeyRing: Sendable {
+    /// A key able to sign now.
+    public struct Signer: Sendable {
+        public var kid: String
+        public var key: Ed25519SigningKey
+    }
+
+    /// What the ring knows at one moment.
+    public struct Snapshot: Sendable {
+        public var manifest: NodeKeyManifest
+        public var signer: Signer?
+        /// The published manifest document and its strong ETag.
+        public var document: [UInt8]
+        public var etag: String
+        /// Why the active key cannot sign (its file is missing or unreadable), if so.
+        public var signerProblem: String?
+    }
+
+    public let nodeId: String
+    public let store: NodeKeyStore
+    private let log: PostgresEventLog
+    private let state: Mutex<Snapshot>
+
+    public init(nodeId: String, store: NodeKeyStore, log: PostgresEventLog) {
+        self.nodeId = nodeId
+        self.store = store
+        self.log = log
+        state = Mutex(Self.snapshot(NodeKeyManifest(nodeId: nodeId, activeKid: nil, keys: []), signer: nil, problem: "keys not loaded yet"))
+    }
+
+    public var current: Snapshot { state.withLock { $0 } }
+
+    /// Re-reads the key events and loads the active key's private key if it changed.
+    @discardableResult
+    public func refresh() async throws -> Snapshot {
+        let events = try await log.entries(types: NodeKeyHistory.eventTypes)
+        let manifest = NodeKeyHistory.manifest(nodeId: nodeId, events: events)
+        let previous = current
+        var signer: Signer? = nil
+        var problem: String? = nil
+        if let kid = manifest.activeKid, let publicKey = manifest.keys.first(where: { $0.kid == kid })?.publicKey {
+            if let held = previous.signer, held.kid == kid {
+                signer = held
+            } else {
+                do {
+                    if let key = try store.load(kid: kid) {
+                        if key.publicKey == publicKey {
+                            signer = Signer(kid: kid, key: key)
+                        } else {
+                            problem = "the key file for \(kid) does not match the public key the ledger recorded for it"
+                        }
+                    } else {
+                        problem = "no private key file for the active key \(kid) in \(store.directory)"
+                    }
+                } catch {
+                    problem = error.description
+                }
+            }
+        } else {
+            problem = "the node has no active signing key; run `evidence-ledger keys generate`"
+        }
+        let next = Self.snapshot(manifest, signer: signer, problem: problem)
+        state.withLock { $0 = next }
+        return next
+    }
+
+    static func snapshot(_ manifest: NodeKeyManifest, signer: Signer?, problem: String?) -> Snapshot {
+        let document = (try? CanonicalJSON.encode(manifest.document(), profile: .nexartV1)) ?? Array("{}".utf8)
+        let etag = "\"" + String(Hex.encode(ProtocolHash.sha256(document)).prefix(32)) + "\""
+        return Snapshot(manifest: manifest, signer: signer, document: document, etag: etag, signerProblem: signer == nil ? problem : nil)
+    }
+
+    /// The signer, or a 503 naming why there is none.
+    public func requireSigner() throws(LedgerServerError) -> Signer {
+        let snapshot = current
+        guard let signer = snapshot.signer else {
+            throw LedgerServerError(.noActiveKey, snapshot.signerProblem ?? "the node has no active signing key")
+        }
+        return signer
+    }
+}

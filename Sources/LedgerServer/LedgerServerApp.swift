@@ -1,0 +1,113 @@
+import CERKit
+import HTTPTypes
+import Hummingbird
+import HummingbirdCore
+import LedgerCore
+import LedgerStore
+import Logging
+import NIOCore
+import ServiceLifecycle
+
+/// The composition root: builds the pool, event log, key ring, services and HTTP application from a
+/// configuration, and runs them as one service group with graceful shutdown.
+public enum LedgerServerApp {
+    /// Everything a running server is made of (tests and the CLI build the same thing).
+    public struct Parts: Sendable {
+        public var pool: PostgresConnectionPool
+        public var log: PostgresEventLog
+        public var keys: KeyRing
+        public var accounts: AccountStore
+        public var usage: UsageRecorder
+        public var metrics: ServerMetrics
+        public var identity: NodeIdentity
+    }
+
+    /// Migrates the database (as the login role), then builds the parts (as the application role).
+    public static func makeParts(configuration: ServerConfiguration, conninfo: String, logger: Logger) async throws -> Parts {
+        let applied = try Migrator.migrate(conninfo: conninfo)
+        for name in applied { logger.notice("applied migration", metadata: ["ledger.migration": "\(name)"]) }
+        let pool = PostgresConnectionPool(configuration: PostgresConfiguration(
+            conninfo: conninfo, maxConnections: configuration.databasePoolSize,
+            statementTimeoutMilliseconds: configuration.requestTimeoutSeconds * 1000))
+        let metrics = ServerMetrics()
+        metrics.watch(pool: pool)
+        let log = PostgresEventLog(pool: pool, onBatch: { metrics.batchCommitted(appended: $0) })
+        let identity = NodeIdentity(nodeId: configuration.nodeId, instanceId: configuration.instanceId, publicURL: configuration.effectivePublicURL)
+        let keys = KeyRing(nodeId: configuration.nodeId, store: NodeKeyStore(directory: configuration.keysDirectory), log: log)
+        let snapshot = try await keys.refresh()
+        if snapshot.signer == nil {
+            await pool.shutdown()
+            throw LedgerServerError(.noActiveKey, snapshot.signerProblem ?? "the node has no active signing key")
+        }
+        let accounts = AccountStore(pool: pool)
+        let usage = UsageRecorder(store: accounts, interval: .seconds(configuration.usageFlushSeconds), logger: logger)
+        return Parts(pool: pool, log: log, keys: keys, accounts: accounts, usage: usage, metrics: metrics, identity: identity)
+    }
+
+    /// The router with every route and the edge middleware.
+    public static func makeRouter(configuration: ServerConfiguration, parts: Parts) -> Router<BasicRequestContext> {
+        let router = Router(context: BasicRequestContext.self)
+        router.add(middleware: MetricsMiddleware())
+        router.add(middleware: CORSMiddleware(
+            allowOrigin: configuration.corsAllowOrigin == "*" ? .all : .custom(configuration.corsAllowOrigin),
+            allowHeaders: [.contentType, .authorization, HTTPField.Name("X-Nexart-Negotiation")!, HTTPField.Name("X-Admin-Secret")!],
+            allowMethods: [.get, .post, .options],
+            exposedHeaders: ["X-Quota-Limit", "X-Quota-Used", "X-Quota-Remaining", "X-Certificate-Hash", "X-Ledger-Index", "X-Request-Id", "ETag"]))
+        router.add(middleware: EdgeMiddleware(timeout: .seconds(configuration.requestTimeoutSeconds)))
+        let reader = RequestReader(maxBodyBytes: configuration.maxBodyBytes, maxJSONDepth: configuration.maxJSONDepth)
+        let clock = PostgresEventLog.wallClock
+        let attestation = AttestationService(log: parts.log, keys: parts.keys, identity: parts.identity)
+        NodeRoutes(identity: parts.identity, keys: parts.keys, pool: parts.pool, metrics: parts.metrics, clock: clock).register(on: router)
+        AttestationRoutes(
+            configuration: configuration, attestation: attestation, accounts: parts.accounts, usage: parts.usage, reader: reader, clock: clock
+        ).register(on: router)
+        AdminRoutes(
+            adminToken: configuration.adminToken, accounts: parts.accounts, defaultMonthlyLimit: configuration.defaultMonthlyLimit,
+            reader: reader, clock: clock
+        ).register(on: router)
+        return router
+    }
+
+    /// Runs until SIGTERM or SIGINT, then drains requests, flushes usage and closes the pool.
+    /// `onListening` gets the bound port (useful with port 0).
+    public static func run(
+        configuration: ServerConfiguration, conninfo: String, logger: Logger, onListening: @escaping @Sendable (Int) -> Void = { _ in }
+    ) async throws {
+        let parts = try await makeParts(configuration: configuration, conninfo: conninfo, logger: logger)
+        let router = makeRouter(configuration: configuration, parts: parts)
+        let app = Application(
+            router: router,
+            server: .http1(configuration: HTTP1Channel.Configuration(
+                idleTimeout: .seconds(Int64(configuration.idleTimeoutSeconds)),
+                // The decoder's own refusal is a bare 400; accept up to 1 MiB so EdgeMiddleware can answer 431 in JSON.
+                httpDecoderConfiguration: .init(maxHeaderFieldSize: 1 << 20, maxHeaderListSize: 1 << 20, maxHeaderFieldCount: 1000))),
+            configuration: ApplicationConfiguration(
+                address: .hostname(configuration.host, port: configuration.port), serverName: "evidence-ledger/\(NodeIdentity.serviceVersion)"),
+            onServerRunning: { channel in
+                let port = channel.localAddress?.port ?? configuration.port
+                var bound = configuration
+                bound.port = port
+                parts.identity.address.set(bound.effectivePublicURL)
+                onListening(port)
+            },
+            logger: logger)
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: [
+                    .init(service: parts.usage),
+                    .init(service: KeyRingRefresher(ring: parts.keys, interval: .seconds(configuration.keyRefreshSeconds), logger: logger)),
+                    .init(service: app),
+                ],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+        do {
+            try await group.run()
+        } catch {
+            await parts.usage.flush()
+            await parts.pool.shutdown()
+            throw error
+        }
+        await parts.usage.flush()
+        await parts.pool.shutdown()
+    }
+}

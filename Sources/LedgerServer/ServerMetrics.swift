@@ -1,0 +1,56 @@
+import LedgerStore
+import Metrics
+import Prometheus
+import Synchronization
+
+/// Prometheus metrics: HTTP requests by route and status (Hummingbird's MetricsMiddleware through
+/// swift-metrics), append batch sizes, and database pool usage.
+public final class ServerMetrics: Sendable {
+    public let registry: PrometheusCollectorRegistry
+    private let poolOpen: Prometheus.Gauge
+    private let poolInUse: Prometheus.Gauge
+    private let batchSize: Metrics.Recorder
+    private let appended: Metrics.Counter
+    private let pool: Mutex<PostgresConnectionPool?> = Mutex(nil)
+
+    private static let bootstrapped = Mutex(false)
+
+    /// Makes the registry and, once per process, installs it as the swift-metrics backend.
+    public init() {
+        registry = PrometheusCollectorRegistry()
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.valueHistogramBuckets["ledger_append_batch_size"] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512]
+        factory.defaultDurationHistogramBuckets = [
+            .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
+            .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5), .seconds(10),
+        ]
+        Self.bootstrapped.withLock { done in
+            if !done {
+                MetricsSystem.bootstrap(factory)
+                done = true
+            }
+        }
+        poolOpen = registry.makeGauge(name: "ledger_db_pool_connections_open", help: "Database connections open")
+        poolInUse = registry.makeGauge(name: "ledger_db_pool_connections_in_use", help: "Database connections lent out")
+        batchSize = Metrics.Recorder(label: "ledger_append_batch_size", aggregate: true)
+        appended = Metrics.Counter(label: "ledger_entries_appended_total")
+    }
+
+    public func watch(pool: PostgresConnectionPool) { self.pool.withLock { $0 = pool } }
+
+    /// Called by the event log after each committed batch.
+    public func batchCommitted(appended count: Int) {
+        batchSize.record(count)
+        appended.increment(by: count)
+    }
+
+    /// The Prometheus text exposition.
+    public func exposition() -> [UInt8] {
+        if let pool = pool.withLock({ $0 }) {
+            let usage = pool.usage
+            poolOpen.set(Double(usage.open))
+            poolInUse.set(Double(usage.open - usage.idle))
+        }
+        return registry.emitToBuffer()
+    }
+}

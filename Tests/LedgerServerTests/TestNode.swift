@@ -1,0 +1,173 @@
+import CERKit
+import Foundation
+import LedgerStore
+import Testing
+
+/// A real `evidence-ledger serve` process on a fresh database in the cluster `./ops/test` starts,
+/// with a signing key, one account and its API key. Tests talk to it over sockets only.
+final class TestNode: @unchecked Sendable {
+    struct Missing: Error, CustomStringConvertible {
+        var description: String { "LEDGER_TEST_DATABASE_URL is not set: run the tests with ./ops/test, which starts a throwaway PostgreSQL" }
+    }
+
+    static let binary: String = {
+        if let path = ProcessInfo.processInfo.environment["EVIDENCE_LEDGER_BIN"] { return path }
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        return root.appendingPathComponent(".build/debug/evidence-ledger").path
+    }()
+
+    static let sharedRoot: URL = {
+        if let dir = ProcessInfo.processInfo.environment["LEDGER_SHARED_DIR"] { return URL(fileURLWithPath: dir) }
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        return root.deletingLastPathComponent().appendingPathComponent("shared")
+    }()
+
+    static func fixture(_ name: String) throws -> [UInt8] {
+        Array(try Data(contentsOf: sharedRoot.appendingPathComponent("fixtures/\(name)")))
+    }
+
+    let conninfo: String
+    let directory: URL
+    let keysDirectory: String
+    let adminToken = "test-admin-token-0123456789"
+    private(set) var port = 0
+    /// The API key of account `alpha`.
+    private(set) var apiKey = ""
+    private var process: ChildProcess?
+
+    /// Creates the database, a signing key, account `alpha` (with `monthlyLimit`) and its API key, and
+    /// starts the server.
+    init(monthlyLimit: Int = 1_000_000, serveArguments: [String] = []) throws {
+        guard let admin = ProcessInfo.processInfo.environment["LEDGER_TEST_DATABASE_URL"], !admin.isEmpty else { throw Missing() }
+        let name = "s_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
+        let c = try PostgresConnection(conninfo: admin, statementTimeoutMilliseconds: 30_000, role: nil)
+        try c.execute(SQLQuery(unsafeSQL: "CREATE DATABASE \(name)"))
+        c.close()
+        conninfo = admin + " dbname=\(name)"
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("ledger-node-\(name)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        keysDirectory = directory.appendingPathComponent("keys").path
+        try Data(adminToken.utf8).write(to: directory.appendingPathComponent("admin-token"))
+        try cliExpectingSuccess(["keys", "generate"] + keyArguments)
+        try cliExpectingSuccess(["accounts", "create", "alpha", "--monthly-limit", "\(monthlyLimit)", "--database-url", conninfo])
+        apiKey = try newAPIKey(account: "alpha")
+        try start(serveArguments)
+    }
+
+    var keyArguments: [String] { ["--database-url", conninfo, "--keys-dir", keysDirectory] }
+
+    func start(_ extra: [String] = []) throws {
+        let out = directory.appendingPathComponent("serve-\(UUID().uuidString.prefix(8)).out").path
+        let err = directory.appendingPathComponent("serve.err").path
+        process = try ChildProcess(
+            [Self.binary, "serve", "--port", "0", "--key-refresh", "1", "--log-level", "warning",
+             "--admin-token-file", directory.appendingPathComponent("admin-token").path] + keyArguments + extra,
+            stdout: out, stderr: err)
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline {
+            let text = (try? String(contentsOfFile: out, encoding: .utf8)) ?? ""
+            if let range = text.range(of: "listening on http://127.0.0.1:") {
+                let digits = text[range.upperBound...].prefix(while: \.isNumber)
+                if let p = Int(digits) {
+                    port = p
+                    return
+                }
+            }
+            if process?.isRunning == false {
+                throw HTTPFailure(description: "the server exited: \((try? String(contentsOfFile: err, encoding: .utf8)) ?? "")")
+            }
+            usleep(50_000)
+        }
+        throw HTTPFailure(description: "the server did not start within 60 s")
+    }
+
+    /// Sends SIGTERM and waits; returns the exit status.
+    @discardableResult
+    func stop() -> Int32? {
+        guard let p = process else { return nil }
+        p.send(SIGTERM)
+        process = nil
+        return p.exitCode
+    }
+
+    deinit { stop() }
+
+    /// Runs the CLI; returns exit code, stdout and stderr.
+    @discardableResult
+    func cli(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+        let out = directory.appendingPathComponent("cli-\(UUID().uuidString).out").path
+        let err = out + ".err"
+        let p = try ChildProcess([Self.binary] + arguments, stdout: out, stderr: err)
+        let status = p.exitCode ?? -1
+        let o = (try? String(contentsOfFile: out, encoding: .utf8)) ?? ""
+        let e = (try? String(contentsOfFile: err, encoding: .utf8)) ?? ""
+        try? FileManager.default.removeItem(atPath: out)
+        try? FileManager.default.removeItem(atPath: err)
+        return (status, o, e)
+    }
+
+    func cliExpectingSuccess(_ arguments: [String]) throws {
+        let r = try cli(arguments)
+        guard r.status == 0 else { throw HTTPFailure(description: "\(arguments.prefix(2).joined(separator: " ")) failed: \(r.stderr)") }
+    }
+
+    /// Creates an API key for `account` with the CLI and returns it.
+    func newAPIKey(account: String) throws -> String {
+        let r = try cli(["api-keys", "create", account, "--database-url", conninfo])
+        guard r.status == 0 else { throw HTTPFailure(description: "api-keys create failed: \(r.stderr)") }
+        return r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    func createAccount(_ id: String, monthlyLimit: Int = 1_000_000) throws -> String {
+        try cliExpectingSuccess(["accounts", "create", id, "--monthly-limit", "\(monthlyLimit)", "--database-url", conninfo])
+        return try newAPIKey(account: id)
+    }
+
+    /// Runs a query as the login role and returns the first column of the first row.
+    func scalar(_ sql: String) throws -> String? {
+        let c = try PostgresConnection(conninfo: conninfo, statementTimeoutMilliseconds: 30_000, role: nil)
+        defer { c.close() }
+        return try c.query(SQLQuery(unsafeSQL: sql)).rows.first?[0]
+    }
+
+    func ledgerSize() throws -> Int { Int(try scalar("SELECT size FROM ledger_head WHERE id = 1") ?? "-1") ?? -1 }
+
+    // MARK: HTTP
+
+    func get(_ path: String, key: String? = nil, headers: [(String, String)] = []) throws -> HTTPResult {
+        try RawHTTP.get(port: port, path, key: key, headers: headers)
+    }
+
+    func post(_ path: String, _ body: [UInt8], key: String? = nil, headers: [(String, String)] = []) throws -> HTTPResult {
+        try RawHTTP.post(port: port, path, json: body, key: key, headers: headers)
+    }
+
+    func post(_ path: String, json: JSONValue, key: String? = nil) throws -> HTTPResult {
+        try post(path, try CanonicalJSON.encode(json, profile: .nexartV1), key: key)
+    }
+
+    /// The published key manifest.
+    func manifest() throws -> NodeKeyManifest {
+        let r = try get("/.well-known/nexart-node.json")
+        guard r.status == 200, let doc = r.json else { throw HTTPFailure(description: "manifest: \(r.status) \(r.text)") }
+        return try NodeKeyManifest(doc)
+    }
+}
+
+/// A sealed AI CER built from raw fields with a distinct execution id (an independent bundle each call).
+func freshBundle(_ tag: String, output: String = "an answer") throws -> [UInt8] {
+    var p = CertifyParameters(
+        executionId: "exec-\(tag)", timestamp: "2026-11-22T00:00:00.000Z", createdAt: "2026-11-22T00:00:01.000Z",
+        provider: "openai", model: "gpt-test", input: .string(JSONString("question \(tag)")), output: .string(JSONString(output)))
+    p.parameters = ["temperature": 0, "maxTokens": 64, "topP": 1, "seed": 7]
+    return try CanonicalJSON.encode(.object(try CERBuilder.certifyDecision(p)), profile: .nexartV1)
+}
+
+/// A CER package made of a bundle and an attestation response, as a client would assemble it.
+func package(cer: JSONValue, response: JSONValue) -> JSONValue {
+    [
+        "cer": cer, "receipt": response["receipt"] ?? .null, "signature": response["signature"] ?? .null,
+        "attestation": response["attestation"] ?? .null, "verificationEnvelope": response["verificationEnvelope"] ?? .null,
+        "verificationEnvelopeSignature": response["verificationEnvelopeSignature"] ?? .null,
+    ]
+}
