@@ -1,5 +1,6 @@
 import ArgumentParser
 import CERKit
+import LedgerServer
 
 #if canImport(Glibc)
     import Glibc
@@ -47,8 +48,8 @@ struct EvidenceLedgerCommand: AsyncParsableCommand {
     }
 }
 
-/// The version compiled into the binary.
+/// The version compiled into the binary (the server reports the same in `/version`).
 enum BuildInfo {
-    static let version = "0.4.0"
+    static let version = NodeIdentity.serviceVersion
 }
 

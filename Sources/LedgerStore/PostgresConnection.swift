@@ -8,6 +8,16 @@ public final class PostgresConnection: @unchecked Sendable {
     /// Set when the connection broke; the pool discards it instead of reusing it.
     public private(set) var isBroken = false
     private var inTransaction = false
+    /// Server-side prepared statements by SQL text: parsed and planned once per connection.
+    private var prepared: [String: String] = [:]
+    /// Names are never reused, so a statement the cache lost track of can never collide.
+    private var nextStatementNumber = 0
+    static let maxPrepared = 512
+
+    private func statementName() -> String {
+        nextStatementNumber += 1
+        return "ledger_s\(nextStatementNumber)"
+    }
 
     /// Connects with a libpq connection string or URL; applies `statement_timeout` and quiets notices.
     public init(conninfo: String, statementTimeoutMilliseconds: Int, role: String?) throws(LedgerStoreError) {
@@ -91,26 +101,48 @@ public final class PostgresConnection: @unchecked Sendable {
         guard let handle, !isBroken else { throw LedgerStoreError(.unavailable, "the database connection is closed") }
         guard PQenterPipelineMode(handle) == 1 else { throw LedgerStoreError(.database, "cannot enter pipeline mode") }
         defer { PQexitPipelineMode(handle) }
+        // What each sent command produces: a prepare (its result is skipped) or a statement's rows.
+        var producesRows: [Bool] = []
+        var preparing: [String: String] = [:]
+        var sentPrepares: [(name: String, sql: String)] = []
         for query in queries {
             let values = query.binds.map(\.textFormat)
             var cStrings: [UnsafeMutablePointer<CChar>?] = values.map { $0.flatMap { strdup($0) } }
             defer { for p in cStrings { free(p) } }
+            var name = prepared[query.sql] ?? preparing[query.sql]
+            if name == nil, Self.isPreparable(query.sql), prepared.count + preparing.count < Self.maxPrepared {
+                let fresh = statementName()
+                guard PQsendPrepare(handle, fresh, query.sql, Int32(values.count), nil) == 1 else {
+                    isBroken = PQstatus(handle) != CONNECTION_OK
+                    throw LedgerStoreError(.unavailable, "could not send a statement", detail: String(cString: PQerrorMessage(handle)))
+                }
+                producesRows.append(false)
+                preparing[query.sql] = fresh
+                sentPrepares.append((fresh, query.sql))
+                name = fresh
+            }
             let sent = cStrings.withUnsafeMutableBufferPointer { params in
                 params.baseAddress!.withMemoryRebound(to: UnsafePointer<CChar>?.self, capacity: max(params.count, 1)) { p in
-                    PQsendQueryParams(handle, query.sql, Int32(values.count), nil, values.isEmpty ? nil : p, nil, nil, 0)
+                    if let name {
+                        return PQsendQueryPrepared(handle, name, Int32(values.count), values.isEmpty ? nil : p, nil, nil, 0)
+                    }
+                    return PQsendQueryParams(handle, query.sql, Int32(values.count), nil, values.isEmpty ? nil : p, nil, nil, 0)
                 }
             }
             guard sent == 1 else {
                 isBroken = PQstatus(handle) != CONNECTION_OK
                 throw LedgerStoreError(.unavailable, "could not send a statement", detail: String(cString: PQerrorMessage(handle)))
             }
+            producesRows.append(true)
         }
+        var preparedIndex = 0
         guard PQpipelineSync(handle) == 1 else {
             isBroken = PQstatus(handle) != CONNECTION_OK
             throw LedgerStoreError(.unavailable, "could not send the pipeline", detail: String(cString: PQerrorMessage(handle)))
         }
         var results: [PostgresRows] = []
         var firstError: LedgerStoreError? = nil
+        var command = 0
         while true {
             guard let result = PQgetResult(handle) else {
                 // End of one statement's results; a NULL right after the sync result never comes.
@@ -123,6 +155,16 @@ public final class PostgresConnection: @unchecked Sendable {
             defer { PQclear(result) }
             let status = PQresultStatus(result)
             if status == PGRES_PIPELINE_SYNC { break }
+            let isRows = command < producesRows.count ? producesRows[command] : true
+            command += 1
+            if !isRows {
+                // A prepare: remember the statement only once the server has accepted it.
+                if status == PGRES_COMMAND_OK, preparedIndex < sentPrepares.count {
+                    prepared[sentPrepares[preparedIndex].sql] = sentPrepares[preparedIndex].name
+                }
+                preparedIndex += 1
+                if status == PGRES_COMMAND_OK || status == PGRES_PIPELINE_ABORTED { continue }
+            }
             switch status {
             case PGRES_COMMAND_OK, PGRES_TUPLES_OK:
                 results.append(PostgresRows(result))
@@ -143,14 +185,34 @@ public final class PostgresConnection: @unchecked Sendable {
         return results
     }
 
+    /// Only plannable statements can be prepared (not BEGIN, SET, DDL …).
+    static func isPreparable(_ sql: String) -> Bool {
+        let head = sql.utf8.prefix(while: { $0 == 0x20 || $0 == 0x0A || $0 == 0x09 }).count
+        let word = sql.utf8.dropFirst(head).prefix(6).map { $0 | 0x20 }
+        return word.starts(with: Array("select".utf8)) || word.starts(with: Array("insert".utf8))
+            || word.starts(with: Array("update".utf8)) || word.starts(with: Array("delete".utf8)) || word.starts(with: Array("with ".utf8))
+    }
+
     private func run(_ query: SQLQuery) throws(LedgerStoreError) -> PostgresRows {
         guard let handle, !isBroken else { throw LedgerStoreError(.unavailable, "the database connection is closed") }
         let values = query.binds.map(\.textFormat)
         var cStrings: [UnsafeMutablePointer<CChar>?] = values.map { $0.flatMap { strdup($0) } }
         defer { for p in cStrings { free(p) } }
+        var name = prepared[query.sql]
+        if name == nil, Self.isPreparable(query.sql), prepared.count < Self.maxPrepared {
+            let fresh = statementName()
+            if let r = PQprepare(handle, fresh, query.sql, Int32(values.count), nil) {
+                if PQresultStatus(r) == PGRES_COMMAND_OK {
+                    prepared[query.sql] = fresh
+                    name = fresh
+                }
+                PQclear(r)
+            }
+        }
         let result: OpaquePointer? = cStrings.withUnsafeMutableBufferPointer { params in
             params.baseAddress!.withMemoryRebound(to: UnsafePointer<CChar>?.self, capacity: max(params.count, 1)) { p in
-                PQexecParams(handle, query.sql, Int32(values.count), nil, values.isEmpty ? nil : p, nil, nil, 0)
+                if let name { return PQexecPrepared(handle, name, Int32(values.count), values.isEmpty ? nil : p, nil, nil, 0) }
+                return PQexecParams(handle, query.sql, Int32(values.count), nil, values.isEmpty ? nil : p, nil, nil, 0)
             }
         }
         guard let result else {

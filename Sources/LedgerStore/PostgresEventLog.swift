@@ -215,9 +215,12 @@ public final class PostgresEventLog: Sendable {
             """,
         ]
         if !keyed.isEmpty {
+            // One index probe per key. LIMIT 1 (the key is unique) keeps the planner from flattening the
+            // LATERAL subquery into a hash join over the whole table, which it otherwise does.
             reads.append(SQLQuery(unsafeSQL: """
-                SELECT \(columns) FROM ledger_entries WHERE idempotency_key IS NOT NULL
-                AND (subject, type, idempotency_key) IN (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]))
+                SELECT e.* FROM unnest($1::text[], $2::text[], $3::text[]) AS k(subject, type, key)
+                CROSS JOIN LATERAL (SELECT \(columns) FROM ledger_entries WHERE subject = k.subject AND type = k.type
+                                    AND idempotency_key = k.key AND idempotency_key IS NOT NULL LIMIT 1) e
                 """, binds: [.textArray(keyed.map(\.subject)), .textArray(keyed.map(\.type)), .textArray(keyed.map { $0.idempotencyKey! })]))
         }
         do {
@@ -341,12 +344,12 @@ public final class PostgresEventLog: Sendable {
         return (entries, problems)
     }
 
-    /// Every entry of the given types, in log order.
-    public func entries(types: [String]) async throws -> [LedgerEntry] {
+    /// Every node-key event (`key.*` types), in log order.
+    public func keyEvents() async throws -> [LedgerEntry] {
         try await pool.withConnection { c in
-            try c.query(SQLQuery(
-                unsafeSQL: "SELECT \(Self.columns) FROM ledger_entries WHERE type = ANY($1::text[]) ORDER BY idx", binds: [.textArray(types)])
-            ).rows.map { row throws(LedgerStoreError) in try Self.decodeEntry(row) }
+            // The predicate repeats the partial index's, so the index serves it.
+            try c.query(SQLQuery(unsafeSQL: "SELECT \(Self.columns) FROM ledger_entries WHERE type LIKE 'key.%' ORDER BY idx"))
+                .rows.map { row throws(LedgerStoreError) in try Self.decodeEntry(row) }
         }
     }
 

@@ -163,6 +163,6 @@ import Testing
         let r = try CLI.run(["verify", "--help"])
         #expect(r.status == 0)
         #expect(r.stdout.contains("Exit codes: 0 verified, 1 not verified, 2 unreadable input or usage error"))
-        #expect(try CLI.run(["--version"]).stdout.hasPrefix("0.1.0"))
+        #expect(try CLI.run(["--version"]).stdout.hasPrefix("0.4.0"))
     }
 }

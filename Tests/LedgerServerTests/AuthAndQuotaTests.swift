@@ -85,7 +85,7 @@ import Testing
         var counted = "0"
         for _ in 0..<50 where counted != "40" {
             usleep(100_000)
-            counted = try node.scalar("SELECT count(*) FROM usage_events WHERE status_code = 429") ?? "0"
+            counted = try node.scalar("SELECT COALESCE(sum(requests), 0) FROM usage_minutes WHERE status_code = 429") ?? "0"
         }
         #expect(counted == "40")
     }

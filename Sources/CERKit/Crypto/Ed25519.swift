@@ -20,10 +20,14 @@ public enum Ed25519 {
 
     /// The 64-byte signature of `message` under the key pair derived from `seed`.
     public static func sign(_ message: [UInt8], seed: [UInt8]) -> [UInt8] {
-        let pair = KeyPair(seed: seed)
+        sign(message, secretKey: KeyPair(seed: seed).secretKey)
+    }
+
+    /// The signature of `message` under libsodium's 64-byte expanded secret key.
+    static func sign(_ message: [UInt8], secretKey: [UInt8]) -> [UInt8] {
         var signature = [UInt8](repeating: 0, count: signatureLength)
         var length: UInt64 = 0
-        _ = crypto_sign_detached(&signature, &length, message, UInt64(message.count), pair.secretKey)
+        _ = crypto_sign_detached(&signature, &length, message, UInt64(message.count), secretKey)
         return signature
     }
 
@@ -48,16 +52,20 @@ public struct Ed25519SigningKey: Sendable {
     public let seed: [UInt8]
     /// The 32-byte public key.
     public let publicKey: [UInt8]
+    /// The expanded secret key, derived once (deriving it costs as much as a signature).
+    private let secretKey: [UInt8]
 
     /// A key from its 32-byte seed; nil when the length is wrong.
     public init?(seed: [UInt8]) {
         guard seed.count == Ed25519.seedLength else { return nil }
+        let pair = Ed25519.KeyPair(seed: seed)
         self.seed = seed
-        self.publicKey = Ed25519.publicKey(seed: seed)
+        self.publicKey = pair.publicKey
+        self.secretKey = pair.secretKey
     }
 
     /// The signature of `message`.
-    public func sign(_ message: [UInt8]) -> [UInt8] { Ed25519.sign(message, seed: seed) }
+    public func sign(_ message: [UInt8]) -> [UInt8] { Ed25519.sign(message, secretKey: secretKey) }
 }
 
 /// Comparison whose time does not depend on where two secrets differ (libsodium `sodium_memcmp`).

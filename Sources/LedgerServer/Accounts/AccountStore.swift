@@ -164,68 +164,91 @@ public struct AccountStore: Sendable {
         return (raw, record)
     }
 
-    /// The principal a raw key stands for. Throws 401 for unknown or revoked keys.
-    public func authenticate(rawKey: String) async throws -> Principal {
+    /// The principal a raw key stands for. Throws 401 for unknown or revoked keys. With `reserving`,
+    /// one unit of the account's monthly quota is taken in the same statement if any is left, atomically:
+    /// concurrent requests never take more than the limit (the row lock serialises them and the limit
+    /// is re-checked under it). A billable request thus costs one round trip before its work.
+    public func authenticate(rawKey: String, reserving period: QuotaPeriod? = nil) async throws -> (Principal, QuotaDecision?) {
         guard APIKey.isWellFormed(rawKey) else { throw LedgerServerError(.unauthorized, "Invalid API key") }
         let hash = APIKey.hash(rawKey)
-        let row = try await pool.withConnection { c in
-            try c.query("""
-                SELECT k.id, k.key_hash, k.status, a.id, a.plan, a.monthly_limit
-                FROM api_keys k JOIN accounts a ON a.id = k.account_id WHERE k.key_hash = \(hash)
-                """).rows.first
+        let reserve = period != nil
+        let start = period?.start ?? "1970-01-01"
+        let statement: SQLQuery = """
+            WITH k AS (
+                SELECT k.id, k.key_hash, k.status, a.id AS account_id, a.plan, a.monthly_limit
+                FROM api_keys k JOIN accounts a ON a.id = k.account_id WHERE k.key_hash = \(hash)),
+            r AS (
+                INSERT INTO quota_usage AS q (account_id, period, used)
+                SELECT account_id, \(start)::date, 1 FROM k WHERE status = 'active' AND monthly_limit > 0 AND \(reserve ? "t" : "f")::boolean
+                ON CONFLICT (account_id, period) DO UPDATE SET used = q.used + 1
+                    WHERE q.used < (SELECT monthly_limit FROM accounts WHERE id = q.account_id)
+                RETURNING used)
+            SELECT k.id, k.key_hash, k.status, k.account_id, k.plan, k.monthly_limit, (SELECT used FROM r),
+                (SELECT used FROM quota_usage WHERE account_id = k.account_id AND period = \(start)::date)
+            FROM k
+            """
+        let row = try await pool.withConnection { c -> [String?]? in
+            guard reserve else { return try c.query(statement).rows.first }
+            // Every request of an account updates one counter row; a durable commit would hold its lock
+            // through a WAL flush and serialise the account's requests on it. The reservation commits
+            // asynchronously instead: the attestation it admits is appended later with a durable commit,
+            // which flushes the WAL up to and past this one, so a reservation can only be lost together
+            // with work that never happened (decision 0007).
+            do {
+                let results = try c.pipeline(["BEGIN", "SET LOCAL synchronous_commit TO off", statement, "COMMIT"])
+                return results[2].rows.first
+            } catch {
+                if !c.isBroken { _ = try? c.execute("ROLLBACK") }
+                throw error
+            }
         }
         // The index lookup finds the row; the comparison that admits it takes constant time.
         guard let row, let stored = decodeByteaHex(row[1]), ConstantTime.isEqual(stored, hash) else {
             throw LedgerServerError(.unauthorized, "Invalid API key")
         }
         guard row[2] == "active" else { throw LedgerServerError(.unauthorized, "API key is inactive") }
-        return Principal(accountId: row[3]!, apiKeyId: Int64(row[0]!)!, plan: row[4]!, monthlyLimit: Int64(row[5]!)!)
-    }
-
-    /// Takes one unit of the account's monthly quota if any is left, atomically: concurrent requests
-    /// never take more than the limit (the row lock serialises them; the limit is re-checked under it).
-    public func reserveQuota(accountId: String, period: QuotaPeriod) async throws -> QuotaDecision {
-        try await pool.withConnection { c in
-            let rows = try c.query("""
-                INSERT INTO quota_usage AS q (account_id, period, used)
-                SELECT id, \(period.start)::date, 1 FROM accounts WHERE id = \(accountId) AND monthly_limit > 0
-                ON CONFLICT (account_id, period) DO UPDATE SET used = q.used + 1
-                    WHERE q.used < (SELECT monthly_limit FROM accounts WHERE id = q.account_id)
-                RETURNING used, (SELECT monthly_limit FROM accounts WHERE id = q.account_id)
-                """).rows
-            if let row = rows.first { return QuotaDecision(isAdmitted: true, used: Int64(row[0]!)!, limit: Int64(row[1]!)!) }
-            let state = try c.query("""
-                SELECT a.monthly_limit, COALESCE(q.used, 0) FROM accounts a
-                LEFT JOIN quota_usage q ON q.account_id = a.id AND q.period = \(period.start)::date WHERE a.id = \(accountId)
-                """).rows.first
-            return QuotaDecision(isAdmitted: false, used: Int64(state?[1] ?? "0")!, limit: Int64(state?[0] ?? "0")!)
+        let principal = Principal(accountId: row[3]!, apiKeyId: Int64(row[0]!)!, plan: row[4]!, monthlyLimit: Int64(row[5]!)!)
+        guard reserve else { return (principal, nil) }
+        if let used = row[6].flatMap({ Int64($0) }) {
+            return (principal, QuotaDecision(isAdmitted: true, used: used, limit: principal.monthlyLimit))
         }
+        return (principal, QuotaDecision(isAdmitted: false, used: row[7].flatMap { Int64($0) } ?? 0, limit: principal.monthlyLimit))
     }
 
-    /// Gives back a unit taken by `reserveQuota` (the request turned out to be a replay or failed).
+    /// Gives back a unit taken by `authenticate(rawKey:reserving:)` (the request turned out to be a replay or failed).
     public func refundQuota(accountId: String, period: QuotaPeriod) async throws {
         _ = try await pool.withConnection { c in
             try c.execute("UPDATE quota_usage SET used = used - 1 WHERE account_id = \(accountId) AND period = \(period.start)::date AND used > 0")
         }
     }
 
-    /// Writes usage events in one statement.
+    /// Adds usage events to the per-minute counters in one statement.
     public func record(_ events: [UsageEvent]) async throws {
-        guard !events.isEmpty else { return }
+        struct Key: Hashable {
+            var minute: Int64, account: String, key: Int64, endpoint: String, status: Int, error: String
+        }
+        var totals: [Key: (requests: Int64, duration: Int64)] = [:]
+        for e in events {
+            guard let account = e.accountId, let key = e.apiKeyId else { continue }
+            let k = Key(minute: e.at / 60_000 * 60_000, account: account, key: key, endpoint: e.endpoint, status: e.status, error: e.error ?? "")
+            let t = totals[k] ?? (0, 0)
+            totals[k] = (t.requests + 1, t.duration + Int64(e.durationMilliseconds))
+        }
+        guard !totals.isEmpty else { return }
         var values: [SQLValue] = []
         var tuples: [String] = []
-        for e in events {
+        for (k, t) in totals {
             let n = values.count
-            tuples.append("(to_timestamp($\(n + 1)::bigint / 1000.0), $\(n + 2), $\(n + 3)::bigint, $\(n + 4), $\(n + 5)::int, $\(n + 6)::int, $\(n + 7), $\(n + 8))")
-            values += [
-                .int(e.at), e.accountId.map(SQLValue.text) ?? .null, e.apiKeyId.map(SQLValue.int) ?? .null, .text(e.endpoint),
-                .int(Int64(e.status)), .int(Int64(e.durationMilliseconds)), e.requestId.map(SQLValue.text) ?? .null,
-                e.error.map(SQLValue.text) ?? .null,
-            ]
+            tuples.append("(to_timestamp($\(n + 1)::bigint / 1000.0), $\(n + 2), $\(n + 3)::bigint, $\(n + 4), $\(n + 5)::int, $\(n + 6), $\(n + 7)::bigint, $\(n + 8)::bigint)")
+            values += [.int(k.minute), .text(k.account), .int(k.key), .text(k.endpoint), .int(Int64(k.status)), .text(k.error), .int(t.requests), .int(t.duration)]
         }
         let query = SQLQuery(
-            unsafeSQL: "INSERT INTO usage_events (ts, account_id, api_key_id, endpoint, status_code, duration_ms, request_id, error) VALUES "
-                + tuples.joined(separator: ", "), binds: values)
+            unsafeSQL: """
+                INSERT INTO usage_minutes AS u (minute, account_id, api_key_id, endpoint, status_code, error, requests, duration_ms_total)
+                VALUES \(tuples.joined(separator: ", "))
+                ON CONFLICT (account_id, minute, api_key_id, endpoint, status_code, error)
+                DO UPDATE SET requests = u.requests + EXCLUDED.requests, duration_ms_total = u.duration_ms_total + EXCLUDED.duration_ms_total
+                """, binds: values)
         _ = try await pool.withConnection { c in try c.execute(query) }
     }
 
@@ -233,8 +256,9 @@ public struct AccountStore: Sendable {
     public func usage(month: String) async throws -> [(accountId: String?, endpoint: String, count: Int64, errors: Int64, averageMilliseconds: Double)] {
         try await pool.withConnection { c in
             try c.query("""
-                SELECT account_id, endpoint, count(*), count(*) FILTER (WHERE status_code >= 400), COALESCE(avg(duration_ms), 0)
-                FROM usage_events WHERE ts >= (\(month + "-01"))::date AND ts < ((\(month + "-01"))::date + interval '1 month')
+                SELECT account_id, endpoint, sum(requests), COALESCE(sum(requests) FILTER (WHERE status_code >= 400), 0),
+                    sum(duration_ms_total)::float8 / sum(requests)
+                FROM usage_minutes WHERE minute >= (\(month + "-01"))::date AND minute < ((\(month + "-01"))::date + interval '1 month')
                 GROUP BY account_id, endpoint ORDER BY account_id, endpoint
                 """).rows.map { ($0[0], $0[1]!, Int64($0[2]!)!, Int64($0[3]!)!, Double($0[4]!) ?? 0) }
         }

@@ -29,9 +29,7 @@ public final class UsageRecorder: Service, Sendable {
         }
         guard !events.isEmpty else { return }
         do {
-            for chunk in stride(from: 0, to: events.count, by: 500) {
-                try await store.record(Array(events[chunk..<min(chunk + 500, events.count)]))
-            }
+            try await store.record(events)
         } catch {
             // Keep them for the next attempt rather than lose them.
             buffer.withLock { $0.insert(contentsOf: events, at: 0) }

@@ -30,23 +30,29 @@ struct AttestationRoutes: Sendable {
     // MARK: Authentication and quota
 
     func authenticate(_ request: Request) async throws -> Principal {
+        try await authenticate(request, reserving: nil).0
+    }
+
+    /// The caller, and with `reserving` a quota reservation made in the same round trip.
+    func authenticate(_ request: Request, reserving period: QuotaPeriod?) async throws -> (Principal, QuotaDecision?) {
         guard let header = request.headers[.authorization], header.hasPrefix("Bearer "), header.count > 7 else {
             throw LedgerServerError(.unauthorized, "Missing or invalid Authorization header. Use: Authorization: Bearer <api_key>")
         }
-        return try await accounts.authenticate(rawKey: String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces))
+        return try await accounts.authenticate(rawKey: String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces), reserving: period)
     }
 
-    /// Runs a billable operation: one unit of quota is reserved first (refused with 429 when none is
-    /// left) and given back when the operation fails or turns out to be a replay.
+    /// Runs a billable operation: the caller is authenticated and one unit of quota reserved in one
+    /// statement (429 when none is left); the unit is given back when the operation fails or turns
+    /// out to be a replay.
     func billable(
-        _ principal: Principal, endpoint: String, context: BasicRequestContext,
-        _ operation: () async throws -> (response: Response, charged: Bool)
+        _ request: Request, endpoint: String, context: BasicRequestContext,
+        _ operation: (Principal) async throws -> (response: Response, charged: Bool)
     ) async throws -> Response {
         let started = clock()
         let period = QuotaPeriod(milliseconds: started)
+        let (principal, reservation) = try await authenticate(request, reserving: configuration.enforceQuota ? period : nil)
         var decision: QuotaDecision? = nil
-        if configuration.enforceQuota {
-            let d = try await accounts.reserveQuota(accountId: principal.accountId, period: period)
+        if let d = reservation {
             guard d.isAdmitted else {
                 recordUsage(principal, endpoint, status: 429, started: started, context: context, error: "QUOTA_EXCEEDED")
                 throw LedgerServerError(
@@ -57,7 +63,7 @@ struct AttestationRoutes: Sendable {
             decision = d
         }
         do {
-            var (response, charged) = try await operation()
+            var (response, charged) = try await operation(principal)
             if var d = decision {
                 if !charged {
                     try? await accounts.refundQuota(accountId: principal.accountId, period: period)
@@ -96,9 +102,8 @@ struct AttestationRoutes: Sendable {
     // MARK: Attest and certify
 
     func attest(_ request: Request, _ context: BasicRequestContext, endpoint: String) async throws -> Response {
-        let principal = try await authenticate(request)
         let visibility = try Self.visibility(request)
-        return try await billable(principal, endpoint: endpoint, context: context) {
+        return try await billable(request, endpoint: endpoint, context: context) { principal in
             let (bundle, bytes) = try await reader.json(request)
             let record = try await attestation.attest(bundle: bundle, payload: bytes, principal: principal, visibility: visibility)
             return (liveResponse(record, includeCer: false), record.isNew)
@@ -106,7 +111,6 @@ struct AttestationRoutes: Sendable {
     }
 
     func certify(_ request: Request, _ context: BasicRequestContext, persist: Bool) async throws -> Response {
-        let principal = try await authenticate(request)
         let endpoint = persist ? "/v1/cer/ai/certify" : "/v1/cer/ai/create"
         let build: () async throws -> (JSONObject, JSONObject) = {
             let (body, _) = try await reader.object(request)
@@ -114,6 +118,7 @@ struct AttestationRoutes: Sendable {
             return (body, try CertifyRequest.parse(body, now: now))
         }
         guard persist else {
+            let principal = try await authenticate(request)
             let (_, cer) = try await build()
             let response = JSONResponse.make(body: [
                 "ok": true, "bundle": .object(cer), "certificateHash": cer["certificateHash"]!, "bundleType": cer["bundleType"]!,
@@ -121,7 +126,7 @@ struct AttestationRoutes: Sendable {
             recordUsage(principal, endpoint, status: 200, started: clock(), context: context, error: nil)
             return response
         }
-        return try await billable(principal, endpoint: endpoint, context: context) {
+        return try await billable(request, endpoint: endpoint, context: context) { principal in
             let (body, cer) = try await build()
             let visibility = try Self.visibility(request, body: body)
             let canonical = try CanonicalJSON.encode(.object(cer), profile: .nexartV1)
@@ -135,8 +140,7 @@ struct AttestationRoutes: Sendable {
     }
 
     func stampHash(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
-        let principal = try await authenticate(request)
-        return try await billable(principal, endpoint: "/api/stamp-hash", context: context) {
+        try await billable(request, endpoint: "/api/stamp-hash", context: context) { principal in
             let (body, _) = try await reader.object(request)
             guard let hash = try body.string("certificateHash") else { throw LedgerServerError(.invalidRequest, "certificateHash is required") }
             let version = try body.string("protocolVersion")

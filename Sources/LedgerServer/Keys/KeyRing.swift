@@ -40,7 +40,7 @@ public final class KeyRing: Sendable {
     /// Re-reads the key events and loads the active key's private key if it changed.
     @discardableResult
     public func refresh() async throws -> Snapshot {
-        let events = try await log.entries(types: NodeKeyHistory.eventTypes)
+        let events = try await log.keyEvents()
         let manifest = NodeKeyHistory.manifest(nodeId: nodeId, events: events)
         let previous = current
         var signer: Signer? = nil

@@ -19,7 +19,7 @@ public struct NodeKeyAdministration: Sendable {
 
     /// Every key the ledger knows, with whether this machine holds its private key.
     public func list() async throws -> (manifest: NodeKeyManifest, localKids: Set<String>) {
-        let events = try await log.entries(types: NodeKeyHistory.eventTypes)
+        let events = try await log.keyEvents()
         return (NodeKeyHistory.manifest(nodeId: nodeId, events: events), Set(store.kids()))
     }
 
