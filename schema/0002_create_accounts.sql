@@ -56,7 +56,22 @@ CREATE INDEX ledger_entries_key_events ON ledger_entries (idx) WHERE type LIKE '
 ALTER TABLE ledger_entries SET (toast_tuple_target = 8160);
 ALTER TABLE ledger_payloads SET (toast_tuple_target = 8160);
 
-REVOKE ALL ON accounts, api_keys, quota_usage, usage_minutes FROM PUBLIC;
+-- Unique claims made with appends (an account's executionId belongs to the first certificate attested
+-- with it). Written by the sequencer under the head lock, in the append's transaction; append-only.
+CREATE TABLE ledger_claims (
+    scope text NOT NULL CHECK (length(scope) BETWEEN 1 AND 512),
+    key text NOT NULL CHECK (length(key) BETWEEN 1 AND 1024),
+    value text NOT NULL,
+    entry_idx bigint NOT NULL,  -- no foreign key: TRUNCATE of the log must reach its refusing trigger
+    PRIMARY KEY (scope, key)
+);
+CREATE TRIGGER ledger_claims_no_update BEFORE UPDATE OR DELETE ON ledger_claims
+    FOR EACH ROW EXECUTE FUNCTION ledger_refuse_change();
+CREATE TRIGGER ledger_claims_no_truncate BEFORE TRUNCATE ON ledger_claims
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse_change();
+
+REVOKE ALL ON accounts, api_keys, quota_usage, usage_minutes, ledger_claims FROM PUBLIC;
+GRANT SELECT, INSERT ON ledger_claims TO ledger_app;
 GRANT SELECT, INSERT, UPDATE ON accounts, api_keys, quota_usage TO ledger_app;
 GRANT SELECT, INSERT, UPDATE ON usage_minutes TO ledger_app;
 GRANT USAGE ON SEQUENCE api_keys_id_seq TO ledger_app;

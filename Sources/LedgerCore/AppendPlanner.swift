@@ -7,6 +7,35 @@ public struct BodyFinalizer: Sendable {
     public init(_ make: @escaping @Sendable (_ index: Int64, _ recordedAt: Int64) throws -> JSONValue) { self.make = make }
 }
 
+/// One unit of metered usage an append consumes: the sequencer admits it only while the account has
+/// quota left in `period` and the credential is still active, in the same transaction as the append.
+public struct Charge: Sendable, Equatable, Hashable {
+    public var account: String
+    /// The API key the request was made with (a revoked key is refused at append time).
+    public var credentialId: Int64
+    /// First day of the billing month, `YYYY-MM-01`.
+    public var period: String
+    public init(account: String, credentialId: Int64, period: String) {
+        self.account = account
+        self.credentialId = credentialId
+        self.period = period
+    }
+}
+
+/// A unique claim made with an append: within `scope`, `key` belongs to the first `value` appended
+/// with it; a later append claiming it for another value is refused (the sequencer checks under the
+/// head lock and records the claim in the same transaction).
+public struct Claim: Sendable, Equatable, Hashable {
+    public var scope: String
+    public var key: String
+    public var value: String
+    public init(scope: String, key: String, value: String) {
+        self.scope = scope
+        self.key = key
+        self.value = value
+    }
+}
+
 /// A request to append one event.
 public struct AppendRequest: Sendable, Equatable {
     public var subject: String
@@ -21,10 +50,14 @@ public struct AppendRequest: Sendable, Equatable {
     public var expectedSubjectVersion: Int64?
     /// When set, replaces `body` with a body computed from the assigned index and time.
     public var finalizer: BodyFinalizer?
+    /// Metered usage this append consumes, if any.
+    public var charge: Charge?
+    /// A unique claim this append makes, if any.
+    public var claim: Claim?
 
     public init(
         subject: String, type: String, account: String? = nil, body: JSONValue = .object(JSONObject()), payload: [UInt8]? = nil,
-        idempotencyKey: String? = nil, expectedSubjectVersion: Int64? = nil, finalizer: BodyFinalizer? = nil
+        idempotencyKey: String? = nil, expectedSubjectVersion: Int64? = nil, finalizer: BodyFinalizer? = nil, charge: Charge? = nil
     ) {
         self.subject = subject
         self.type = type
@@ -34,12 +67,14 @@ public struct AppendRequest: Sendable, Equatable {
         self.idempotencyKey = idempotencyKey
         self.expectedSubjectVersion = expectedSubjectVersion
         self.finalizer = finalizer
+        self.charge = charge
     }
 
     public static func == (a: AppendRequest, b: AppendRequest) -> Bool {
         a.subject == b.subject && a.type == b.type && a.account == b.account && a.body == b.body && a.payload == b.payload
             && a.idempotencyKey == b.idempotencyKey && a.expectedSubjectVersion == b.expectedSubjectVersion
-            && (a.finalizer == nil) == (b.finalizer == nil)
+            && (a.finalizer == nil) == (b.finalizer == nil) && a.charge == b.charge
+            && a.claim == b.claim
     }
 
     /// Top-level body members that would carry raw execution content; the ledger refuses them.
@@ -102,10 +137,11 @@ public enum AppendPlanner {
     /// Plans `requests` in order: dense indexes from `size`, subject chains from `subjects`, retries
     /// answered from `existing`. `payloadDigests[i]` is the salted digest of request i's payload.
     /// `groupSizes` splits the requests into consecutive all-or-nothing groups (default: one each):
-    /// when one member is refused, no member of its group is appended.
+    /// when one member is refused, no member of its group is appended. `rejections[i]`, when set,
+    /// refuses request i before anything else (admission decided by the caller).
     public static func plan(
         requests: [AppendRequest], size: Int64, subjects: [String: SubjectHead], existing: [IdempotencyKey: LedgerEntry],
-        payloadDigests: [[UInt8]?], recordedAt: Int64, groupSizes: [Int]? = nil
+        payloadDigests: [[UInt8]?], recordedAt: Int64, groupSizes: [Int]? = nil, rejections: [String?] = []
     ) -> (outcomes: [AppendOutcome], newSize: Int64) {
         var next = size
         var heads = subjects
@@ -117,9 +153,14 @@ public enum AppendPlanner {
             let saved = (next, heads, seen)
             var failed = false
             for i in start..<(start + groupSize) {
-                let outcome = planOne(
-                    requests[i], payloadDigest: i < payloadDigests.count ? payloadDigests[i] : nil, recordedAt: recordedAt,
-                    next: &next, heads: &heads, seen: &seen)
+                let outcome: AppendOutcome
+                if i < rejections.count, let reason = rejections[i] {
+                    outcome = .rejected(reason)
+                } else {
+                    outcome = planOne(
+                        requests[i], payloadDigest: i < payloadDigests.count ? payloadDigests[i] : nil, recordedAt: recordedAt,
+                        next: &next, heads: &heads, seen: &seen)
+                }
                 switch outcome {
                 case .appended, .existing: break
                 case .versionConflict, .rejected: failed = true

@@ -21,13 +21,44 @@ public enum AppendResult: Sendable, Equatable {
 public enum AppendRefusal: Error, Sendable, Equatable, CustomStringConvertible {
     case versionConflict(subject: String, expected: Int64, actual: Int64)
     case invalid(String)
+    /// The request's charge was not admitted.
+    case notAdmitted(AdmissionRefusal)
+    /// The claimed key already belongs to another value.
+    case claimConflict(scope: String, key: String, existingValue: String)
 
     public var description: String {
         switch self {
         case .versionConflict(let s, let e, let a): return "subject \(s) is at version \(a), not the expected \(e)"
         case .invalid(let why): return why
+        case .notAdmitted(let refusal): return refusal.description
+        case .claimConflict(let scope, let key, let existing): return "\(key) in \(scope) already belongs to \(existing)"
         }
     }
+}
+
+/// Why a charged append was not admitted.
+public enum AdmissionRefusal: Sendable, Equatable, CustomStringConvertible {
+    /// The account has used its whole limit for the period.
+    case quotaExceeded(used: Int64, limit: Int64)
+    /// The credential was revoked (or no longer exists).
+    case credentialInactive
+    /// The account does not exist.
+    case unknownAccount
+
+    public var description: String {
+        switch self {
+        case .quotaExceeded(let used, let limit): return "the monthly quota is used up (\(used) of \(limit))"
+        case .credentialInactive: return "the API key is inactive"
+        case .unknownAccount: return "the account does not exist"
+        }
+    }
+}
+
+/// An account's usage after a charged append was admitted.
+public struct MeterReading: Sendable, Equatable {
+    public var used: Int64
+    public var limit: Int64
+    public var remaining: Int64 { max(0, limit - used) }
 }
 
 /// The append-only event log in PostgreSQL. Concurrent appends are batched into one transaction
@@ -71,7 +102,13 @@ public final class PostgresEventLog: Sendable {
     /// Appends several events atomically, in order, in one batch: either every one is appended (or found
     /// as an idempotent retry), or none is and the first refusal is thrown.
     public func append(group requests: [AppendRequest]) async throws -> [AppendResult] {
-        guard !requests.isEmpty else { return [] }
+        try await appendMetered(group: requests).results
+    }
+
+    /// As `append(group:)`, and the account's usage after the group's charge (when a member carries one
+    /// and was appended, not found as a retry).
+    public func appendMetered(group requests: [AppendRequest]) async throws -> (results: [AppendResult], meter: MeterReading?) {
+        guard !requests.isEmpty else { return ([], nil) }
         let ticket = Ticket(requests: requests)
         let startWriter = sequencer.withLock { s -> Bool in
             s.pending.append(ticket)
@@ -80,8 +117,8 @@ public final class PostgresEventLog: Sendable {
             return true
         }
         if startWriter { pool.submitBlocking({ [self] in writeWhilePending() }, inactive: { [self] in failPending() }) }
-        return try await withCheckedThrowingContinuation { (c: CheckedContinuation<[AppendResult], any Error>) in
-            let ready = sequencer.withLock { _ -> Result<[AppendResult], any Error>? in
+        return try await withCheckedThrowingContinuation { (c: CheckedContinuation<GroupResult, any Error>) in
+            let ready = sequencer.withLock { _ -> Result<GroupResult, any Error>? in
                 if let result = ticket.result { return result }
                 ticket.continuation = c
                 return nil
@@ -90,10 +127,12 @@ public final class PostgresEventLog: Sendable {
         }
     }
 
+    typealias GroupResult = (results: [AppendResult], meter: MeterReading?)
+
     final class Ticket: @unchecked Sendable {  // fields guarded by the sequencer mutex
         let requests: [AppendRequest]
-        var result: Result<[AppendResult], any Error>?
-        var continuation: CheckedContinuation<[AppendResult], any Error>?
+        var result: Result<GroupResult, any Error>?
+        var continuation: CheckedContinuation<GroupResult, any Error>?
         init(requests: [AppendRequest]) { self.requests = requests }
     }
 
@@ -110,8 +149,8 @@ public final class PostgresEventLog: Sendable {
 
     private let writer = WriterConnection()
 
-    private func complete(_ ticket: Ticket, _ result: Result<[AppendResult], any Error>) {
-        let c = sequencer.withLock { _ -> CheckedContinuation<[AppendResult], any Error>? in
+    private func complete(_ ticket: Ticket, _ result: Result<GroupResult, any Error>) {
+        let c = sequencer.withLock { _ -> CheckedContinuation<GroupResult, any Error>? in
             if let c = ticket.continuation {
                 ticket.continuation = nil
                 return c
@@ -154,8 +193,9 @@ public final class PostgresEventLog: Sendable {
                     writer.connection?.close()
                     writer.connection = try pool.makeDedicatedConnection()
                 }
-                let outcomes = try Self.writeBatch(
+                let written = try Self.writeBatch(
                     requests, groupSizes: batch.map(\.requests.count), recordedAt: clock(), on: writer.connection!)
+                let outcomes = written.outcomes
                 let appended = outcomes.filter { if case .appended = $0 { return true } else { return false } }.count
                 sequencer.withLock { s in
                     s.batches += 1
@@ -164,9 +204,14 @@ public final class PostgresEventLog: Sendable {
                 onBatch?(appended)
                 var start = 0
                 for ticket in batch {
-                    let group = outcomes[start..<(start + ticket.requests.count)]
+                    let range = start..<(start + ticket.requests.count)
                     start += ticket.requests.count
-                    complete(ticket, Self.result(of: group))
+                    if let refusal = range.lazy.compactMap({ written.refusals[$0] }).first {
+                        complete(ticket, .failure(refusal))
+                        continue
+                    }
+                    let meter = range.lazy.compactMap({ written.meters[$0] }).first
+                    complete(ticket, Self.result(of: outcomes[range]).map { ($0, meter) })
                 }
             } catch {
                 if writer.connection?.isBroken == true {
@@ -199,11 +244,21 @@ public final class PostgresEventLog: Sendable {
 
     /// One batch in one transaction, in two round trips (pipeline mode): BEGIN, lock the head, read the
     /// subjects' last entries and the idempotency keys; then plan, insert, grow the head and COMMIT.
+    struct BatchOutcome {
+        var outcomes: [AppendOutcome]
+        /// Requests refused before planning (admission, claims), by position.
+        var refusals: [Int: AppendRefusal] = [:]
+        /// Usage after each admitted, appended charge, by position.
+        var meters: [Int: MeterReading] = [:]
+    }
+
     static func writeBatch(
         _ requests: [AppendRequest], groupSizes: [Int]? = nil, recordedAt: Int64, on connection: PostgresConnection
-    ) throws -> [AppendOutcome] {
+    ) throws -> BatchOutcome {
         let subjects = Array(Set(requests.map(\.subject)))
         let keyed = requests.filter { $0.idempotencyKey != nil }
+        let charges = requests.compactMap(\.charge)
+        let meters = Array(Set(charges.map { MeterKey(account: $0.account, period: $0.period) })).sorted { ($0.account, $0.period) < ($1.account, $1.period) }
         var reads: [SQLQuery] = [
             "BEGIN",
             "SELECT size FROM ledger_head WHERE id = 1 FOR UPDATE",
@@ -223,6 +278,35 @@ public final class PostgresEventLog: Sendable {
                                     AND idempotency_key = k.key AND idempotency_key IS NOT NULL LIMIT 1) e
                 """, binds: [.textArray(keyed.map(\.subject)), .textArray(keyed.map(\.type)), .textArray(keyed.map { $0.idempotencyKey! })]))
         }
+        let claims = requests.compactMap(\.claim)
+        var claimReadsAt = -1
+        if !claims.isEmpty {
+            claimReadsAt = reads.count
+            reads.append(SQLQuery(unsafeSQL: """
+                SELECT c.scope, c.key, c.value FROM unnest($1::text[], $2::text[]) AS k(scope, key)
+                CROSS JOIN LATERAL (SELECT scope, key, value FROM ledger_claims WHERE scope = k.scope AND key = k.key LIMIT 1) c
+                """, binds: [.textArray(claims.map(\.scope)), .textArray(claims.map(\.key))]))
+        }
+        var meterReadsAt = -1
+        if !charges.isEmpty {
+            // Admission, under the same transaction: meter rows exist and are locked (in a fixed order, so
+            // two writers cannot deadlock), and the credentials' current status is read.
+            meterReadsAt = reads.count
+            let accounts = SQLValue.textArray(meters.map(\.account)), periods = SQLValue.textArray(meters.map(\.period))
+            reads.append(SQLQuery(unsafeSQL: """
+                INSERT INTO quota_usage (account_id, period, used)
+                SELECT v.a, v.p::date, 0 FROM unnest($1::text[], $2::text[]) AS v(a, p) JOIN accounts ON accounts.id = v.a
+                ON CONFLICT (account_id, period) DO NOTHING
+                """, binds: [accounts, periods]))
+            reads.append(SQLQuery(unsafeSQL: """
+                SELECT q.account_id, q.period::text, q.used, a.monthly_limit FROM quota_usage q JOIN accounts a ON a.id = q.account_id
+                WHERE (q.account_id, q.period) IN (SELECT v.a, v.p::date FROM unnest($1::text[], $2::text[]) AS v(a, p))
+                ORDER BY q.account_id, q.period FOR UPDATE OF q
+                """, binds: [accounts, periods]))
+            reads.append(SQLQuery(
+                unsafeSQL: "SELECT id, status FROM api_keys WHERE id = ANY($1::text[]::bigint[])",
+                binds: [.textArray(Array(Set(charges.map { String($0.credentialId) })))]))
+        }
         do {
             let results = try connection.pipeline(reads)
             guard let sizeText = results[1].rows.first?[0], let size = Int64(sizeText) else {
@@ -233,7 +317,7 @@ public final class PostgresEventLog: Sendable {
                 heads[row[0]!] = SubjectHead(count: Int64(row[1]!)! + 1, lastLeaf: decodeBytea(row[2]))
             }
             var existing: [AppendPlanner.IdempotencyKey: LedgerEntry] = [:]
-            if results.count > 3 {
+            if !keyed.isEmpty {
                 for row in results[3].rows {
                     let entry = try decodeEntry(row)
                     existing[AppendPlanner.IdempotencyKey(subject: entry.subject, type: entry.type, key: entry.idempotencyKey!)] = entry
@@ -252,8 +336,33 @@ public final class PostgresEventLog: Sendable {
                     digests.append(nil)
                 }
             }
+            var admission = Admission()
+            if meterReadsAt >= 0 {
+                admission = Admission(requests: requests, meterRows: results[meterReadsAt + 1].rows, keyRows: results[meterReadsAt + 2].rows)
+            }
+            var rejections = admission.rejections
+            var refusals = admission.refusals.mapValues { AppendRefusal.notAdmitted($0) }
+            // Claims: an existing claim for another value refuses the request; claims made earlier in this
+            // batch count (all batches hold the head lock, so no other writer adds claims meanwhile).
+            var claimed: [ClaimKey: String] = [:]
+            if claimReadsAt >= 0 {
+                for row in results[claimReadsAt].rows { claimed[ClaimKey(scope: row[0]!, key: row[1]!)] = row[2]! }
+            }
+            let stored = claimed
+            if rejections.isEmpty { rejections = Array(repeating: nil, count: requests.count) }
+            for (i, request) in requests.enumerated() {
+                guard let claim = request.claim, rejections[i] == nil else { continue }
+                let key = ClaimKey(scope: claim.scope, key: claim.key)
+                if let owner = claimed[key], owner != claim.value {
+                    refusals[i] = .claimConflict(scope: claim.scope, key: claim.key, existingValue: owner)
+                    rejections[i] = "claim conflict"
+                } else {
+                    claimed[key] = claim.value
+                }
+            }
             let (outcomes, newSize) = AppendPlanner.plan(
-                requests: requests, size: size, subjects: heads, existing: existing, payloadDigests: digests, recordedAt: recordedAt, groupSizes: groupSizes)
+                requests: requests, size: size, subjects: heads, existing: existing, payloadDigests: digests, recordedAt: recordedAt,
+                groupSizes: groupSizes, rejections: rejections)
             var writes: [SQLQuery] = []
             var entries: [LedgerEntry] = []
             var payloadValues: [SQLValue] = []
@@ -287,9 +396,36 @@ public final class PostgresEventLog: Sendable {
                     """, binds: values))
                 writes.append("UPDATE ledger_head SET size = \(newSize) WHERE id = 1")
             }
+            var newClaims: [(Claim, Int64)] = []
+            for (i, request) in requests.enumerated() {
+                guard let claim = request.claim, case .appended(let e) = outcomes[i],
+                    stored[ClaimKey(scope: claim.scope, key: claim.key)] == nil,
+                    !newClaims.contains(where: { $0.0.scope == claim.scope && $0.0.key == claim.key })
+                else { continue }
+                newClaims.append((claim, e.index))
+            }
+            if !newClaims.isEmpty {
+                writes.append(SQLQuery(unsafeSQL: """
+                    INSERT INTO ledger_claims (scope, key, value, entry_idx)
+                    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]::bigint[])
+                    """, binds: [
+                        .textArray(newClaims.map(\.0.scope)), .textArray(newClaims.map(\.0.key)), .textArray(newClaims.map(\.0.value)),
+                        .textArray(newClaims.map { String($0.1) }),
+                    ]))
+            }
+            let charged = admission.charge(outcomes)
+            if !charged.increments.isEmpty {
+                writes.append(SQLQuery(unsafeSQL: """
+                    UPDATE quota_usage q SET used = q.used + v.n::bigint FROM unnest($1::text[], $2::text[], $3::text[]) AS v(a, p, n)
+                    WHERE q.account_id = v.a AND q.period = v.p::date
+                    """, binds: [
+                        .textArray(charged.increments.map(\.key.account)), .textArray(charged.increments.map(\.key.period)),
+                        .textArray(charged.increments.map { String($0.count) }),
+                    ]))
+            }
             writes.append("COMMIT")
             _ = try connection.pipeline(writes)
-            return outcomes
+            return BatchOutcome(outcomes: outcomes, refusals: refusals, meters: charged.meters)
         } catch {
             if !connection.isBroken { _ = try? connection.execute("ROLLBACK") }
             throw error
@@ -385,5 +521,80 @@ public final class PostgresEventLog: Sendable {
     @discardableResult
     public func deletePayload(digest: [UInt8]) async throws -> Bool {
         try await pool.withConnection { c in try c.execute("DELETE FROM ledger_payloads WHERE digest = \(digest)") == 1 }
+    }
+}
+
+/// A claimed key in its scope.
+struct ClaimKey: Hashable {
+    var scope: String
+    var key: String
+}
+
+/// A metered account and billing period.
+struct MeterKey: Hashable {
+    var account: String
+    var period: String
+}
+
+/// Admission of a batch's charged requests, decided from the locked meter rows and the credentials'
+/// status (pure; the writer does the I/O).
+struct Admission {
+    var rejections: [String?] = []
+    var refusals: [Int: AdmissionRefusal] = [:]
+    private var requests: [AppendRequest] = []
+    private var before: [MeterKey: (used: Int64, limit: Int64)] = [:]
+
+    init() {}
+
+    /// Admits charged requests in order while their meter has room and their credential is active.
+    /// Every charged request takes a slot, retries included (they are only known after planning).
+    init(requests: [AppendRequest], meterRows: [[String?]], keyRows: [[String?]]) {
+        self.requests = requests
+        for row in meterRows {
+            guard let account = row[0], let period = row[1], let used = row[2].flatMap({ Int64($0) }), let limit = row[3].flatMap({ Int64($0) })
+            else { continue }
+            before[MeterKey(account: account, period: period)] = (used, limit)
+        }
+        var active = Set<Int64>()
+        for row in keyRows where row[1] == "active" { if let id = row[0].flatMap({ Int64($0) }) { active.insert(id) } }
+        var taken: [MeterKey: Int64] = [:]
+        rejections = Array(repeating: nil, count: requests.count)
+        for (i, request) in requests.enumerated() {
+            guard let charge = request.charge else { continue }
+            let key = MeterKey(account: charge.account, period: charge.period)
+            guard let meter = before[key] else {
+                refuse(i, .unknownAccount)
+                continue
+            }
+            guard active.contains(charge.credentialId) else {
+                refuse(i, .credentialInactive)
+                continue
+            }
+            let used = meter.used + (taken[key] ?? 0)
+            guard used < meter.limit else {
+                refuse(i, .quotaExceeded(used: used, limit: meter.limit))
+                continue
+            }
+            taken[key, default: 0] += 1
+        }
+    }
+
+    private mutating func refuse(_ i: Int, _ refusal: AdmissionRefusal) {
+        refusals[i] = refusal
+        rejections[i] = "not admitted: \(refusal)"
+    }
+
+    /// What the appended charged requests add to each meter, and each one's reading after it.
+    func charge(_ outcomes: [AppendOutcome]) -> (increments: [(key: MeterKey, count: Int64)], meters: [Int: MeterReading]) {
+        var added: [MeterKey: Int64] = [:]
+        var readings: [Int: MeterReading] = [:]
+        for (i, request) in requests.enumerated() {
+            guard let charge = request.charge, i < outcomes.count else { continue }
+            let key = MeterKey(account: charge.account, period: charge.period)
+            guard let meter = before[key] else { continue }
+            if case .appended = outcomes[i] { added[key, default: 0] += 1 }
+            readings[i] = MeterReading(used: meter.used + (added[key] ?? 0), limit: meter.limit)
+        }
+        return (added.map { ($0.key, $0.value) }.sorted { ($0.key.account, $0.key.period) < ($1.key.account, $1.key.period) }, readings)
     }
 }

@@ -20,8 +20,10 @@ import Testing
                        "verificationEnvelopeSignature", "verificationUrl", "visibility"] {
             #expect(response[member] != nil, "live response member \(member) is missing")
         }
-        // One ledger event per attestation (plus the execution claim), and the receipt carries its index.
-        #expect(try node.ledgerSize() == sizeBefore + 2)
+        // One ledger event per attestation, and the receipt carries its index; the executionId is claimed.
+        #expect(try node.ledgerSize() == sizeBefore + 1)
+        #expect(try node.scalar("SELECT value FROM ledger_claims WHERE key = '\(cer["snapshot"]!["executionId"]!.stringValue!)'")
+            == cer["certificateHash"]?.stringValue)
         let index = try #require(response["ledger"]?["index"]?.numberValue)
         #expect(response["receipt"]?["ledgerIndex"]?.numberValue == index)
         #expect(try node.scalar("SELECT type FROM ledger_entries WHERE idx = \(Int(index))") == "cer.attested")

@@ -1,5 +1,6 @@
 import CERKit
 import LedgerStore
+import Synchronization
 
 /// An account: a plan and a monthly limit shared by all its API keys.
 public struct Account: Sendable, Equatable {
@@ -22,14 +23,6 @@ public struct APIKeyRecord: Sendable, Equatable {
     public var revokedAt: String?
 }
 
-/// What a quota reservation decided.
-public struct QuotaDecision: Sendable, Equatable {
-    public var isAdmitted: Bool
-    public var used: Int64
-    public var limit: Int64
-    public var remaining: Int64 { max(0, limit - used) }
-}
-
 /// One request worth recording for usage reports.
 public struct UsageEvent: Sendable {
     public var at: Int64
@@ -45,6 +38,7 @@ public struct UsageEvent: Sendable {
 /// Accounts, API keys and quotas in PostgreSQL.
 public struct AccountStore: Sendable {
     public let pool: PostgresConnectionPool
+    let cache = PrincipalCache()
 
     public init(pool: PostgresConnectionPool) { self.pool = pool }
 
@@ -164,63 +158,37 @@ public struct AccountStore: Sendable {
         return (raw, record)
     }
 
-    /// The principal a raw key stands for. Throws 401 for unknown or revoked keys. With `reserving`,
-    /// one unit of the account's monthly quota is taken in the same statement if any is left, atomically:
-    /// concurrent requests never take more than the limit (the row lock serialises them and the limit
-    /// is re-checked under it). A billable request thus costs one round trip before its work.
-    public func authenticate(rawKey: String, reserving period: QuotaPeriod? = nil) async throws -> (Principal, QuotaDecision?) {
+    /// The principal a raw key stands for. Throws 401 for unknown or revoked keys.
+    public func authenticate(rawKey: String) async throws -> Principal {
         guard APIKey.isWellFormed(rawKey) else { throw LedgerServerError(.unauthorized, "Invalid API key") }
         let hash = APIKey.hash(rawKey)
-        let reserve = period != nil
-        let start = period?.start ?? "1970-01-01"
-        let statement: SQLQuery = """
-            WITH k AS (
-                SELECT k.id, k.key_hash, k.status, a.id AS account_id, a.plan, a.monthly_limit
-                FROM api_keys k JOIN accounts a ON a.id = k.account_id WHERE k.key_hash = \(hash)),
-            r AS (
-                INSERT INTO quota_usage AS q (account_id, period, used)
-                SELECT account_id, \(start)::date, 1 FROM k WHERE status = 'active' AND monthly_limit > 0 AND \(reserve ? "t" : "f")::boolean
-                ON CONFLICT (account_id, period) DO UPDATE SET used = q.used + 1
-                    WHERE q.used < (SELECT monthly_limit FROM accounts WHERE id = q.account_id)
-                RETURNING used)
-            SELECT k.id, k.key_hash, k.status, k.account_id, k.plan, k.monthly_limit, (SELECT used FROM r),
-                (SELECT used FROM quota_usage WHERE account_id = k.account_id AND period = \(start)::date)
-            FROM k
-            """
-        let row = try await pool.withConnection { c -> [String?]? in
-            guard reserve else { return try c.query(statement).rows.first }
-            // Every request of an account updates one counter row; a durable commit would hold its lock
-            // through a WAL flush and serialise the account's requests on it. The reservation commits
-            // asynchronously instead: the attestation it admits is appended later with a durable commit,
-            // which flushes the WAL up to and past this one, so a reservation can only be lost together
-            // with work that never happened (decision 0007).
-            do {
-                let results = try c.pipeline(["BEGIN", "SET LOCAL synchronous_commit TO off", statement, "COMMIT"])
-                return results[2].rows.first
-            } catch {
-                if !c.isBroken { _ = try? c.execute("ROLLBACK") }
-                throw error
-            }
+        let row = try await pool.withConnection { c in
+            try c.query("""
+                SELECT k.id, k.key_hash, k.status, a.id, a.plan, a.monthly_limit
+                FROM api_keys k JOIN accounts a ON a.id = k.account_id WHERE k.key_hash = \(hash)
+                """).rows.first
         }
         // The index lookup finds the row; the comparison that admits it takes constant time.
         guard let row, let stored = decodeByteaHex(row[1]), ConstantTime.isEqual(stored, hash) else {
             throw LedgerServerError(.unauthorized, "Invalid API key")
         }
         guard row[2] == "active" else { throw LedgerServerError(.unauthorized, "API key is inactive") }
-        let principal = Principal(accountId: row[3]!, apiKeyId: Int64(row[0]!)!, plan: row[4]!, monthlyLimit: Int64(row[5]!)!)
-        guard reserve else { return (principal, nil) }
-        if let used = row[6].flatMap({ Int64($0) }) {
-            return (principal, QuotaDecision(isAdmitted: true, used: used, limit: principal.monthlyLimit))
-        }
-        return (principal, QuotaDecision(isAdmitted: false, used: row[7].flatMap { Int64($0) } ?? 0, limit: principal.monthlyLimit))
+        return Principal(accountId: row[3]!, apiKeyId: Int64(row[0]!)!, plan: row[4]!, monthlyLimit: Int64(row[5]!)!)
     }
 
-    /// Gives back a unit taken by `authenticate(rawKey:reserving:)` (the request turned out to be a replay or failed).
-    public func refundQuota(accountId: String, period: QuotaPeriod) async throws {
-        _ = try await pool.withConnection { c in
-            try c.execute("UPDATE quota_usage SET used = used - 1 WHERE account_id = \(accountId) AND period = \(period.start)::date AND used > 0")
-        }
+    /// As `authenticate`, answered from memory for up to `PrincipalCache.lifetime` after a lookup. Only
+    /// for requests whose append re-checks the key inside its transaction (charged appends), so a
+    /// revocation still takes effect on the next such request.
+    public func authenticateForCharge(rawKey: String, now: Int64) async throws -> Principal {
+        let hash = APIKey.hash(rawKey)
+        if let principal = cache.get(hash, now: now) { return principal }
+        let principal = try await authenticate(rawKey: rawKey)
+        cache.put(hash, principal, now: now)
+        return principal
     }
+
+    /// Drops a key from the cache (its append was refused as inactive).
+    public func forget(apiKeyId: Int64) { cache.forget(apiKeyId: apiKeyId) }
 
     /// Adds usage events to the per-minute counters in one statement.
     public func record(_ events: [UsageEvent]) async throws {
@@ -262,6 +230,30 @@ public struct AccountStore: Sendable {
                 GROUP BY account_id, endpoint ORDER BY account_id, endpoint
                 """).rows.map { ($0[0], $0[1]!, Int64($0[2]!)!, Int64($0[3]!)!, Double($0[4]!) ?? 0) }
         }
+    }
+}
+
+/// Principals of recently seen API keys (by key hash).
+final class PrincipalCache: Sendable {
+    static let lifetime: Int64 = 30_000
+    private let entries = Mutex<[[UInt8]: (principal: Principal, until: Int64)]>([:])
+
+    func get(_ hash: [UInt8], now: Int64) -> Principal? {
+        entries.withLock { e in
+            guard let hit = e[hash], hit.until > now else { return nil }
+            return hit.principal
+        }
+    }
+
+    func put(_ hash: [UInt8], _ principal: Principal, now: Int64) {
+        entries.withLock { e in
+            if e.count > 10_000 { e.removeAll() }
+            e[hash] = (principal, now + Self.lifetime)
+        }
+    }
+
+    func forget(apiKeyId: Int64) {
+        entries.withLock { e in e = e.filter { $0.value.principal.apiKeyId != apiKeyId } }
     }
 }
 

@@ -17,6 +17,8 @@ public struct AttestationRecord: Sendable {
     public var isNew: Bool
     /// The certified bundle, when the record has one.
     public var bundle: JSONValue?
+    /// The account's usage after this request's charge, when it carried one.
+    public var meter: MeterReading?
 }
 
 /// Attesting, certifying and stamping: verify, record one ledger event per attestation (the signed
@@ -24,7 +26,6 @@ public struct AttestationRecord: Sendable {
 public struct AttestationService: Sendable {
     public static let attested = "cer.attested"
     public static let visibilityChanged = "cer.visibility_changed"
-    public static let executionClaimed = "execution.claimed"
 
     public let log: PostgresEventLog
     public let keys: KeyRing
@@ -46,7 +47,7 @@ public struct AttestationService: Sendable {
     /// attested by the same account returns the original record; a different bundle under an
     /// executionId the account has used is refused (409 `EXECUTION_MUTATION_DETECTED`).
     public func attest(
-        bundle: JSONValue, payload: [UInt8], principal: Principal, visibility: Visibility, source: String = "attest"
+        bundle: JSONValue, payload: [UInt8], principal: Principal, charge: Charge? = nil, visibility: Visibility, source: String = "attest"
     ) async throws -> AttestationRecord {
         guard let cer = bundle.objectValue else { throw LedgerServerError(.invalidBundle, "the request body must be a CER bundle (a JSON object)") }
         let kind = ArtifactVerifier.detect(bundle)
@@ -105,33 +106,29 @@ public struct AttestationService: Sendable {
         body["checks"] = .array(checks.map { .string(JSONString($0)) })
         body["verificationEnvelope"] = .object(envelope.envelope)
         body["verificationEnvelopeSignature"] = .string(JSONString(envelope.signature))
-        let request = receiptRequest(
+        var request = receiptRequest(
             subject: Self.subject(certificateHash: certificateHash), account: principal.accountId, idempotencyKey: principal.accountId,
             body: body, payload: payload, signer: signer, attestationId: attestationId, attestedAt: attestedAt,
             certificateHash: certificateHash, protocolVersion: protocolVersion)
-        var group: [AppendRequest] = []
+        request.charge = charge
         if let executionId {
-            group.append(AppendRequest(
-                subject: "execution:\(principal.accountId):\(executionId)", type: Self.executionClaimed, account: principal.accountId,
-                body: ["certificateHash": .string(JSONString(certificateHash)), "executionId": .string(JSONString(executionId))],
-                idempotencyKey: certificateHash, expectedSubjectVersion: 0))
+            request.claim = Claim(scope: "execution:\(principal.accountId)", key: executionId, value: certificateHash)
         }
-        group.append(request)
         do {
-            let results = try await log.append(group: group)
-            let result = results[results.count - 1]
-            if case .existing = result {
-                return AttestationRecord(entry: result.entry, isNew: false, bundle: bundle)
+            let (results, meter) = try await log.appendMetered(group: [request])
+            if case .existing = results[0] {
+                return AttestationRecord(entry: results[0].entry, isNew: false, bundle: bundle, meter: meter)
             }
-            return AttestationRecord(entry: result.entry, isNew: true, bundle: bundle)
-        } catch AppendRefusal.versionConflict(let subject, _, _) where subject.hasPrefix("execution:") {
-            let earlier = try? await log.entries(subject: subject).entries.first?.body["certificateHash"]?.stringValue
+            return AttestationRecord(entry: results[0].entry, isNew: true, bundle: bundle, meter: meter)
+        } catch let refusal as AppendRefusal where refusal.isAdmission {
+            throw refusal
+        } catch AppendRefusal.claimConflict(_, _, let earlier) {
             var extra = JSONObject()
             extra["executionId"] = executionId.map { .string(JSONString($0)) } ?? .null
-            if let earlier { extra["existingCertificateHash"] = .string(JSONString(earlier)) }
+            extra["existingCertificateHash"] = .string(JSONString(earlier))
             throw LedgerServerError(
                 .executionMutationDetected,
-                "executionId \(executionId ?? "") was already attested with different content (certificate \(earlier ?? "unknown")); a record cannot be changed",
+                "executionId \(executionId ?? "") was already attested with different content (certificate \(earlier)); a record cannot be changed",
                 reasonCode: Self.mutationReason, extra: extra)
         } catch let refusal as AppendRefusal {
             throw LedgerServerError(.invalidBundle, refusal.description)
@@ -173,7 +170,7 @@ public struct AttestationService: Sendable {
     // MARK: Stamp a hash
 
     /// Signs a receipt for a bare certificate hash (no bundle, no envelope).
-    public func stampHash(certificateHash: String, protocolVersion: String?, principal: Principal) async throws -> AttestationRecord {
+    public func stampHash(certificateHash: String, protocolVersion: String?, principal: Principal, charge: Charge? = nil) async throws -> AttestationRecord {
         guard ProtocolHash.isWellFormed(certificateHash) else {
             throw LedgerServerError(
                 .invalidHashFormat, "certificateHash must be sha256: followed by 64 lowercase hex digits",
@@ -186,15 +183,18 @@ public struct AttestationService: Sendable {
         body["certificateHash"] = .string(JSONString(certificateHash))
         body["protocolVersion"] = .string(JSONString(version))
         body["visibility"] = "private"
-        let request = receiptRequest(
+        var request = receiptRequest(
             subject: Self.subject(certificateHash: certificateHash), account: principal.accountId,
             idempotencyKey: "hash-only:\(principal.accountId)", body: body, payload: nil, signer: signer,
             attestationId: UUID().uuidString.lowercased(), attestedAt: Timestamp.iso8601(milliseconds: clock()),
             certificateHash: certificateHash, protocolVersion: version)
+        request.charge = charge
         do {
-            let result = try await log.append(request)
-            if case .existing = result { return AttestationRecord(entry: result.entry, isNew: false, bundle: nil) }
-            return AttestationRecord(entry: result.entry, isNew: true, bundle: nil)
+            let (results, meter) = try await log.appendMetered(group: [request])
+            if case .existing = results[0] { return AttestationRecord(entry: results[0].entry, isNew: false, bundle: nil, meter: meter) }
+            return AttestationRecord(entry: results[0].entry, isNew: true, bundle: nil, meter: meter)
+        } catch let refusal as AppendRefusal where refusal.isAdmission {
+            throw refusal
         } catch let refusal as AppendRefusal {
             throw LedgerServerError(.invalidRequest, refusal.description)
         }
@@ -259,5 +259,13 @@ public struct AttestationService: Sendable {
     public func bundle(of entry: LedgerEntry) async throws -> JSONValue? {
         guard let digest = entry.payloadDigest, let bytes = try await log.payload(digest: digest) else { return nil }
         return try? JSONParser.parse(bytes)
+    }
+}
+
+extension AppendRefusal {
+    /// True for refusals of a charge (quota, revoked key), which the HTTP layer answers itself.
+    var isAdmission: Bool {
+        if case .notAdmitted = self { return true }
+        return false
     }
 }

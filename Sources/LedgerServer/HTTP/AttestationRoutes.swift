@@ -2,6 +2,7 @@ import CERKit
 import Foundation
 import HTTPTypes
 import Hummingbird
+import Synchronization
 import LedgerCore
 import LedgerStore
 
@@ -11,6 +12,7 @@ struct AttestationRoutes: Sendable {
     let attestation: AttestationService
     let accounts: AccountStore
     let usage: UsageRecorder
+    let quotaGate = QuotaGate()
     let reader: RequestReader
     let clock: @Sendable () -> Int64
 
@@ -29,59 +31,67 @@ struct AttestationRoutes: Sendable {
 
     // MARK: Authentication and quota
 
-    func authenticate(_ request: Request) async throws -> Principal {
-        try await authenticate(request, reserving: nil).0
-    }
-
-    /// The caller, and with `reserving` a quota reservation made in the same round trip.
-    func authenticate(_ request: Request, reserving period: QuotaPeriod?) async throws -> (Principal, QuotaDecision?) {
+    func bearerKey(_ request: Request) throws -> String {
         guard let header = request.headers[.authorization], header.hasPrefix("Bearer "), header.count > 7 else {
             throw LedgerServerError(.unauthorized, "Missing or invalid Authorization header. Use: Authorization: Bearer <api_key>")
         }
-        return try await accounts.authenticate(rawKey: String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces), reserving: period)
+        return String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces)
     }
 
-    /// Runs a billable operation: the caller is authenticated and one unit of quota reserved in one
-    /// statement (429 when none is left); the unit is given back when the operation fails or turns
-    /// out to be a replay.
+    func authenticate(_ request: Request) async throws -> Principal {
+        try await accounts.authenticate(rawKey: try bearerKey(request))
+    }
+
+    /// Runs a billable operation. The operation's append carries a `Charge`, which the sequencer admits
+    /// in the append's own transaction only while the account has quota left and the key is still
+    /// active (decision 0007): never more than the limit, nothing charged for a replay or a failure.
+    /// An account found out of quota is answered 429 without any work for the next few seconds.
     func billable(
         _ request: Request, endpoint: String, context: BasicRequestContext,
-        _ operation: (Principal) async throws -> (response: Response, charged: Bool)
+        _ operation: (Principal, Charge?) async throws -> (response: Response, meter: MeterReading?)
     ) async throws -> Response {
         let started = clock()
         let period = QuotaPeriod(milliseconds: started)
-        let (principal, reservation) = try await authenticate(request, reserving: configuration.enforceQuota ? period : nil)
-        var decision: QuotaDecision? = nil
-        if let d = reservation {
-            guard d.isAdmitted else {
-                recordUsage(principal, endpoint, status: 429, started: started, context: context, error: "QUOTA_EXCEEDED")
-                throw LedgerServerError(
-                    .quotaExceeded, "Monthly certified run quota exceeded",
-                    extra: ["limit": .number(Double(d.limit)), "used": .number(Double(d.used)), "resetAt": .string(JSONString(period.resetAt))],
-                    headers: [("X-Quota-Limit", "\(d.limit)"), ("X-Quota-Used", "\(d.used)"), ("X-Quota-Remaining", "0")])
-            }
-            decision = d
+        let principal = try await accounts.authenticateForCharge(rawKey: try bearerKey(request), now: started)
+        func quotaExceeded(used: Int64, limit: Int64) -> LedgerServerError {
+            LedgerServerError(
+                .quotaExceeded, "Monthly certified run quota exceeded",
+                extra: ["limit": .number(Double(limit)), "used": .number(Double(used)), "resetAt": .string(JSONString(period.resetAt))],
+                headers: [("X-Quota-Limit", "\(limit)"), ("X-Quota-Used", "\(used)"), ("X-Quota-Remaining", "0")])
         }
         do {
-            var (response, charged) = try await operation(principal)
-            if var d = decision {
-                if !charged {
-                    try? await accounts.refundQuota(accountId: principal.accountId, period: period)
-                    d.used -= 1
-                }
-                response.headers[HTTPField.Name("X-Quota-Limit")!] = "\(d.limit)"
-                response.headers[HTTPField.Name("X-Quota-Used")!] = "\(d.used)"
-                response.headers[HTTPField.Name("X-Quota-Remaining")!] = "\(d.remaining)"
-            } else {
+            if configuration.enforceQuota, let exhausted = quotaGate.exhausted(principal.accountId, now: started) {
+                throw quotaExceeded(used: exhausted.used, limit: exhausted.limit)
+            }
+            let charge = configuration.enforceQuota
+                ? Charge(account: principal.accountId, credentialId: principal.apiKeyId, period: period.start) : nil
+            var (response, meter) = try await operation(principal, charge)
+            if let meter {
+                response.headers[HTTPField.Name("X-Quota-Limit")!] = "\(meter.limit)"
+                response.headers[HTTPField.Name("X-Quota-Used")!] = "\(meter.used)"
+                response.headers[HTTPField.Name("X-Quota-Remaining")!] = "\(meter.remaining)"
+            } else if !configuration.enforceQuota {
                 response.headers[HTTPField.Name("X-Quota-Enforced")!] = "false"
             }
             recordUsage(principal, endpoint, status: Int(response.status.code), started: started, context: context, error: nil)
             return response
         } catch {
-            if decision != nil { try? await accounts.refundQuota(accountId: principal.accountId, period: period) }
-            let shown = LedgerServerError.from(error)
+            var shown = LedgerServerError.from(error)
+            switch error {
+            case AppendRefusal.notAdmitted(.quotaExceeded(let used, let limit)):
+                quotaGate.markExhausted(principal.accountId, used: used, limit: limit, now: started)
+                shown = quotaExceeded(used: used, limit: limit)
+            case AppendRefusal.notAdmitted(.credentialInactive):
+                accounts.forget(apiKeyId: principal.apiKeyId)
+                shown = LedgerServerError(.unauthorized, "API key is inactive")
+            case AppendRefusal.notAdmitted(.unknownAccount):
+                accounts.forget(apiKeyId: principal.apiKeyId)
+                shown = LedgerServerError(.unauthorized, "Invalid API key")
+            default:
+                break
+            }
             recordUsage(principal, endpoint, status: Int(shown.status.code), started: started, context: context, error: shown.code.rawValue)
-            throw error
+            throw shown
         }
     }
 
@@ -103,10 +113,10 @@ struct AttestationRoutes: Sendable {
 
     func attest(_ request: Request, _ context: BasicRequestContext, endpoint: String) async throws -> Response {
         let visibility = try Self.visibility(request)
-        return try await billable(request, endpoint: endpoint, context: context) { principal in
+        return try await billable(request, endpoint: endpoint, context: context) { principal, charge in
             let (bundle, bytes) = try await reader.json(request)
-            let record = try await attestation.attest(bundle: bundle, payload: bytes, principal: principal, visibility: visibility)
-            return (liveResponse(record, includeCer: false), record.isNew)
+            let record = try await attestation.attest(bundle: bundle, payload: bytes, principal: principal, charge: charge, visibility: visibility)
+            return (liveResponse(record, includeCer: false), record.meter)
         }
     }
 
@@ -126,31 +136,31 @@ struct AttestationRoutes: Sendable {
             recordUsage(principal, endpoint, status: 200, started: clock(), context: context, error: nil)
             return response
         }
-        return try await billable(request, endpoint: endpoint, context: context) { principal in
+        return try await billable(request, endpoint: endpoint, context: context) { principal, charge in
             let (body, cer) = try await build()
             let visibility = try Self.visibility(request, body: body)
             let canonical = try CanonicalJSON.encode(.object(cer), profile: .nexartV1)
             let record = try await attestation.attest(
-                bundle: .object(cer), payload: canonical, principal: principal, visibility: visibility, source: "certify")
+                bundle: .object(cer), payload: canonical, principal: principal, charge: charge, visibility: visibility, source: "certify")
             var recorded = record
             // A replay answers with the bundle that was first recorded.
             if !record.isNew, let stored = try await attestation.bundle(of: record.entry) { recorded.bundle = stored }
-            return (liveResponse(recorded, includeCer: true), record.isNew)
+            return (liveResponse(recorded, includeCer: true), record.meter)
         }
     }
 
     func stampHash(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
-        try await billable(request, endpoint: "/api/stamp-hash", context: context) { principal in
+        try await billable(request, endpoint: "/api/stamp-hash", context: context) { principal, charge in
             let (body, _) = try await reader.object(request)
             guard let hash = try body.string("certificateHash") else { throw LedgerServerError(.invalidRequest, "certificateHash is required") }
             let version = try body.string("protocolVersion")
             if let version, CanonicalizationProfile.forProtocolVersion(version) == nil {
                 throw LedgerServerError(.unsupportedProtocolVersion, "protocolVersion \(version.prefix(40)) is not supported (1.2.0, 1.3.0, 1.3.1)")
             }
-            let record = try await attestation.stampHash(certificateHash: hash, protocolVersion: version, principal: principal)
+            let record = try await attestation.stampHash(certificateHash: hash, protocolVersion: version, principal: principal, charge: charge)
             var o = liveResponse(record, includeCer: false, asObject: true)
             o["signatureB64Url"] = o["signature"]
-            return (JSONResponse.make(body: .object(o), headers: replayHeaders(record)), record.isNew)
+            return (JSONResponse.make(body: .object(o), headers: replayHeaders(record)), record.meter)
         }
     }
 
@@ -248,7 +258,7 @@ struct AttestationRoutes: Sendable {
         guard let record = try await attestation.records(certificateHash: hash).first(where: { $0.entry.account == principal.accountId }) else {
             throw LedgerServerError(.notFound, "No proof found for this certificate hash")
         }
-        var o = liveResponse(AttestationRecord(entry: record.entry, isNew: true, bundle: nil), includeCer: false, asObject: true)
+        var o = liveResponse(AttestationRecord(entry: record.entry, isNew: true, bundle: nil, meter: nil), includeCer: false, asObject: true)
         o["visibility"] = .string(JSONString(record.visibility.rawValue))
         if var ledger = o["ledger"]?.objectValue {
             ledger["replayed"] = nil
@@ -298,5 +308,27 @@ struct AttestationRoutes: Sendable {
             throw LedgerServerError(.invalidRequest, "\(name) must be an integer from \(range.lowerBound) to \(range.upperBound == Int.max ? "any" : String(range.upperBound))")
         }
         return n
+    }
+}
+
+/// Accounts recently refused for quota: answered 429 without work for a few seconds (a raised limit
+/// takes effect after that).
+final class QuotaGate: Sendable {
+    static let hold: Int64 = 5_000
+    private let exhaustedUntil = Mutex<[String: (until: Int64, used: Int64, limit: Int64)]>([:])
+
+    func exhausted(_ account: String, now: Int64) -> (used: Int64, limit: Int64)? {
+        exhaustedUntil.withLock { e in
+            guard let hit = e[account] else { return nil }
+            if hit.until <= now {
+                e[account] = nil
+                return nil
+            }
+            return (hit.used, hit.limit)
+        }
+    }
+
+    func markExhausted(_ account: String, used: Int64, limit: Int64, now: Int64) {
+        exhaustedUntil.withLock { $0[account] = (now + Self.hold, used, limit) }
     }
 }

@@ -40,6 +40,15 @@ extension LedgerServerError: HTTPResponseError {
         switch error {
         case let e as LedgerServerError:
             return e
+        case AppendRefusal.notAdmitted(.quotaExceeded(let used, let limit)):
+            return LedgerServerError(
+                .quotaExceeded, "Monthly certified run quota exceeded", extra: ["limit": .number(Double(limit)), "used": .number(Double(used))])
+        case AppendRefusal.notAdmitted(.credentialInactive):
+            return LedgerServerError(.unauthorized, "API key is inactive")
+        case AppendRefusal.notAdmitted(.unknownAccount):
+            return LedgerServerError(.unauthorized, "Invalid API key")
+        case let e as AppendRefusal:
+            return LedgerServerError(.invalidRequest, e.description)
         case let e as LedgerStoreError where e.isRetryable || e.code == .unavailable || e.code == .shutdown || e.code == .timeout:
             return LedgerServerError(.serviceUnavailable, "Database not available. Please try again later.")
         case let e as any HTTPResponseError:
