@@ -23,6 +23,8 @@ public struct LedgerEntry: Sendable, Equatable {
     public var prevSubjectLeaf: [UInt8]?
     public var idempotencyKey: String?
     public var leafHash: [UInt8]
+    /// The body's canonical bytes (nexart-v1), exactly as they are stored and hashed.
+    public private(set) var canonicalBody: [UInt8]
 
     /// Builds an entry and computes its leaf hash.
     public init(
@@ -32,10 +34,12 @@ public struct LedgerEntry: Sendable, Equatable {
         self.init(
             uncheckedIndex: index, subject: subject, subjectIndex: subjectIndex, type: type, account: account, recordedAt: recordedAt,
             body: body, payloadDigest: payloadDigest, prevSubjectLeaf: prevSubjectLeaf, idempotencyKey: idempotencyKey)
-        self.leafHash = Merkle.leafHash(try canonicalBytes())
+        self.canonicalBody = try CanonicalJSON.encode(body, profile: .nexartV1)
+        self.leafHash = Merkle.leafHash(assembledBytes())
     }
 
-    /// An entry as stored, with its stored leaf hash (audits recompute and compare it).
+    /// An entry as stored, with its stored leaf hash (audits recompute and compare it). The body's
+    /// canonical bytes are recomputed from `body`.
     public static func unchecked(
         index: Int64, subject: String, subjectIndex: Int64, type: String, account: String?, recordedAt: Int64, body: JSONValue,
         payloadDigest: [UInt8]?, prevSubjectLeaf: [UInt8]?, idempotencyKey: String?, leafHash: [UInt8]
@@ -43,6 +47,7 @@ public struct LedgerEntry: Sendable, Equatable {
         var e = LedgerEntry(
             uncheckedIndex: index, subject: subject, subjectIndex: subjectIndex, type: type, account: account, recordedAt: recordedAt,
             body: body, payloadDigest: payloadDigest, prevSubjectLeaf: prevSubjectLeaf, idempotencyKey: idempotencyKey)
+        e.canonicalBody = (try? CanonicalJSON.encode(body, profile: .nexartV1)) ?? []
         e.leafHash = leafHash
         return e
     }
@@ -62,12 +67,50 @@ public struct LedgerEntry: Sendable, Equatable {
         self.prevSubjectLeaf = prevSubjectLeaf
         self.idempotencyKey = idempotencyKey
         self.leafHash = []
+        self.canonicalBody = []
     }
 
     /// The exact bytes the leaf hash covers: canonical JSON (nexart-v1) of
     /// `{v, index, subject, subjectIndex, type, account, recordedAt, body, payloadDigest, prevSubjectLeaf, idempotencyKey}`
     /// with digests as lowercase hex (or null) and `recordedAt` as RFC 3339 with milliseconds.
     public func canonicalBytes() throws(CanonicalizationError) -> [UInt8] {
+        var copy = self
+        copy.canonicalBody = try CanonicalJSON.encode(body, profile: .nexartV1)
+        return copy.assembledBytes()
+    }
+
+    /// The same bytes as `canonicalBytes()`, assembled around the already canonical body: the members
+    /// are written in their canonical (sorted) order, each value by the canonical encoder.
+    func assembledBytes() -> [UInt8] {
+        func value(_ v: JSONValue) -> [UInt8] { (try? CanonicalJSON.encode(v, profile: .nexartV1)) ?? Array("null".utf8) }
+        func s(_ v: String?) -> JSONValue { v.map { .string(JSONString($0)) } ?? .null }
+        var out: [UInt8] = []
+        out.reserveCapacity(canonicalBody.count + 512)
+        func member(_ key: String, _ bytes: [UInt8], first: Bool = false) {
+            out.append(first ? 0x7B : 0x2C)
+            out.append(0x22)
+            out.append(contentsOf: key.utf8)
+            out.append(0x22)
+            out.append(0x3A)
+            out.append(contentsOf: bytes)
+        }
+        member("account", value(s(account)), first: true)
+        member("body", canonicalBody)
+        member("idempotencyKey", value(s(idempotencyKey)))
+        member("index", value(.number(Double(index))))
+        member("payloadDigest", value(s(payloadDigest.map(Hex.encode))))
+        member("prevSubjectLeaf", value(s(prevSubjectLeaf.map(Hex.encode))))
+        member("recordedAt", value(s(Timestamp.iso8601(milliseconds: recordedAt))))
+        member("subject", value(s(subject)))
+        member("subjectIndex", value(.number(Double(subjectIndex))))
+        member("type", value(s(type)))
+        member("v", value(.number(Double(Self.formatVersion))))
+        out.append(0x7D)
+        return out
+    }
+
+    /// The reference form of `canonicalBytes()`: the whole entry object through the canonical encoder.
+    func referenceCanonicalBytes() throws(CanonicalizationError) -> [UInt8] {
         func s(_ v: String?) -> JSONValue { v.map { .string(JSONString($0)) } ?? .null }
         var o = JSONObject()
         o["v"] = .number(Double(Self.formatVersion))

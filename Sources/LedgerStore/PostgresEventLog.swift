@@ -383,7 +383,7 @@ public final class PostgresEventLog: Sendable {
                 for e in entries {
                     let n = values.count
                     tuples.append("($\(n + 1), $\(n + 2), $\(n + 3), $\(n + 4), $\(n + 5), to_timestamp($\(n + 6)::bigint / 1000.0), $\(n + 7), $\(n + 8), $\(n + 9), $\(n + 10), $\(n + 11))")
-                    let body = (try? CanonicalJSON.string(e.body, profile: .nexartV1)) ?? "{}"
+                    let body = String(decoding: e.canonicalBody, as: UTF8.self)
                     values += [
                         .int(e.index), .text(e.subject), .int(e.subjectIndex), .text(e.type), e.account.map(SQLValue.text) ?? .null,
                         .int(e.recordedAt), .text(body), e.payloadDigest.map(SQLValue.bytes) ?? .null,

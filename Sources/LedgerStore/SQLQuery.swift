@@ -71,11 +71,14 @@ func hexString(_ bytes: [UInt8]) -> String {
 
 extension String {
     fileprivate func replacingBackslashAndQuote() -> String {
-        var out = ""
-        for c in self {
-            if c == "\\" || c == "\"" { out.append("\\") }
-            out.append(c)
+        // Byte-wise: both characters are ASCII, and most values contain neither.
+        guard utf8.contains(where: { $0 == 0x5C || $0 == 0x22 }) else { return self }
+        var out: [UInt8] = []
+        out.reserveCapacity(utf8.count + 8)
+        for b in utf8 {
+            if b == 0x5C || b == 0x22 { out.append(0x5C) }
+            out.append(b)
         }
-        return out
+        return String(decoding: out, as: UTF8.self)
     }
 }

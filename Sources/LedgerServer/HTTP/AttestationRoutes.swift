@@ -35,7 +35,11 @@ struct AttestationRoutes: Sendable {
         guard let header = request.headers[.authorization], header.hasPrefix("Bearer "), header.count > 7 else {
             throw LedgerServerError(.unauthorized, "Missing or invalid Authorization header. Use: Authorization: Bearer <api_key>")
         }
-        return String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces)
+        // Spaces and tabs around the key are ignored (byte-wise: Foundation's trimming is slow here).
+        let bytes = header.utf8.dropFirst(7)
+        let start = bytes.firstIndex(where: { $0 != 0x20 && $0 != 0x09 }) ?? bytes.endIndex
+        let end = bytes.lastIndex(where: { $0 != 0x20 && $0 != 0x09 }).map { bytes.index(after: $0) } ?? start
+        return String(decoding: header.utf8[start..<max(start, end)], as: UTF8.self)
     }
 
     func authenticate(_ request: Request) async throws -> Principal {

@@ -35,7 +35,7 @@ struct RequestReader: Sendable {
         if bytes.isEmpty { throw LedgerServerError(.invalidJSON, "the request body is empty; send a JSON document") }
         do {
             let value = try JSONParser.parse(bytes, limits: JSONParseLimits(maxBytes: maxBodyBytes, maxDepth: maxJSONDepth, maxStringBytes: maxBodyBytes))
-            if let path = Self.nonFiniteNumber(in: value, path: "$") {
+            if Self.hasNonFiniteNumber(value), let path = Self.nonFiniteNumber(in: value, path: "$") {
                 throw LedgerServerError(
                     .invalidJSON, "the number at \(path) is too large to represent (it would be Infinity); no JSON number may overflow a double",
                     details: ["NON_FINITE_NUMBER"])
@@ -45,6 +45,16 @@ struct RequestReader: Sendable {
             throw error
         } catch let error as JSONParseError {
             throw LedgerServerError(.invalidJSON, "the body is not valid JSON: \(error.description)", details: [error.reason.rawValue])
+        }
+    }
+
+    /// True when some number overflowed to ±Infinity (cheap: no paths are built).
+    static func hasNonFiniteNumber(_ value: JSONValue) -> Bool {
+        switch value {
+        case .number(let n): return !n.isFinite
+        case .array(let a): return a.contains(where: hasNonFiniteNumber)
+        case .object(let o): return o.members.contains(where: { hasNonFiniteNumber($0.value) })
+        default: return false
         }
     }
 
