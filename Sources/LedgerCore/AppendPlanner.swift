@@ -57,7 +57,8 @@ public struct AppendRequest: Sendable, Equatable {
 
     public init(
         subject: String, type: String, account: String? = nil, body: JSONValue = .object(JSONObject()), payload: [UInt8]? = nil,
-        idempotencyKey: String? = nil, expectedSubjectVersion: Int64? = nil, finalizer: BodyFinalizer? = nil, charge: Charge? = nil
+        idempotencyKey: String? = nil, expectedSubjectVersion: Int64? = nil, finalizer: BodyFinalizer? = nil, charge: Charge? = nil,
+        claim: Claim? = nil
     ) {
         self.subject = subject
         self.type = type
@@ -68,6 +69,7 @@ public struct AppendRequest: Sendable, Equatable {
         self.expectedSubjectVersion = expectedSubjectVersion
         self.finalizer = finalizer
         self.charge = charge
+        self.claim = claim
     }
 
     public static func == (a: AppendRequest, b: AppendRequest) -> Bool {

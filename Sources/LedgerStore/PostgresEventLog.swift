@@ -138,6 +138,15 @@ public final class PostgresEventLog: Sendable {
 
     final class WriterConnection: @unchecked Sendable {  // used only by the one running writer
         var connection: PostgresConnection?
+        /// The log's size after this writer's last batch (nil: unknown, read it under the lock).
+        var size: Int64?
+        /// Last entry of subjects this writer appended to; exact while no other writer has appended.
+        var heads: [String: SubjectHead] = [:]
+
+        func forget() {
+            size = nil
+            heads.removeAll()
+        }
     }
 
     struct SequencerState {
@@ -193,8 +202,7 @@ public final class PostgresEventLog: Sendable {
                     writer.connection?.close()
                     writer.connection = try pool.makeDedicatedConnection()
                 }
-                let written = try Self.writeBatch(
-                    requests, groupSizes: batch.map(\.requests.count), recordedAt: clock(), on: writer.connection!)
+                let written = try Self.write(requests, groupSizes: batch.map(\.requests.count), recordedAt: clock(), writer: writer)
                 let outcomes = written.outcomes
                 let appended = outcomes.filter { if case .appended = $0 { return true } else { return false } }.count
                 sequencer.withLock { s in
@@ -214,6 +222,7 @@ public final class PostgresEventLog: Sendable {
                     complete(ticket, Self.result(of: outcomes[range]).map { ($0, meter) })
                 }
             } catch {
+                writer.forget()
                 if writer.connection?.isBroken == true {
                     writer.connection?.close()
                     writer.connection = nil
@@ -250,6 +259,119 @@ public final class PostgresEventLog: Sendable {
         var refusals: [Int: AppendRefusal] = [:]
         /// Usage after each admitted, appended charge, by position.
         var meters: [Int: MeterReading] = [:]
+        /// The log's size after the batch.
+        var size: Int64 = 0
+    }
+
+    /// Writes a batch: first optimistically in one round trip from what this writer knows (its last size
+    /// and subject heads), guarded so that any wrong assumption aborts the transaction; then, when that
+    /// aborts or cannot be tried, in two round trips that read everything under the head lock.
+    static func write(_ requests: [AppendRequest], groupSizes: [Int]?, recordedAt: Int64, writer: WriterConnection) throws -> BatchOutcome {
+        let connection = writer.connection!
+        if let size = writer.size, canWriteOptimistically(requests, heads: writer.heads) {
+            if let outcome = try writeOptimistically(
+                requests, groupSizes: groupSizes, recordedAt: recordedAt, on: connection, size: size, heads: writer.heads)
+            {
+                remember(outcome, in: writer)
+                return outcome
+            }
+            writer.forget()
+        }
+        let outcome = try writeBatch(requests, groupSizes: groupSizes, recordedAt: recordedAt, on: connection)
+        remember(outcome, in: writer)
+        return outcome
+    }
+
+    static func remember(_ outcome: BatchOutcome, in writer: WriterConnection) {
+        if writer.heads.count > 100_000 { writer.heads.removeAll() }
+        writer.size = outcome.size
+        for case .appended(let e) in outcome.outcomes {
+            writer.heads[e.subject] = SubjectHead(count: e.subjectIndex + 1, lastLeaf: e.leafHash)
+        }
+    }
+
+    /// An expected subject version can be decided without reading only for a subject whose head is
+    /// known, or when it claims the subject is new (a unique index then verifies that).
+    static func canWriteOptimistically(_ requests: [AppendRequest], heads: [String: SubjectHead]) -> Bool {
+        requests.allSatisfy { r in r.expectedSubjectVersion == nil || r.expectedSubjectVersion == 0 || heads[r.subject] != nil }
+    }
+
+    /// SQLSTATEs by which a guard reports a wrong assumption: division by zero (a guard's count did not
+    /// match) and unique violation (a subject position, idempotency key or claim already exists).
+    static let assumptionFailed: Set<String> = ["22012", "23505"]
+
+    /// One round trip: BEGIN, grow the head only if it still has the size this writer left it at, charge
+    /// meters only if each has room, check credentials, insert, COMMIT. Subjects this writer has not seen
+    /// are taken to be new and idempotency keys and claims to be unused; the unique indexes refuse any
+    /// that are not. Returns nil when an assumption failed (the transaction was rolled back).
+    static func writeOptimistically(
+        _ requests: [AppendRequest], groupSizes: [Int]?, recordedAt: Int64, on connection: PostgresConnection, size: Int64,
+        heads: [String: SubjectHead]
+    ) throws -> BatchOutcome? {
+        let (salts, digests) = salted(requests)
+        let (outcomes, newSize) = AppendPlanner.plan(
+            requests: requests, size: size, subjects: heads, existing: [:], payloadDigests: digests, recordedAt: recordedAt,
+            groupSizes: groupSizes)
+        if newSize == size { return BatchOutcome(outcomes: outcomes, size: size) }
+        var counts: [MeterKey: Int64] = [:]
+        var credentials = Set<Int64>()
+        for (i, request) in requests.enumerated() {
+            guard let charge = request.charge, case .appended = outcomes[i] else { continue }
+            counts[MeterKey(account: charge.account, period: charge.period), default: 0] += 1
+            credentials.insert(charge.credentialId)
+        }
+        var statements: [SQLQuery] = [
+            "BEGIN",
+            "WITH u AS (UPDATE ledger_head SET size = \(newSize) WHERE id = 1 AND size = \(size) RETURNING 1) SELECT 1 / (SELECT count(*)::int FROM u)",
+        ]
+        let meters = counts.keys.sorted { ($0.account, $0.period) < ($1.account, $1.period) }
+        if !meters.isEmpty {
+            statements.append(SQLQuery(unsafeSQL: """
+                WITH v AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) AS v(a, p, n)),
+                u AS (UPDATE quota_usage q SET used = q.used + v.n::bigint FROM v, accounts a
+                      WHERE q.account_id = v.a AND q.period = v.p::date AND a.id = q.account_id AND q.used + v.n::bigint <= a.monthly_limit
+                      RETURNING q.account_id, q.period::text AS period, q.used, a.monthly_limit AS lim)
+                SELECT 1 / (CASE WHEN count(*) = $4::int THEN 1 ELSE 0 END),
+                       string_agg(u.account_id || E'\\t' || u.period || E'\\t' || u.used || E'\\t' || u.lim, E'\\n') FROM u
+                """, binds: [
+                    .textArray(meters.map(\.account)), .textArray(meters.map(\.period)), .textArray(meters.map { String(counts[$0]!) }),
+                    .int(Int64(meters.count)),
+                ]))
+            statements.append(SQLQuery(unsafeSQL: """
+                SELECT 1 / (CASE WHEN count(*) = $2::int THEN 1 ELSE 0 END) FROM api_keys
+                WHERE id = ANY($1::text[]::bigint[]) AND status = 'active'
+                """, binds: [.textArray(credentials.map { String($0) }), .int(Int64(credentials.count))]))
+        }
+        statements += insertStatements(requests, outcomes, salts: salts, digests: digests, storedClaims: [:])
+        statements.append("COMMIT")
+        let results: [PostgresRows]
+        do {
+            results = try connection.pipeline(statements)
+        } catch where error.sqlState.map(assumptionFailed.contains) == true {
+            if !connection.isBroken { _ = try? connection.execute("ROLLBACK") }
+            return nil
+        } catch {
+            if !connection.isBroken { _ = try? connection.execute("ROLLBACK") }
+            throw error
+        }
+        var outcome = BatchOutcome(outcomes: outcomes, size: newSize)
+        if !meters.isEmpty {
+            var after: [MeterKey: (used: Int64, limit: Int64)] = [:]
+            for line in (results[2].rows.first?[1] ?? "").split(separator: "\n") {
+                let f = line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
+                guard f.count == 4, let used = Int64(f[2]), let limit = Int64(f[3]) else { continue }
+                after[MeterKey(account: f[0], period: f[1])] = (used, limit)
+            }
+            var added: [MeterKey: Int64] = [:]
+            for (i, request) in requests.enumerated() {
+                guard let charge = request.charge, case .appended = outcomes[i] else { continue }
+                let key = MeterKey(account: charge.account, period: charge.period)
+                guard let meter = after[key] else { continue }
+                added[key, default: 0] += 1
+                outcome.meters[i] = MeterReading(used: meter.used - counts[key]! + added[key]!, limit: meter.limit)
+            }
+        }
+        return outcome
     }
 
     static func writeBatch(
@@ -323,19 +445,7 @@ public final class PostgresEventLog: Sendable {
                     existing[AppendPlanner.IdempotencyKey(subject: entry.subject, type: entry.type, key: entry.idempotencyKey!)] = entry
                 }
             }
-            var salts: [[UInt8]?] = []
-            var digests: [[UInt8]?] = []
-            var generator = SystemRandomNumberGenerator()
-            for r in requests {
-                if let payload = r.payload {
-                    let salt = (0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) }
-                    salts.append(salt)
-                    digests.append(ProtocolHash.sha256(salt + payload))
-                } else {
-                    salts.append(nil)
-                    digests.append(nil)
-                }
-            }
+            let (salts, digests) = Self.salted(requests)
             var admission = Admission()
             if meterReadsAt >= 0 {
                 admission = Admission(requests: requests, meterRows: results[meterReadsAt + 1].rows, keyRows: results[meterReadsAt + 2].rows)
@@ -363,56 +473,8 @@ public final class PostgresEventLog: Sendable {
             let (outcomes, newSize) = AppendPlanner.plan(
                 requests: requests, size: size, subjects: heads, existing: existing, payloadDigests: digests, recordedAt: recordedAt,
                 groupSizes: groupSizes, rejections: rejections)
-            var writes: [SQLQuery] = []
-            var entries: [LedgerEntry] = []
-            var payloadValues: [SQLValue] = []
-            for (i, outcome) in outcomes.enumerated() {
-                guard case .appended(let e) = outcome else { continue }
-                entries.append(e)
-                if let salt = salts[i], let digest = digests[i], let payload = requests[i].payload {
-                    payloadValues += [.bytes(digest), .bytes(salt), .bytes(payload)]
-                }
-            }
-            if !payloadValues.isEmpty {
-                let rows = (0..<(payloadValues.count / 3)).map { "($\($0 * 3 + 1), $\($0 * 3 + 2), $\($0 * 3 + 3))" }.joined(separator: ", ")
-                writes.append(SQLQuery(unsafeSQL: "INSERT INTO ledger_payloads (digest, salt, content) VALUES \(rows)", binds: payloadValues))
-            }
-            if !entries.isEmpty {
-                var values: [SQLValue] = []
-                var tuples: [String] = []
-                for e in entries {
-                    let n = values.count
-                    tuples.append("($\(n + 1), $\(n + 2), $\(n + 3), $\(n + 4), $\(n + 5), to_timestamp($\(n + 6)::bigint / 1000.0), $\(n + 7), $\(n + 8), $\(n + 9), $\(n + 10), $\(n + 11))")
-                    let body = String(decoding: e.canonicalBody, as: UTF8.self)
-                    values += [
-                        .int(e.index), .text(e.subject), .int(e.subjectIndex), .text(e.type), e.account.map(SQLValue.text) ?? .null,
-                        .int(e.recordedAt), .text(body), e.payloadDigest.map(SQLValue.bytes) ?? .null,
-                        e.prevSubjectLeaf.map(SQLValue.bytes) ?? .null, e.idempotencyKey.map(SQLValue.text) ?? .null, .bytes(e.leafHash),
-                    ]
-                }
-                writes.append(SQLQuery(unsafeSQL: """
-                    INSERT INTO ledger_entries (idx, subject, subject_index, type, account, recorded_at, body, payload_digest,
-                        prev_subject_leaf, idempotency_key, leaf_hash) VALUES \(tuples.joined(separator: ", "))
-                    """, binds: values))
-                writes.append("UPDATE ledger_head SET size = \(newSize) WHERE id = 1")
-            }
-            var newClaims: [(Claim, Int64)] = []
-            for (i, request) in requests.enumerated() {
-                guard let claim = request.claim, case .appended(let e) = outcomes[i],
-                    stored[ClaimKey(scope: claim.scope, key: claim.key)] == nil,
-                    !newClaims.contains(where: { $0.0.scope == claim.scope && $0.0.key == claim.key })
-                else { continue }
-                newClaims.append((claim, e.index))
-            }
-            if !newClaims.isEmpty {
-                writes.append(SQLQuery(unsafeSQL: """
-                    INSERT INTO ledger_claims (scope, key, value, entry_idx)
-                    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]::bigint[])
-                    """, binds: [
-                        .textArray(newClaims.map(\.0.scope)), .textArray(newClaims.map(\.0.key)), .textArray(newClaims.map(\.0.value)),
-                        .textArray(newClaims.map { String($0.1) }),
-                    ]))
-            }
+            var writes = Self.insertStatements(requests, outcomes, salts: salts, digests: digests, storedClaims: stored)
+            if newSize != size { writes.append("UPDATE ledger_head SET size = \(newSize) WHERE id = 1") }
             let charged = admission.charge(outcomes)
             if !charged.increments.isEmpty {
                 writes.append(SQLQuery(unsafeSQL: """
@@ -425,11 +487,85 @@ public final class PostgresEventLog: Sendable {
             }
             writes.append("COMMIT")
             _ = try connection.pipeline(writes)
-            return BatchOutcome(outcomes: outcomes, refusals: refusals, meters: charged.meters)
+            return BatchOutcome(outcomes: outcomes, refusals: refusals, meters: charged.meters, size: newSize)
         } catch {
             if !connection.isBroken { _ = try? connection.execute("ROLLBACK") }
             throw error
         }
+    }
+
+    /// A fresh random salt and the salted digest for each request's payload.
+    static func salted(_ requests: [AppendRequest]) -> (salts: [[UInt8]?], digests: [[UInt8]?]) {
+        var salts: [[UInt8]?] = []
+        var digests: [[UInt8]?] = []
+        var generator = SystemRandomNumberGenerator()
+        for r in requests {
+            if let payload = r.payload {
+                let salt = (0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) }
+                salts.append(salt)
+                digests.append(ProtocolHash.sha256(salt + payload))
+            } else {
+                salts.append(nil)
+                digests.append(nil)
+            }
+        }
+        return (salts, digests)
+    }
+
+    /// INSERTs for the appended entries, their payloads and their new claims.
+    static func insertStatements(
+        _ requests: [AppendRequest], _ outcomes: [AppendOutcome], salts: [[UInt8]?], digests: [[UInt8]?], storedClaims: [ClaimKey: String]
+    ) -> [SQLQuery] {
+        var writes: [SQLQuery] = []
+        var entries: [LedgerEntry] = []
+        var payloadValues: [SQLValue] = []
+        for (i, outcome) in outcomes.enumerated() {
+            guard case .appended(let e) = outcome else { continue }
+            entries.append(e)
+            if let salt = salts[i], let digest = digests[i], let payload = requests[i].payload {
+                payloadValues += [.bytes(digest), .bytes(salt), .bytes(payload)]
+            }
+        }
+        if !payloadValues.isEmpty {
+            let rows = (0..<(payloadValues.count / 3)).map { "($\($0 * 3 + 1), $\($0 * 3 + 2), $\($0 * 3 + 3))" }.joined(separator: ", ")
+            writes.append(SQLQuery(unsafeSQL: "INSERT INTO ledger_payloads (digest, salt, content) VALUES \(rows)", binds: payloadValues))
+        }
+        if !entries.isEmpty {
+            var values: [SQLValue] = []
+            var tuples: [String] = []
+            for e in entries {
+                let n = values.count
+                tuples.append("($\(n + 1), $\(n + 2), $\(n + 3), $\(n + 4), $\(n + 5), to_timestamp($\(n + 6)::bigint / 1000.0), $\(n + 7), $\(n + 8), $\(n + 9), $\(n + 10), $\(n + 11))")
+                values += [
+                    .int(e.index), .text(e.subject), .int(e.subjectIndex), .text(e.type), e.account.map(SQLValue.text) ?? .null,
+                    .int(e.recordedAt), .text(String(decoding: e.canonicalBody, as: UTF8.self)), e.payloadDigest.map(SQLValue.bytes) ?? .null,
+                    e.prevSubjectLeaf.map(SQLValue.bytes) ?? .null, e.idempotencyKey.map(SQLValue.text) ?? .null, .bytes(e.leafHash),
+                ]
+            }
+            writes.append(SQLQuery(unsafeSQL: """
+                INSERT INTO ledger_entries (idx, subject, subject_index, type, account, recorded_at, body, payload_digest,
+                    prev_subject_leaf, idempotency_key, leaf_hash) VALUES \(tuples.joined(separator: ", "))
+                """, binds: values))
+        }
+        var newClaims: [(Claim, Int64)] = []
+        for (i, request) in requests.enumerated() {
+            guard let claim = request.claim, case .appended(let e) = outcomes[i],
+                storedClaims[ClaimKey(scope: claim.scope, key: claim.key)] == nil,
+                !newClaims.contains(where: { $0.0.scope == claim.scope && $0.0.key == claim.key })
+            else { continue }
+            newClaims.append((claim, e.index))
+        }
+        if !newClaims.isEmpty {
+            // No ON CONFLICT: an existing claim must abort the batch (the optimistic path relies on it).
+            writes.append(SQLQuery(unsafeSQL: """
+                INSERT INTO ledger_claims (scope, key, value, entry_idx)
+                SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]::bigint[])
+                """, binds: [
+                    .textArray(newClaims.map(\.0.scope)), .textArray(newClaims.map(\.0.key)), .textArray(newClaims.map(\.0.value)),
+                    .textArray(newClaims.map { String($0.1) }),
+                ]))
+        }
+        return writes
     }
 
     static func decodeEntry(_ row: [String?]) throws(LedgerStoreError) -> LedgerEntry {
