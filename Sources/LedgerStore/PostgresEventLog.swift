@@ -309,8 +309,11 @@ public final class PostgresEventLog: Sendable {
         heads: [String: SubjectHead]
     ) throws -> BatchOutcome? {
         let (salts, digests) = salted(requests)
+        // Only this batch's subjects: the planner copies its map, and the writer's may be large.
+        var known: [String: SubjectHead] = [:]
+        for r in requests { if let head = heads[r.subject] { known[r.subject] = head } }
         let (outcomes, newSize) = AppendPlanner.plan(
-            requests: requests, size: size, subjects: heads, existing: [:], payloadDigests: digests, recordedAt: recordedAt,
+            requests: requests, size: size, subjects: known, existing: [:], payloadDigests: digests, recordedAt: recordedAt,
             groupSizes: groupSizes)
         if newSize == size { return BatchOutcome(outcomes: outcomes, size: size) }
         var counts: [MeterKey: Int64] = [:]
