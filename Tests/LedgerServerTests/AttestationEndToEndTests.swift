@@ -206,5 +206,8 @@ import Testing
             port: node.port, "OPTIONS", "/api/attest",
             headers: [("Origin", "https://example.org"), ("Access-Control-Request-Method", "POST")])
         #expect(preflight.header("Access-Control-Allow-Origin") == "*")
+        // SIGTERM: the server drains, flushes its usage counters and exits 0.
+        #expect(node.stop() == 0)
+        #expect(try node.scalar("SELECT COALESCE(sum(requests), 0) FROM usage_minutes WHERE endpoint = '/api/attest'") == "1")
     }
 }
