@@ -72,7 +72,7 @@ public final class ChildProcess: @unchecked Sendable {
         let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
         guard fd >= 0 else { throw LedgerStoreError(.embedded, "cannot create a temporary file") }
         close(fd)
-        let path = String(cString: template)
+        let path = String(decoding: template.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
         defer { unlink(path) }
         let child = try ChildProcess(arguments, stdout: path, stderr: path)
         let code = child.exitCode

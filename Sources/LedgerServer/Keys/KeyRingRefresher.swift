@@ -16,7 +16,9 @@ public struct KeyRingRefresher: Service {
     public func run() async throws {
         var lastKid = ring.current.signer?.kid
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            try? await Task.sleep(for: interval)
+            // Wakes at once on graceful shutdown, so stopping never waits out an interval.
+            let interval = self.interval
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
             if Task.isShuttingDownGracefully || Task.isCancelled { break }
             do {
                 let snapshot = try await ring.refresh()
