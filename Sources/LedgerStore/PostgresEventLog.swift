@@ -142,6 +142,9 @@ public final class PostgresEventLog: Sendable {
         var size: Int64?
         /// Last entry of subjects this writer appended to; exact while no other writer has appended.
         var heads: [String: SubjectHead] = [:]
+        /// Batches to write the careful way after an optimistic one failed (the workload is touching
+        /// subjects this writer has not seen, or another writer is active).
+        var carefulBatches = 0
 
         func forget() {
             size = nil
@@ -268,7 +271,9 @@ public final class PostgresEventLog: Sendable {
     /// aborts or cannot be tried, in two round trips that read everything under the head lock.
     static func write(_ requests: [AppendRequest], groupSizes: [Int]?, recordedAt: Int64, writer: WriterConnection) throws -> BatchOutcome {
         let connection = writer.connection!
-        if let size = writer.size, canWriteOptimistically(requests, heads: writer.heads) {
+        if writer.carefulBatches > 0 {
+            writer.carefulBatches -= 1
+        } else if let size = writer.size, canWriteOptimistically(requests, heads: writer.heads) {
             if let outcome = try writeOptimistically(
                 requests, groupSizes: groupSizes, recordedAt: recordedAt, on: connection, size: size, heads: writer.heads)
             {
@@ -276,6 +281,7 @@ public final class PostgresEventLog: Sendable {
                 return outcome
             }
             writer.forget()
+            writer.carefulBatches = 8
         }
         let outcome = try writeBatch(requests, groupSizes: groupSizes, recordedAt: recordedAt, on: connection)
         remember(outcome, in: writer)

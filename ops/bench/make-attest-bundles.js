@@ -3,7 +3,7 @@
 // JSON document per line, for the attestation benchmark (ops/bench/attest). Deterministic: bundle i
 // is the same on every run. Hashes follow PROTOCOL.md §2.2–2.3 with the reference canonicalizer.
 //
-// usage: node ops/bench/make-attest-bundles.js N OUTFILE
+// usage: node ops/bench/make-attest-bundles.js N OUTFILE [PREFIX]   (PREFIX makes a distinct set)
 'use strict';
 
 const fs = require('fs');
@@ -12,6 +12,7 @@ const { canonicalize, valueHash } = require('./node-reference.js');
 
 const n = parseInt(process.argv[2], 10);
 const outFile = process.argv[3];
+const prefix = process.argv[4] || 'bench';
 if (!(n > 0) || !outFile) {
   console.error('usage: make-attest-bundles.js N OUTFILE');
   process.exit(2);
@@ -33,7 +34,7 @@ for (let i = 0; i < n; i++) {
     type: 'ai.execution.v1',
     protocolVersion: '1.2.0',
     executionSurface: 'ai',
-    executionId: `bench-${i}`,
+    executionId: `${prefix}-${i}`,
     timestamp: '2026-11-22T10:00:00.000Z',
     provider: 'openai',
     model: 'gpt-4o',
