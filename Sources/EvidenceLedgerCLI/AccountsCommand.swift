@@ -3,29 +3,9 @@ import CERKit
 import LedgerServer
 import LedgerStore
 
-/// Runs `body` with the account store (after migrating), mapping refusals to exit 1 and faults to exit 2.
+/// Runs `body` with the account store (after migrating), with `withMigratedPool`'s exit codes.
 func withAccountStore<T>(_ database: DatabaseOptions, _ body: (AccountStore) async throws -> T) async throws -> T {
-    let (conninfo, _, _) = try database.resolve()
-    do {
-        _ = try Migrator.migrate(conninfo: conninfo)
-    } catch {
-        FileOutput.standardError("evidence-ledger: \(error.debugDescription)")
-        throw ExitCode(2)
-    }
-    let pool = PostgresConnectionPool(configuration: PostgresConfiguration(conninfo: conninfo, maxConnections: 2))
-    do {
-        let value = try await body(AccountStore(pool: pool))
-        await pool.shutdown()
-        return value
-    } catch let error as LedgerServerError {
-        await pool.shutdown()
-        FileOutput.standardError("evidence-ledger: \(error.message)")
-        throw ExitCode(1)
-    } catch {
-        await pool.shutdown()
-        FileOutput.standardError("evidence-ledger: \(error)")
-        throw ExitCode(2)
-    }
+    try await withMigratedPool(database) { pool in try await body(AccountStore(pool: pool)) }
 }
 
 /// `evidence-ledger accounts …`.

@@ -1,4 +1,5 @@
 import ArgumentParser
+import LedgerServer
 import LedgerStore
 
 #if canImport(Glibc)
@@ -52,5 +53,32 @@ extension Environment {
         guard gethostname(&buffer, buffer.count) == 0 else { return nil }
         let name = String(cString: buffer)
         return name.isEmpty ? nil : name
+    }
+}
+
+/// Migrates the database, then runs `body` with a small pool, closed afterwards. Refusals
+/// (`LedgerServerError`: duplicate, not found, already revoked) exit 1 with their sentence; anything
+/// else (migration, connection) exits 2.
+func withMigratedPool<T>(_ database: DatabaseOptions, _ body: (PostgresConnectionPool) async throws -> T) async throws -> T {
+    let (conninfo, _, _) = try database.resolve()
+    do {
+        _ = try Migrator.migrate(conninfo: conninfo)
+    } catch {
+        FileOutput.standardError("evidence-ledger: \(error.debugDescription)")
+        throw ExitCode(2)
+    }
+    let pool = PostgresConnectionPool(configuration: PostgresConfiguration(conninfo: conninfo, maxConnections: 2))
+    do {
+        let value = try await body(pool)
+        await pool.shutdown()
+        return value
+    } catch let error as LedgerServerError {
+        await pool.shutdown()
+        FileOutput.standardError("evidence-ledger: \(error.message)")
+        throw ExitCode(1)
+    } catch {
+        await pool.shutdown()
+        FileOutput.standardError("evidence-ledger: \(error)")
+        throw ExitCode(2)
     }
 }

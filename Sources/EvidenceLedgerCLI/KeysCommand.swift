@@ -18,31 +18,12 @@ struct KeysCommand: AsyncParsableCommand {
 
         /// Runs `body` with the key administration, mapping refusals to exit 1 and faults to exit 2.
         func withAdministration<T>(_ body: (NodeKeyAdministration) async throws -> T) async throws -> T {
-            let (conninfo, _, _) = try database.resolve()
             let defaults = ServerConfiguration()
-            do {
-                _ = try Migrator.migrate(conninfo: conninfo)
-            } catch {
-                FileOutput.standardError("evidence-ledger: \(error.debugDescription)")
-                throw ExitCode(2)
-            }
-            let pool = PostgresConnectionPool(configuration: PostgresConfiguration(conninfo: conninfo, maxConnections: 2))
-            let log = PostgresEventLog(pool: pool)
-            let administration = NodeKeyAdministration(
-                nodeId: nodeId ?? Environment.value("LEDGER_NODE_ID") ?? defaults.nodeId,
-                store: NodeKeyStore(directory: keysDirectory ?? Environment.value("LEDGER_KEYS_DIR") ?? defaults.keysDirectory), log: log)
-            do {
-                let value = try await body(administration)
-                await pool.shutdown()
-                return value
-            } catch let error as LedgerServerError {
-                await pool.shutdown()
-                FileOutput.standardError("evidence-ledger: \(error.message)")
-                throw ExitCode(1)
-            } catch {
-                await pool.shutdown()
-                FileOutput.standardError("evidence-ledger: \(error)")
-                throw ExitCode(2)
+            return try await withMigratedPool(database) { pool in
+                try await body(NodeKeyAdministration(
+                    nodeId: nodeId ?? Environment.value("LEDGER_NODE_ID") ?? defaults.nodeId,
+                    store: NodeKeyStore(directory: keysDirectory ?? Environment.value("LEDGER_KEYS_DIR") ?? defaults.keysDirectory),
+                    log: PostgresEventLog(pool: pool)))
             }
         }
     }

@@ -23,12 +23,10 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let logger = Logger(label: "ledger.server")
         let (conninfo, _, _) = try database.resolve()
-        let publicURL = configuration.publicURL
         do {
             try await LedgerServerApp.run(configuration: configuration, conninfo: conninfo, logger: logger) { port in
                 var shown = configuration
                 shown.port = port
-                shown.publicURL = publicURL
                 FileOutput.standardOutput("evidence-ledger: listening on \(shown.effectivePublicURL) (node \(configuration.nodeId))\n")
             }
         } catch let error as LedgerStoreError {

@@ -265,7 +265,8 @@ public struct PostgresRows: Sendable {
 }
 
 /// Decodes PostgreSQL's hex bytea output (`\x…`).
-func decodeBytea(_ text: String?) -> [UInt8]? {
+/// A bytea column in text format (`\\x…`) as bytes.
+public func decodeBytea(_ text: String?) -> [UInt8]? {
     guard let text, text.hasPrefix("\\x") else { return nil }
     return Hex.decode(String(text.dropFirst(2)))
 }

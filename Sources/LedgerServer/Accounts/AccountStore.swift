@@ -31,7 +31,6 @@ public struct UsageEvent: Sendable {
     public var endpoint: String
     public var status: Int
     public var durationMilliseconds: Int
-    public var requestId: String?
     public var error: String?
 }
 
@@ -169,7 +168,7 @@ public struct AccountStore: Sendable {
                 """).rows.first
         }
         // The index lookup finds the row; the comparison that admits it takes constant time.
-        guard let row, let stored = decodeByteaHex(row[1]), ConstantTime.isEqual(stored, hash) else {
+        guard let row, let stored = decodeBytea(row[1]), ConstantTime.isEqual(stored, hash) else {
             throw LedgerServerError(.unauthorized, "Invalid API key")
         }
         guard row[2] == "active" else { throw LedgerServerError(.unauthorized, "API key is inactive") }
@@ -255,10 +254,4 @@ final class PrincipalCache: Sendable {
     func forget(apiKeyId: Int64) {
         entries.withLock { e in e = e.filter { $0.value.principal.apiKeyId != apiKeyId } }
     }
-}
-
-/// `\x…` bytea text to bytes.
-func decodeByteaHex(_ text: String?) -> [UInt8]? {
-    guard let text, text.hasPrefix("\\x") else { return nil }
-    return Hex.decode(String(text.dropFirst(2)))
 }

@@ -51,7 +51,7 @@ struct AttestationRoutes: Sendable {
     /// active (decision 0007): never more than the limit, nothing charged for a replay or a failure.
     /// An account found out of quota is answered 429 without any work for the next few seconds.
     func billable(
-        _ request: Request, endpoint: String, context: BasicRequestContext,
+        _ request: Request, endpoint: String,
         _ operation: (Principal, Charge?) async throws -> (response: Response, meter: MeterReading?)
     ) async throws -> Response {
         let started = clock()
@@ -77,7 +77,7 @@ struct AttestationRoutes: Sendable {
             } else if !configuration.enforceQuota {
                 response.headers[HTTPField.Name("X-Quota-Enforced")!] = "false"
             }
-            recordUsage(principal, endpoint, status: Int(response.status.code), started: started, context: context, error: nil)
+            recordUsage(principal, endpoint, status: Int(response.status.code), started: started, error: nil)
             return response
         } catch {
             var shown = LedgerServerError.from(error)
@@ -85,24 +85,20 @@ struct AttestationRoutes: Sendable {
             case AppendRefusal.notAdmitted(.quotaExceeded(let used, let limit)):
                 quotaGate.markExhausted(principal.accountId, used: used, limit: limit, now: started)
                 shown = quotaExceeded(used: used, limit: limit)
-            case AppendRefusal.notAdmitted(.credentialInactive):
+            case AppendRefusal.notAdmitted(.credentialInactive), AppendRefusal.notAdmitted(.unknownAccount):
                 accounts.forget(apiKeyId: principal.apiKeyId)
-                shown = LedgerServerError(.unauthorized, "API key is inactive")
-            case AppendRefusal.notAdmitted(.unknownAccount):
-                accounts.forget(apiKeyId: principal.apiKeyId)
-                shown = LedgerServerError(.unauthorized, "Invalid API key")
             default:
                 break
             }
-            recordUsage(principal, endpoint, status: Int(shown.status.code), started: started, context: context, error: shown.code.rawValue)
+            recordUsage(principal, endpoint, status: Int(shown.status.code), started: started, error: shown.code.rawValue)
             throw shown
         }
     }
 
-    func recordUsage(_ principal: Principal, _ endpoint: String, status: Int, started: Int64, context: BasicRequestContext, error: String?) {
+    func recordUsage(_ principal: Principal, _ endpoint: String, status: Int, started: Int64, error: String?) {
         usage.record(UsageEvent(
             at: started, accountId: principal.accountId, apiKeyId: principal.apiKeyId, endpoint: endpoint, status: status,
-            durationMilliseconds: Int(clock() - started), requestId: context.id, error: error))
+            durationMilliseconds: Int(clock() - started), error: error))
     }
 
     static func visibility(_ request: Request, body: JSONObject? = nil) throws -> Visibility {
@@ -117,7 +113,7 @@ struct AttestationRoutes: Sendable {
 
     func attest(_ request: Request, _ context: BasicRequestContext, endpoint: String) async throws -> Response {
         let visibility = try Self.visibility(request)
-        return try await billable(request, endpoint: endpoint, context: context) { principal, charge in
+        return try await billable(request, endpoint: endpoint) { principal, charge in
             let (bundle, bytes) = try await reader.json(request)
             let record = try await attestation.attest(bundle: bundle, payload: bytes, principal: principal, charge: charge, visibility: visibility)
             return (liveResponse(record, includeCer: false), record.meter)
@@ -137,10 +133,10 @@ struct AttestationRoutes: Sendable {
             let response = JSONResponse.make(body: [
                 "ok": true, "bundle": .object(cer), "certificateHash": cer["certificateHash"]!, "bundleType": cer["bundleType"]!,
             ])
-            recordUsage(principal, endpoint, status: 200, started: clock(), context: context, error: nil)
+            recordUsage(principal, endpoint, status: 200, started: clock(), error: nil)
             return response
         }
-        return try await billable(request, endpoint: endpoint, context: context) { principal, charge in
+        return try await billable(request, endpoint: endpoint) { principal, charge in
             let (body, cer) = try await build()
             let visibility = try Self.visibility(request, body: body)
             let canonical = try CanonicalJSON.encode(.object(cer), profile: .nexartV1)
@@ -154,7 +150,7 @@ struct AttestationRoutes: Sendable {
     }
 
     func stampHash(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
-        try await billable(request, endpoint: "/api/stamp-hash", context: context) { principal, charge in
+        try await billable(request, endpoint: "/api/stamp-hash") { principal, charge in
             let (body, _) = try await reader.object(request)
             guard let hash = try body.string("certificateHash") else { throw LedgerServerError(.invalidRequest, "certificateHash is required") }
             let version = try body.string("protocolVersion")

@@ -33,7 +33,7 @@ struct EdgeMiddleware: RouterMiddleware {
         }
         response.headers[HTTPField.Name("X-Request-Id")!] = context.id
         let elapsed = ContinuousClock.now - start
-        let ms = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
+        let ms = elapsed.milliseconds
         context.logger.info(
             "request",
             metadata: [
@@ -62,4 +62,9 @@ struct EdgeMiddleware: RouterMiddleware {
 /// Carries a value the compiler cannot prove Sendable across a structured-concurrency boundary.
 private struct UncheckedSendable<T>: @unchecked Sendable {
     let value: T
+}
+
+extension Duration {
+    /// The duration in (fractional) milliseconds.
+    var milliseconds: Double { Double(components.seconds) * 1000 + Double(components.attoseconds) / 1e15 }
 }

@@ -61,7 +61,7 @@ struct NodeRoutes: Sendable {
             return first ?? .failure(LedgerServerError(.serviceUnavailable, "db_ping_timeout"))
         }
         let elapsed = ContinuousClock.now - start
-        let ms = Double(elapsed.components.attoseconds) / 1e15 + Double(elapsed.components.seconds) * 1000
+        let ms = elapsed.milliseconds
         o["db_latency_ms"] = .number((ms * 10).rounded() / 10)
         switch ping {
         case .success:
