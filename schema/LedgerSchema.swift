@@ -9,5 +9,6 @@ public enum LedgerSchema {
     public static let migrations: [(name: String, sql: [UInt8])] = [
         ("0001_create_ledger", PackageResources._001_create_ledger_sql),
         ("0002_create_accounts", PackageResources._002_create_accounts_sql),
+        ("0003_create_tree", PackageResources._003_create_tree_sql),
     ]
 }

@@ -34,6 +34,7 @@ struct LedgerCommand: AsyncParsableCommand {
                     "intact": .bool(report.isIntact), "size": .number(Double(report.size)),
                     "entriesChecked": .number(Double(report.entriesChecked)), "subjects": .number(Double(report.subjects)),
                     "payloadsChecked": .number(Double(report.payloadsChecked)),
+                    "treeNodesChecked": .number(Double(report.nodesChecked)), "checkpointsChecked": .number(Double(report.checkpointsChecked)),
                     "problems": .array(report.problems.map { p in
                         var o = JSONObject()
                         o["index"] = p.index.map { .number(Double($0)) } ?? .null
@@ -46,7 +47,8 @@ struct LedgerCommand: AsyncParsableCommand {
                 FileOutput.standardOutput(doc.prettyPrinted() + "\n")
             } else {
                 FileOutput.standardOutput(
-                    "checked \(report.entriesChecked) entries of \(report.size) in \(report.subjects) subjects, \(report.payloadsChecked) payloads\n")
+                    "checked \(report.entriesChecked) entries of \(report.size) in \(report.subjects) subjects, \(report.payloadsChecked) payloads, "
+                        + "\(report.nodesChecked) tree nodes, \(report.checkpointsChecked) checkpoints\n")
                 for p in report.problems.prefix(20) { FileOutput.standardOutput("BROKEN: \(p)\n") }
                 if report.problems.count > 20 { FileOutput.standardOutput("… and \(report.problems.count - 20) more problems\n") }
                 FileOutput.standardOutput(report.isIntact ? "INTACT\n" : "BROKEN: first problem at \(report.problems[0].index.map { "entry \($0)" } ?? "the database guards")\n")

@@ -29,6 +29,10 @@ struct ServerOptions: ParsableArguments {
     var defaultMonthlyLimit: Int?
     @Option(name: .customLong("key-refresh"), help: "Seconds between re-reads of the key events (LEDGER_KEY_REFRESH_SECONDS, default 5).")
     var keyRefresh: Int?
+    @Option(name: .customLong("log-origin"), help: "Origin line of the log's checkpoints (LEDGER_LOG_ORIGIN, default evidence-ledger/<node id>).")
+    var logOrigin: String?
+    @Option(name: .customLong("checkpoint-interval"), help: "Seconds between checkpoints while the log grows (LEDGER_CHECKPOINT_INTERVAL_SECONDS, default 5).")
+    var checkpointInterval: Int?
     @Option(name: .customLong("db-pool-size"), help: "Database connections (LEDGER_DB_POOL_SIZE, default 8).")
     var databasePoolSize: Int?
     @Option(name: .customLong("cors-origin"), help: "Access-Control-Allow-Origin (LEDGER_CORS_ORIGIN, default *).")
@@ -67,6 +71,14 @@ struct ServerOptions: ParsableArguments {
         c.idleTimeoutSeconds = try int(idleTimeout, "idle-timeout", "LEDGER_IDLE_TIMEOUT_SECONDS", 1...3600, c.idleTimeoutSeconds)
         c.defaultMonthlyLimit = Int64(try int(defaultMonthlyLimit, "default-monthly-limit", "LEDGER_DEFAULT_MONTHLY_LIMIT", 0...Int(Int32.max), Int(c.defaultMonthlyLimit)))
         c.keyRefreshSeconds = try int(keyRefresh, "key-refresh", "LEDGER_KEY_REFRESH_SECONDS", 1...3600, c.keyRefreshSeconds)
+        c.checkpointIntervalSeconds = try int(
+            checkpointInterval, "checkpoint-interval", "LEDGER_CHECKPOINT_INTERVAL_SECONDS", 1...3600, c.checkpointIntervalSeconds)
+        c.logOrigin = string(logOrigin, "LEDGER_LOG_ORIGIN")
+        if let origin = c.logOrigin,
+            origin.utf8.count > 255 || origin.unicodeScalars.contains(where: { $0 == "+" || $0.properties.isWhitespace || $0.value < 0x20 })
+        {
+            throw ValidationError("the log origin must be at most 255 bytes with no '+', spaces or control characters")
+        }
         c.databasePoolSize = try int(databasePoolSize, "db-pool-size", "LEDGER_DB_POOL_SIZE", 2...256, c.databasePoolSize)
         c.corsAllowOrigin = string(corsOrigin, "LEDGER_CORS_ORIGIN") ?? c.corsAllowOrigin
         c.logLevel = string(logLevel, "LEDGER_LOG_LEVEL") ?? c.logLevel

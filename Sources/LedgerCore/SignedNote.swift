@@ -3,7 +3,7 @@ import CERKit
 /// Why a signed note, a verifier key or a checkpoint could not be read.
 public struct SignedNoteError: Error, Sendable, Equatable, CustomStringConvertible {
     public var description: String
-    init(_ description: String) { self.description = description }
+    public init(_ description: String) { self.description = description }
 }
 
 /// A signed-note verifier key (c2sp.org/signed-note): `<name>+<8 hex key ID>+<base64(type || key)>`.

@@ -20,6 +20,7 @@ public enum LedgerServerApp {
         public var usage: UsageRecorder
         public var metrics: ServerMetrics
         public var identity: NodeIdentity
+        public var checkpointer: LogCheckpointer
     }
 
     /// Migrates the database (as the login role), then builds the parts (as the application role).
@@ -39,9 +40,17 @@ public enum LedgerServerApp {
             await pool.shutdown()
             throw LedgerServerError(.noActiveKey, snapshot.signerProblem ?? "the node has no active signing key")
         }
+        let origin = configuration.effectiveLogOrigin
+        do {
+            _ = try NoteSigner(name: origin, key: snapshot.signer!.key)
+        } catch {
+            await pool.shutdown()
+            throw LedgerServerError(.badRequest, "the log origin \"\(origin.prefix(80))\" cannot name a signed-note key: \(error); set --log-origin")
+        }
+        let checkpointer = LogCheckpointer(origin: origin, log: log, keys: keys)
         let accounts = AccountStore(pool: pool)
         let usage = UsageRecorder(store: accounts, interval: .seconds(configuration.usageFlushSeconds), logger: logger)
-        return Parts(pool: pool, log: log, keys: keys, accounts: accounts, usage: usage, metrics: metrics, identity: identity)
+        return Parts(pool: pool, log: log, keys: keys, accounts: accounts, usage: usage, metrics: metrics, identity: identity, checkpointer: checkpointer)
     }
 
     /// The router with every route and the edge middleware.
@@ -65,6 +74,8 @@ public enum LedgerServerApp {
             adminToken: configuration.adminToken, accounts: parts.accounts, defaultMonthlyLimit: configuration.defaultMonthlyLimit,
             reader: reader, clock: clock
         ).register(on: router)
+        LogRoutes(log: parts.log, checkpointer: parts.checkpointer, keys: parts.keys, accounts: parts.accounts, adminToken: configuration.adminToken)
+            .register(on: router)
         return router
     }
 
@@ -96,6 +107,8 @@ public enum LedgerServerApp {
                 services: [
                     .init(service: parts.usage),
                     .init(service: KeyRingRefresher(ring: parts.keys, interval: .seconds(configuration.keyRefreshSeconds), logger: logger)),
+                    .init(service: CheckpointService(
+                        checkpointer: parts.checkpointer, interval: .seconds(configuration.checkpointIntervalSeconds), logger: logger)),
                     .init(service: app),
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint],

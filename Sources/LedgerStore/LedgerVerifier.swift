@@ -2,7 +2,9 @@ import CERKit
 import LedgerCore
 
 /// `ledger verify`: recomputes every leaf hash and subject chain from the rows, checks index density,
-/// payload digests, and that the append-only guards (triggers and grants) are still in place.
+/// payload digests, and that the append-only guards (triggers and grants) are still in place; recomputes
+/// every stored tree node from the leaves, checks every checkpoint's signature and root, and checks a
+/// consistency proof between each two consecutive checkpoints.
 public enum LedgerVerifier {
     /// What the audit found.
     public struct Report: Sendable {
@@ -10,6 +12,8 @@ public enum LedgerVerifier {
         public var entriesChecked: Int64
         public var subjects: Int
         public var payloadsChecked: Int
+        public var nodesChecked: Int64 = 0
+        public var checkpointsChecked: Int = 0
         public var problems: [LedgerProblem]
         public var isIntact: Bool { problems.isEmpty }
     }
@@ -18,6 +22,8 @@ public enum LedgerVerifier {
     public static func verify(pool: PostgresConnectionPool, chunk: Int = 5000) async throws -> Report {
         var problems: [LedgerProblem] = try await pool.withConnection { c in try guardProblems(c) }
         let size = try await pool.withConnection { c in Int64(try c.query("SELECT size FROM ledger_head WHERE id = 1").rows[0][0]!)! }
+        let log = PostgresEventLog(pool: pool)
+        var tree = TreeAudit(checkpoints: try await checkpointsToCheck(log), keys: try await log.keyEvents())
         var audit = LedgerAudit()
         var payloadsChecked = 0
         var from: Int64 = 0
@@ -30,6 +36,7 @@ public enum LedgerVerifier {
                     binds: [.int(start), .int(Int64(chunk))])).rows
             }
             if rows.isEmpty { break }
+            var leaves: [(Int64, [UInt8])] = []
             for row in rows {
                 let entry = try PostgresEventLog.decodeEntry(Array(row.prefix(11)))
                 audit.check(entry)
@@ -40,26 +47,57 @@ public enum LedgerVerifier {
                         problems.append(LedgerProblem(index: entry.index, what: "stored payload does not match the entry's payload digest"))
                     }
                 }
+                leaves.append((entry.index, entry.leafHash))
                 from = entry.index + 1
             }
+            tree.add(leaves)
+            let expected = tree.takeCompleted()
+            let stored = try await pool.withConnection { c in try PostgresEventLog.readNodes(expected.map(\.id), on: c) }
+            tree.compare(expected, stored)
         }
         audit.finish(headSize: size)
+        let storedCount = try await pool.withConnection { c in Int64(try c.query("SELECT count(*) FROM ledger_tree_nodes").rows[0][0]!)! }
+        if tree.isAligned, storedCount != tree.nodesChecked {
+            let extra = try await pool.withConnection { c in
+                try c.query("SELECT level, idx FROM ledger_tree_nodes WHERE (idx + 1) * (1::bigint << level) > \(size) ORDER BY level, idx LIMIT 5").rows
+            }
+            let named = extra.map { "node \($0[0]!)/\($0[1]!)" }.joined(separator: ", ")
+            tree.problems.append(LedgerProblem(
+                index: nil, what: "the tree table holds \(storedCount) nodes where a log of \(size) entries has \(tree.nodesChecked)"
+                    + (named.isEmpty ? "" : " (beyond the head: \(named))")))
+        }
+        try await tree.checkConsistency(log)
         return Report(
             size: size, entriesChecked: checked, subjects: audit.subjectCount, payloadsChecked: payloadsChecked,
-            problems: problems + audit.problems)
+            nodesChecked: tree.nodesChecked, checkpointsChecked: tree.checkpoints.count,
+            problems: problems + audit.problems + tree.problems)
     }
 
-    static let requiredTriggers = ["ledger_entries_no_update", "ledger_entries_no_delete", "ledger_entries_no_truncate"]
+    static func checkpointsToCheck(_ log: PostgresEventLog) async throws -> [StoredCheckpoint] {
+        var all: [StoredCheckpoint] = []
+        while true {
+            let page = try await log.checkpoints(after: all.last?.size ?? -1, limit: 10_000)
+            all += page
+            if page.count < 10_000 { return all }
+        }
+    }
+
+    static let requiredTriggers = [
+        "ledger_entries": ["ledger_entries_no_update", "ledger_entries_no_delete", "ledger_entries_no_truncate"],
+        "ledger_tree_nodes": ["ledger_tree_nodes_no_change", "ledger_tree_nodes_no_truncate"],
+        "ledger_checkpoints": ["ledger_checkpoints_no_change", "ledger_checkpoints_no_truncate"],
+    ]
 
     /// Missing or disabled triggers, and privileges the application role must not have.
     static func guardProblems(_ c: PostgresConnection) throws(LedgerStoreError) -> [LedgerProblem] {
         var problems: [LedgerProblem] = []
         let triggers = try c.query("""
-            SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = 'ledger_entries'::regclass AND NOT tgisinternal
+            SELECT tgname, tgenabled FROM pg_trigger
+            WHERE tgrelid IN ('ledger_entries'::regclass, 'ledger_tree_nodes'::regclass, 'ledger_checkpoints'::regclass) AND NOT tgisinternal
             """)
         var state: [String: String] = [:]
         for row in triggers.rows { state[row[0]!] = row[1]! }
-        for name in requiredTriggers {
+        for name in requiredTriggers.keys.sorted().flatMap({ requiredTriggers[$0]! }) {
             switch state[name] {
             case nil: problems.append(LedgerProblem(index: nil, what: "append-only trigger \(name) is missing"))
             case "D"?: problems.append(LedgerProblem(index: nil, what: "append-only trigger \(name) is disabled"))
@@ -70,10 +108,12 @@ public enum LedgerVerifier {
         if role.rows.isEmpty {
             problems.append(LedgerProblem(index: nil, what: "the application role ledger_app is missing"))
         } else {
-            for privilege in ["UPDATE", "DELETE", "TRUNCATE"] {
-                let has = try c.query(SQLQuery(unsafeSQL: "SELECT has_table_privilege('ledger_app', 'ledger_entries', '\(privilege)')"))
-                if has.rows.first?.first == "t" {
-                    problems.append(LedgerProblem(index: nil, what: "the application role may \(privilege) ledger_entries"))
+            for table in requiredTriggers.keys.sorted() {
+                for privilege in ["UPDATE", "DELETE", "TRUNCATE"] {
+                    let has = try c.query(SQLQuery(unsafeSQL: "SELECT has_table_privilege('ledger_app', '\(table)', '\(privilege)')"))
+                    if has.rows.first?.first == "t" {
+                        problems.append(LedgerProblem(index: nil, what: "the application role may \(privilege) \(table)"))
+                    }
                 }
             }
         }

@@ -74,16 +74,21 @@ public final class PostgresEventLog: Sendable {
     public var statistics: (batches: Int, appended: Int) { sequencer.withLock { ($0.batches, $0.appended) } }
 
     private let onBatch: (@Sendable (_ appended: Int) -> Void)?
+    /// Whether batches store the tree nodes they complete. Only a benchmark turns this off (to measure
+    /// what the tree costs); such a log has an incomplete tree, which `ledger verify` reports.
+    let maintainsTree: Bool
 
     /// `onBatch` is told the number of entries each committed batch appended (for metrics).
     public init(
         pool: PostgresConnectionPool, maxBatch: Int = 256, clock: @escaping @Sendable () -> Int64 = PostgresEventLog.wallClock,
-        onBatch: (@Sendable (_ appended: Int) -> Void)? = nil
+        onBatch: (@Sendable (_ appended: Int) -> Void)? = nil, maintainsTree: Bool = true
     ) {
         self.pool = pool
         self.maxBatch = maxBatch
         self.clock = clock
         self.onBatch = onBatch
+        self.maintainsTree = maintainsTree
+        writer.maintainsTree = maintainsTree
     }
 
     /// Milliseconds since the epoch from the system clock.
@@ -145,9 +150,13 @@ public final class PostgresEventLog: Sendable {
         /// Batches to write the careful way after an optimistic one failed (the workload is touching
         /// subjects this writer has not seen, or another writer is active).
         var carefulBatches = 0
+        /// The tree's compact range at `size` (nil: unknown, read it under the lock).
+        var frontier: MerkleFrontier?
+        var maintainsTree = true
 
         func forget() {
             size = nil
+            frontier = nil
             heads.removeAll()
         }
     }
@@ -264,6 +273,8 @@ public final class PostgresEventLog: Sendable {
         var meters: [Int: MeterReading] = [:]
         /// The log's size after the batch.
         var size: Int64 = 0
+        /// The tree's compact range after the batch (nil when the tree is not maintained).
+        var frontier: MerkleFrontier?
     }
 
     /// Writes a batch: first optimistically in one round trip from what this writer knows (its last size
@@ -273,9 +284,12 @@ public final class PostgresEventLog: Sendable {
         let connection = writer.connection!
         if writer.carefulBatches > 0 {
             writer.carefulBatches -= 1
-        } else if let size = writer.size, canWriteOptimistically(requests, heads: writer.heads) {
+        } else if let size = writer.size, writer.frontier?.size == size || !writer.maintainsTree,
+            canWriteOptimistically(requests, heads: writer.heads)
+        {
             if let outcome = try writeOptimistically(
-                requests, groupSizes: groupSizes, recordedAt: recordedAt, on: connection, size: size, heads: writer.heads)
+                requests, groupSizes: groupSizes, recordedAt: recordedAt, on: connection, size: size, heads: writer.heads,
+                frontier: writer.frontier)
             {
                 remember(outcome, in: writer)
                 return outcome
@@ -283,7 +297,8 @@ public final class PostgresEventLog: Sendable {
             writer.forget()
             writer.carefulBatches = 8
         }
-        let outcome = try writeBatch(requests, groupSizes: groupSizes, recordedAt: recordedAt, on: connection)
+        let outcome = try writeBatch(
+            requests, groupSizes: groupSizes, recordedAt: recordedAt, on: connection, frontier: writer.maintainsTree ? (writer.frontier ?? MerkleFrontier()) : nil)
         remember(outcome, in: writer)
         return outcome
     }
@@ -291,6 +306,7 @@ public final class PostgresEventLog: Sendable {
     static func remember(_ outcome: BatchOutcome, in writer: WriterConnection) {
         if writer.heads.count > 100_000 { writer.heads.removeAll() }
         writer.size = outcome.size
+        writer.frontier = outcome.frontier
         for case .appended(let e) in outcome.outcomes {
             writer.heads[e.subject] = SubjectHead(count: e.subjectIndex + 1, lastLeaf: e.leafHash)
         }
@@ -312,7 +328,7 @@ public final class PostgresEventLog: Sendable {
     /// that are not. Returns nil when an assumption failed (the transaction was rolled back).
     static func writeOptimistically(
         _ requests: [AppendRequest], groupSizes: [Int]?, recordedAt: Int64, on connection: PostgresConnection, size: Int64,
-        heads: [String: SubjectHead]
+        heads: [String: SubjectHead], frontier: MerkleFrontier?
     ) throws -> BatchOutcome? {
         let (salts, digests) = salted(requests)
         // Only this batch's subjects: the planner copies its map, and the writer's may be large.
@@ -321,7 +337,7 @@ public final class PostgresEventLog: Sendable {
         let (outcomes, newSize) = AppendPlanner.plan(
             requests: requests, size: size, subjects: known, existing: [:], payloadDigests: digests, recordedAt: recordedAt,
             groupSizes: groupSizes)
-        if newSize == size { return BatchOutcome(outcomes: outcomes, size: size) }
+        if newSize == size { return BatchOutcome(outcomes: outcomes, size: size, frontier: frontier) }
         var counts: [MeterKey: Int64] = [:]
         var credentials = Set<Int64>()
         for (i, request) in requests.enumerated() {
@@ -352,6 +368,11 @@ public final class PostgresEventLog: Sendable {
                 """, binds: [.textArray(credentials.map { String($0) }), .int(Int64(credentials.count))]))
         }
         statements += insertStatements(requests, outcomes, salts: salts, digests: digests, storedClaims: [:])
+        var tree = frontier
+        if var t = tree {
+            statements.append(treeStatement(growing: &t, with: outcomes))
+            tree = t
+        }
         statements.append("COMMIT")
         let results: [PostgresRows]
         do {
@@ -363,7 +384,7 @@ public final class PostgresEventLog: Sendable {
             if !connection.isBroken { _ = try? connection.execute("ROLLBACK") }
             throw error
         }
-        var outcome = BatchOutcome(outcomes: outcomes, size: newSize)
+        var outcome = BatchOutcome(outcomes: outcomes, size: newSize, frontier: tree)
         if !meters.isEmpty {
             var after: [MeterKey: (used: Int64, limit: Int64)] = [:]
             for line in (results[2].rows.first?[1] ?? "").split(separator: "\n") {
@@ -384,7 +405,8 @@ public final class PostgresEventLog: Sendable {
     }
 
     static func writeBatch(
-        _ requests: [AppendRequest], groupSizes: [Int]? = nil, recordedAt: Int64, on connection: PostgresConnection
+        _ requests: [AppendRequest], groupSizes: [Int]? = nil, recordedAt: Int64, on connection: PostgresConnection,
+        frontier: MerkleFrontier?
     ) throws -> BatchOutcome {
         let subjects = Array(Set(requests.map(\.subject)))
         let keyed = requests.filter { $0.idempotencyKey != nil }
@@ -483,6 +505,14 @@ public final class PostgresEventLog: Sendable {
                 requests: requests, size: size, subjects: heads, existing: existing, payloadDigests: digests, recordedAt: recordedAt,
                 groupSizes: groupSizes, rejections: rejections)
             var writes = Self.insertStatements(requests, outcomes, salts: salts, digests: digests, storedClaims: stored)
+            var tree: MerkleFrontier? = nil
+            if let frontier {
+                // Another writer may have grown the log since this one last wrote: its compact range is
+                // then read again, under the head lock, from the stored nodes.
+                var t = try frontier.size == size ? frontier : loadFrontier(size: size, on: connection)
+                if newSize != size { writes.append(Self.treeStatement(growing: &t, with: outcomes)) }
+                tree = t
+            }
             if newSize != size { writes.append("UPDATE ledger_head SET size = \(newSize) WHERE id = 1") }
             let charged = admission.charge(outcomes)
             if !charged.increments.isEmpty {
@@ -496,11 +526,66 @@ public final class PostgresEventLog: Sendable {
             }
             writes.append("COMMIT")
             _ = try connection.pipeline(writes)
-            return BatchOutcome(outcomes: outcomes, refusals: refusals, meters: charged.meters, size: newSize)
+            return BatchOutcome(outcomes: outcomes, refusals: refusals, meters: charged.meters, size: newSize, frontier: tree)
         } catch {
             if !connection.isBroken { _ = try? connection.execute("ROLLBACK") }
             throw error
         }
+    }
+
+    /// Grows `frontier` by the appended entries' leaves (in index order) and returns the INSERT of every
+    /// node they complete.
+    static func treeStatement(growing frontier: inout MerkleFrontier, with outcomes: [AppendOutcome]) -> SQLQuery {
+        var appended: [LedgerEntry] = []
+        for case .appended(let e) in outcomes { appended.append(e) }
+        appended.sort { $0.index < $1.index }
+        var levels: [String] = [], indexes: [String] = [], hashes: [String] = []
+        for e in appended {
+            precondition(e.index == frontier.size, "the planner assigns dense indexes from the head")
+            for (id, hash) in frontier.append(leafHash: e.leafHash) {
+                levels.append(String(id.level))
+                indexes.append(String(id.index))
+                hashes.append(hexString(hash))
+            }
+        }
+        // No ON CONFLICT: a node that exists means the writer's view of the tree is wrong; abort.
+        return SQLQuery(unsafeSQL: """
+            INSERT INTO ledger_tree_nodes (level, idx, hash)
+            SELECT l::smallint, i::bigint, decode(h, 'hex') FROM unnest($1::text[], $2::text[], $3::text[]) AS t(l, i, h)
+            """, binds: [.textArray(levels), .textArray(indexes), .textArray(hashes)])
+    }
+
+    /// The compact range of the tree of `size` leaves, read from the stored nodes.
+    static func loadFrontier(size: Int64, on connection: PostgresConnection) throws(LedgerStoreError) -> MerkleFrontier {
+        let ids = MerkleFrontier.nodes(size: size)
+        let hashes = try readNodes(ids, on: connection)
+        guard let frontier = MerkleFrontier(size: size, hashes: hashes) else {
+            let missing = ids.first { hashes[$0] == nil }.map(\.description) ?? "a node"
+            throw LedgerStoreError(.database, "the log's tree is incomplete at size \(size) (\(missing) is missing); run `evidence-ledger ledger verify`")
+        }
+        return frontier
+    }
+
+    /// Stored node hashes by id: level 0 from the entries' leaf hashes, the rest from the tree table.
+    /// One index probe per node, in one statement.
+    static func readNodes(_ ids: [MerkleNodeID], on connection: PostgresConnection) throws(LedgerStoreError) -> [MerkleNodeID: [UInt8]] {
+        if ids.isEmpty { return [:] }
+        let leaves = ids.filter { $0.level == 0 }, interior = ids.filter { $0.level > 0 }
+        let rows = try connection.query(SQLQuery(unsafeSQL: """
+            SELECT w.l, w.i, n.hash FROM unnest($1::text[]::smallint[], $2::text[]::bigint[]) AS w(l, i)
+            CROSS JOIN LATERAL (SELECT hash FROM ledger_tree_nodes WHERE level = w.l AND idx = w.i) n
+            UNION ALL
+            SELECT 0, e.idx, e.leaf_hash FROM ledger_entries e WHERE e.idx = ANY($3::text[]::bigint[])
+            """, binds: [
+                .textArray(interior.map { String($0.level) }), .textArray(interior.map { String($0.index) }),
+                .textArray(leaves.map { String($0.index) }),
+            ])).rows
+        var hashes: [MerkleNodeID: [UInt8]] = [:]
+        for row in rows {
+            guard let level = row[0].flatMap({ Int($0) }), let index = row[1].flatMap({ Int64($0) }), let hash = decodeBytea(row[2]) else { continue }
+            hashes[MerkleNodeID(level: level, index: index)] = hash
+        }
+        return hashes
     }
 
     /// A fresh random salt and the salted digest for each request's payload.

@@ -12,7 +12,7 @@ import Testing
 
         let rotated = try node.cli(["keys", "rotate", "--overlap", "30"] + node.keyArguments)
         #expect(rotated.status == 0, "\(rotated.stderr)")
-        #expect(!FileManager.default.fileExists(atPath: node.keysDirectory + "/k1.key"), "the retired private key is destroyed")
+        #expect(FileManager.default.fileExists(atPath: node.keysDirectory + "/k1.key"), "kept until the overlap ends, to co-sign checkpoints")
         // The server re-reads the key events every second.
         var after: HTTPResult? = nil
         for i in 0..<40 {

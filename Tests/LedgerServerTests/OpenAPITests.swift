@@ -101,6 +101,22 @@ import Yams
             ("POST /v1/admin/api-keys/{id}/revoke", "/v1/admin/api-keys/3/revoke", "POST", nil, nil, admin),
             ("GET /v1/admin/usage", "/v1/admin/usage", "GET", nil, nil, admin),
             ("GET /v1/admin/accounts", "/v1/admin/accounts", "GET", nil, nil, []),
+            ("POST /v1/admin/log/checkpoint", "/v1/admin/log/checkpoint", "POST", nil, nil, admin),
+            ("POST /v1/admin/log/checkpoint", "/v1/admin/log/checkpoint", "POST", nil, nil, []),
+            ("GET /v1/log", "/v1/log", "GET", nil, nil, []),
+            ("GET /v1/log/checkpoint", "/v1/log/checkpoint", "GET", nil, nil, []),
+            ("GET /v1/log/checkpoints", "/v1/log/checkpoints?limit=5", "GET", nil, nil, []),
+            ("GET /v1/log/checkpoints", "/v1/log/checkpoints?limit=0", "GET", nil, nil, []),
+            ("GET /v1/log/entries/{index}", "/v1/log/entries/0", "GET", nil, nil, []),
+            ("GET /v1/log/entries/{index}", "/v1/log/entries/1", "GET", nil, nil, []),
+            ("GET /v1/log/entries/{index}", "/v1/log/entries/1", "GET", nil, nil, [("X-Admin-Secret", "not-the-secret-at-all")]),
+            ("GET /v1/log/entries/{index}", "/v1/log/entries/x", "GET", nil, nil, []),
+            ("GET /v1/log/proof/inclusion", "/v1/log/proof/inclusion?index=1", "GET", nil, nil, []),
+            ("GET /v1/log/proof/inclusion", "/v1/log/proof/inclusion?index=1&size=2", "GET", nil, nil, []),
+            ("GET /v1/log/proof/inclusion", "/v1/log/proof/inclusion?index=99999", "GET", nil, nil, []),
+            ("GET /v1/log/proof/inclusion", "/v1/log/proof/inclusion?index=-3", "GET", nil, nil, []),
+            ("GET /v1/log/proof/consistency", "/v1/log/proof/consistency?from=1&to=2", "GET", nil, nil, []),
+            ("GET /v1/log/proof/consistency", "/v1/log/proof/consistency?from=2&to=1", "GET", nil, nil, []),
         ]
         var exercised = Set<String>()
         for (operation, path, method, body, key, headers) in calls {

@@ -57,9 +57,15 @@ final class TestNode: @unchecked Sendable {
     var keyArguments: [String] { ["--database-url", conninfo, "--keys-dir", keysDirectory] }
 
     func start(_ extra: [String] = []) throws {
+        (process, port) = try launch(extra)
+    }
+
+    /// Another server process on the same database and keys (stopped when the returned process is dropped
+    /// or sent SIGTERM). Returns it and its port.
+    func launch(_ extra: [String] = []) throws -> (ChildProcess, Int) {
         let out = directory.appendingPathComponent("serve-\(UUID().uuidString.prefix(8)).out").path
         let err = directory.appendingPathComponent("serve.err").path
-        process = try ChildProcess(
+        let process = try ChildProcess(
             [Self.binary, "serve", "--port", "0", "--key-refresh", "1", "--log-level", "warning",
              "--admin-token-file", directory.appendingPathComponent("admin-token").path] + keyArguments + extra,
             stdout: out, stderr: err)
@@ -68,12 +74,9 @@ final class TestNode: @unchecked Sendable {
             let text = (try? String(contentsOfFile: out, encoding: .utf8)) ?? ""
             if let range = text.range(of: "listening on http://127.0.0.1:") {
                 let digits = text[range.upperBound...].prefix(while: \.isNumber)
-                if let p = Int(digits) {
-                    port = p
-                    return
-                }
+                if let p = Int(digits) { return (process, p) }
             }
-            if process?.isRunning == false {
+            if !process.isRunning {
                 throw HTTPFailure(description: "the server exited: \((try? String(contentsOfFile: err, encoding: .utf8)) ?? "")")
             }
             usleep(50_000)

@@ -29,6 +29,11 @@ public struct ServerConfiguration: Sendable {
     public var adminToken: String?
     /// How often the key ring re-reads key events, in seconds (`LEDGER_KEY_REFRESH_SECONDS`).
     public var keyRefreshSeconds = 5
+    /// Seconds between checkpoints while the log grows.
+    public var checkpointIntervalSeconds = 5
+    /// The checkpoints' origin line (and the signed-note key name); nil: `evidence-ledger/<nodeId>`.
+    public var logOrigin: String?
+    public var effectiveLogOrigin: String { logOrigin ?? "evidence-ledger/\(nodeId)" }
     /// How often usage events are written, in seconds (`LEDGER_USAGE_FLUSH_SECONDS`).
     public var usageFlushSeconds = 1
     /// Database connections in the pool (`LEDGER_DB_POOL_SIZE`).

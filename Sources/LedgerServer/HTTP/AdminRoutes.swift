@@ -76,7 +76,9 @@ struct AdminRoutes: Sendable {
         }
     }
 
-    func authorize(_ request: Request) throws {
+    func authorize(_ request: Request) throws { try Self.authorize(request, adminToken: adminToken) }
+
+    static func authorize(_ request: Request, adminToken: String?) throws {
         guard let token = adminToken, !token.isEmpty else {
             throw LedgerServerError(.adminNotConfigured, "the admin API is disabled: set LEDGER_ADMIN_TOKEN to enable it")
         }

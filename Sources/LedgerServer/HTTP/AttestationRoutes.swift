@@ -219,6 +219,7 @@ struct AttestationRoutes: Sendable {
             "leafHash": .string(JSONString(Hex.encode(record.entry.leafHash))),
             "recordedAt": .string(JSONString(Timestamp.iso8601(milliseconds: record.entry.recordedAt))),
             "replayed": .bool(!record.isNew),
+            "inclusionProofUrl": .string(JSONString(attestation.identity.publicURL + "/v1/log/proof/inclusion?index=\(record.entry.index)")),
         ]
         return o
     }

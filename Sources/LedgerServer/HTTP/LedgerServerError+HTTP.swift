@@ -49,6 +49,8 @@ extension LedgerServerError: HTTPResponseError {
             return LedgerServerError(.unauthorized, "Invalid API key")
         case let e as AppendRefusal:
             return LedgerServerError(.invalidRequest, e.description)
+        case let e as TreeRangeError:
+            return LedgerServerError(.invalidRequest, e.description)
         case let e as LedgerStoreError where e.isRetryable || e.code == .unavailable || e.code == .shutdown || e.code == .timeout:
             return LedgerServerError(.serviceUnavailable, "Database not available. Please try again later.")
         case let e as any HTTPResponseError:

@@ -16,6 +16,11 @@ public final class KeyRing: Sendable {
     public struct Snapshot: Sendable {
         public var manifest: NodeKeyManifest
         public var signer: Signer?
+        /// Retired keys still inside their overlap whose private key this machine holds: they co-sign
+        /// checkpoints, so verifiers that know only the old key keep trusting the log during a rotation.
+        public var cosigners: [Signer] = []
+        /// The keys that sign a checkpoint: the active one, then the co-signers.
+        public var checkpointSigners: [Signer] { (signer.map { [$0] } ?? []) + cosigners }
         /// The published manifest document and its strong ETag.
         public var document: [UInt8]
         public var etag: String
@@ -27,8 +32,10 @@ public final class KeyRing: Sendable {
     public let store: NodeKeyStore
     private let log: PostgresEventLog
     private let state: Mutex<Snapshot>
+    private let clock: @Sendable () -> Int64
 
-    public init(nodeId: String, store: NodeKeyStore, log: PostgresEventLog) {
+    public init(nodeId: String, store: NodeKeyStore, log: PostgresEventLog, clock: @escaping @Sendable () -> Int64 = PostgresEventLog.wallClock) {
+        self.clock = clock
         self.nodeId = nodeId
         self.store = store
         self.log = log
@@ -66,9 +73,29 @@ public final class KeyRing: Sendable {
         } else {
             problem = "the node has no active signing key; run `evidence-ledger keys generate`"
         }
-        let next = Self.snapshot(manifest, signer: signer, problem: problem)
+        var next = Self.snapshot(manifest, signer: signer, problem: problem)
+        next.cosigners = cosigners(manifest, previous: previous)
         state.withLock { $0 = next }
         return next
+    }
+
+    /// Loads the retired keys still inside their overlap; destroys the private keys of those past it.
+    private func cosigners(_ manifest: NodeKeyManifest, previous: Snapshot) -> [Signer] {
+        let now = clock()
+        var out: [Signer] = []
+        for key in manifest.keys where key.kid != manifest.activeKid && !key.isRevoked {
+            guard let validTo = key.validTo, let publicKey = key.publicKey else { continue }
+            if validTo <= now {
+                store.destroy(kid: key.kid)
+                continue
+            }
+            if let held = previous.cosigners.first(where: { $0.kid == key.kid }) {
+                out.append(held)
+            } else if let loaded = try? store.load(kid: key.kid), loaded.publicKey == publicKey {
+                out.append(Signer(kid: key.kid, key: loaded))
+            }
+        }
+        return out
     }
 
     static func snapshot(_ manifest: NodeKeyManifest, signer: Signer?, problem: String?) -> Snapshot {

@@ -34,12 +34,13 @@ public struct NodeKeyAdministration: Sendable {
 
     /// Activates a new key and retires the active one in one atomic append. The retired key stays
     /// published and keeps verifying what it signed; its validity ends `overlapSeconds` from now so
-    /// that servers which have not yet re-read the keys still sign inside it. Its private key is destroyed.
+    /// that servers which have not yet re-read the keys still sign inside it. Its private key is kept for
+    /// the overlap, during which it co-signs checkpoints; servers destroy it when the overlap ends.
     public func rotate(kid requested: String? = nil, overlapSeconds: Int64 = 60) async throws -> (retired: String?, activated: NodeKeyManifest.Key) {
         let (manifest, _) = try await list()
         let old = manifest.activeKid
         let key = try await activate(kid: requested ?? Self.nextKid(after: manifest), retiring: old.map { ($0, overlapSeconds) })
-        if let old { store.destroy(kid: old) }
+        if let old, overlapSeconds <= 0 { store.destroy(kid: old) }
         return (old, key)
     }
 

@@ -1,0 +1,176 @@
+import CERKit
+import HTTPTypes
+import Hummingbird
+import LedgerCore
+import LedgerStore
+
+/// The verifiable log: checkpoints, entries and proofs (docs/entry-format.md has the exact bytes).
+/// Proofs come as JSON, or as text (c2sp.org/tlog-proof for inclusion) with `Accept: text/plain` or
+/// `?format=text`.
+struct LogRoutes: Sendable {
+    let log: PostgresEventLog
+    let checkpointer: LogCheckpointer
+    let keys: KeyRing
+    let accounts: AccountStore
+    let adminToken: String?
+
+    func register(on router: Router<BasicRequestContext>) {
+        router.get("/v1/log") { _, _ in try await info() }
+        router.get("/v1/log/checkpoint") { request, _ in try await latestCheckpoint(request) }
+        router.get("/v1/log/checkpoints") { request, _ in try await checkpoints(request) }
+        router.get("/v1/log/entries/:index") { request, context in try await entry(request, context) }
+        router.get("/v1/log/proof/inclusion") { request, _ in try await inclusion(request) }
+        router.get("/v1/log/proof/consistency") { request, _ in try await consistency(request) }
+        router.post("/v1/admin/log/checkpoint") { request, _ in
+            try AdminRoutes.authorize(request, adminToken: adminToken)
+            return JSONResponse.make(body: Self.json(try await checkpointer.checkpoint()))
+        }
+    }
+
+    static let textHeaders = [("Cache-Control", "no-cache")]
+
+    static func wantsText(_ request: Request) -> Bool {
+        if let format = request.uri.queryParameters.get("format") { return format == "text" }
+        guard let accept = request.headers[.accept] else { return false }
+        return accept.contains("text/plain") && !accept.contains("application/json")
+    }
+
+    static func integer(_ request: Request, _ name: String, required: Bool) throws -> Int64? {
+        guard let raw = request.uri.queryParameters.get(name) else {
+            if required { throw LedgerServerError(.invalidRequest, "the query parameter \(name) is required") }
+            return nil
+        }
+        guard let v = Int64(raw), v >= 0, String(v) == raw else {
+            throw LedgerServerError(.invalidRequest, "\(name) must be a non-negative decimal integer without leading zeros")
+        }
+        return v
+    }
+
+    static func json(_ c: StoredCheckpoint) -> JSONValue {
+        [
+            "size": .number(Double(c.size)), "rootHash": .string(JSONString(Base64.encode(c.rootHash))),
+            "signedAt": .string(JSONString(Timestamp.iso8601(milliseconds: c.signedAt))),
+            "note": .string(JSONString(String(decoding: c.note, as: UTF8.self))),
+        ]
+    }
+
+    func info() async throws -> Response {
+        let size = try await log.size()
+        let latest = try await log.latestCheckpoint()
+        let verifiers: [JSONValue] = checkpointer.verifierKeys(keys.current.manifest).map { k in
+            ["kid": .string(JSONString(k.kid)), "status": .string(JSONString(k.status)), "verifierKey": .string(JSONString(k.verifier.encoded))]
+        }
+        return JSONResponse.make(body: [
+            "origin": .string(JSONString(checkpointer.origin)), "size": .number(Double(size)),
+            "latestCheckpoint": latest.map(Self.json) ?? .null, "verifierKeys": .array(verifiers),
+            "hashAlgorithm": "SHA-256 (RFC 6962 / RFC 9162 §2.1)",
+        ])
+    }
+
+    /// The latest signed checkpoint, as the note itself (text/plain).
+    func latestCheckpoint(_ request: Request) async throws -> Response {
+        guard let latest = try await log.latestCheckpoint() else {
+            throw LedgerServerError(.notFound, "no checkpoint has been signed yet; retry in a few seconds")
+        }
+        return JSONResponse.bytes(latest.note, contentType: "text/plain; charset=utf-8", headers: Self.textHeaders)
+    }
+
+    /// Checkpoints with a tree larger than `after`, oldest first.
+    func checkpoints(_ request: Request) async throws -> Response {
+        let after = try Self.integer(request, "after", required: false) ?? -1
+        let limit = try AttestationRoutes.boundedInteger(request.uri.queryParameters.get("limit"), name: "limit", default: 100, range: 1...1000)
+        let page = try await log.checkpoints(after: after, limit: limit)
+        return JSONResponse.make(body: [
+            "origin": .string(JSONString(checkpointer.origin)), "checkpoints": .array(page.map(Self.json)),
+            "next": page.count == limit ? .number(Double(page.last!.size)) : .null,
+        ])
+    }
+
+    /// One entry: its fields and the exact bytes its leaf hash covers. Entries without an account (the
+    /// node's key events) are public; an account's entries need its API key or the admin secret.
+    func entry(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        guard let raw = context.parameters.get("index"), let index = Int64(raw), index >= 0, String(index) == raw else {
+            throw LedgerServerError(.invalidRequest, "the entry index must be a non-negative decimal integer")
+        }
+        guard let entry = try await log.entry(index: index), try await mayRead(entry, request) else {
+            throw LedgerServerError(.notFound, "no entry \(index) visible to this caller")
+        }
+        let leafData = try entry.canonicalBytes()
+        return JSONResponse.make(body: [
+            "index": .number(Double(entry.index)), "subject": .string(JSONString(entry.subject)),
+            "subjectIndex": .number(Double(entry.subjectIndex)), "type": .string(JSONString(entry.type)),
+            "account": entry.account.map { .string(JSONString($0)) } ?? .null,
+            "recordedAt": .string(JSONString(Timestamp.iso8601(milliseconds: entry.recordedAt))), "body": entry.body,
+            "payloadDigest": entry.payloadDigest.map { .string(JSONString(Hex.encode($0))) } ?? .null,
+            "prevSubjectLeaf": entry.prevSubjectLeaf.map { .string(JSONString(Hex.encode($0))) } ?? .null,
+            "leafHash": .string(JSONString(Base64.encode(entry.leafHash))),
+            "leafData": .string(JSONString(Base64.encode(leafData))),
+        ])
+    }
+
+    func mayRead(_ entry: LedgerEntry, _ request: Request) async throws -> Bool {
+        guard let owner = entry.account else { return true }
+        if request.headers[HTTPField.Name("X-Admin-Secret")!] != nil {
+            try AdminRoutes.authorize(request, adminToken: adminToken)
+            return true
+        }
+        guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else { return false }
+        let principal = try await accounts.authenticate(rawKey: String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces))
+        return principal.accountId == owner
+    }
+
+    /// `?index=&size=`: the inclusion proof of an entry. Without `size`, against the first checkpoint
+    /// that covers the entry (404 until one is signed).
+    func inclusion(_ request: Request) async throws -> Response {
+        let index = try Self.integer(request, "index", required: true)!
+        var checkpoint: StoredCheckpoint?
+        let size: Int64
+        if let given = try Self.integer(request, "size", required: false) {
+            size = given
+            checkpoint = try await log.checkpoint(size: given)
+        } else {
+            guard let first = try await log.firstCheckpoint(covering: index) else {
+                let head = try await log.size()
+                if index >= head { throw LedgerServerError(.notFound, "the log has no entry \(index) (it has \(head))") }
+                throw LedgerServerError(.notFound, "no checkpoint covers entry \(index) yet; retry in a few seconds")
+            }
+            checkpoint = first
+            size = first.size
+        }
+        let (proof, root, leaf) = try await log.inclusionProof(index: index, size: size)
+        if Self.wantsText(request) {
+            guard let checkpoint else {
+                throw LedgerServerError(.notFound, "no checkpoint was signed at size \(size); the text form needs one (omit size for the first covering checkpoint)")
+            }
+            var text = "c2sp.org/tlog-proof@v1\nindex \(index)\n"
+            for h in proof { text += Base64.encode(h) + "\n" }
+            text += "\n"
+            return JSONResponse.bytes(Array(text.utf8) + checkpoint.note, contentType: "text/plain; charset=utf-8", headers: Self.textHeaders)
+        }
+        return JSONResponse.make(body: [
+            "index": .number(Double(index)), "treeSize": .number(Double(size)), "leafHash": .string(JSONString(Base64.encode(leaf))),
+            "rootHash": .string(JSONString(Base64.encode(root))), "proof": .array(proof.map { .string(JSONString(Base64.encode($0))) }),
+            "checkpoint": checkpoint.map { .string(JSONString(String(decoding: $0.note, as: UTF8.self))) } ?? .null,
+        ])
+    }
+
+    /// `?from=&to=`: the consistency proof between two tree sizes.
+    func consistency(_ request: Request) async throws -> Response {
+        let from = try Self.integer(request, "from", required: true)!
+        let to = try Self.integer(request, "to", required: true)!
+        let (proof, fromRoot, toRoot) = try await log.consistencyProof(from: from, to: to)
+        if Self.wantsText(request) {
+            var text = "evidence-ledger/consistency-proof@v1\nold \(from)\nnew \(to)\n"
+            for h in proof { text += Base64.encode(h) + "\n" }
+            return JSONResponse.bytes(Array(text.utf8), contentType: "text/plain; charset=utf-8", headers: Self.textHeaders)
+        }
+        let fromCheckpoint = try await log.checkpoint(size: from), toCheckpoint = try await log.checkpoint(size: to)
+        return JSONResponse.make(body: [
+            "from": .number(Double(from)), "to": .number(Double(to)),
+            "fromRootHash": .string(JSONString(Base64.encode(fromRoot))), "toRootHash": .string(JSONString(Base64.encode(toRoot))),
+            "proof": .array(proof.map { .string(JSONString(Base64.encode($0))) }),
+            "fromCheckpoint": fromCheckpoint.map { .string(JSONString(String(decoding: $0.note, as: UTF8.self))) } ?? .null,
+            "toCheckpoint": toCheckpoint.map { .string(JSONString(String(decoding: $0.note, as: UTF8.self))) } ?? .null,
+        ])
+    }
+}

@@ -1,0 +1,149 @@
+import CERKit
+import LedgerCore
+
+/// A signed checkpoint as stored: the tree size, its root and the signed note (c2sp.org/signed-note
+/// over a c2sp.org/tlog-checkpoint body).
+public struct StoredCheckpoint: Sendable, Equatable {
+    public var size: Int64
+    public var rootHash: [UInt8]
+    public var note: [UInt8]
+    /// Milliseconds since the epoch.
+    public var signedAt: Int64
+
+    public init(size: Int64, rootHash: [UInt8], note: [UInt8], signedAt: Int64) {
+        self.size = size
+        self.rootHash = rootHash
+        self.note = note
+        self.signedAt = signedAt
+    }
+}
+
+/// Why a proof cannot be made for the requested sizes.
+public struct TreeRangeError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+extension PostgresEventLog {
+    // MARK: The tree
+
+    /// The tree at the current head: its size and compact range, read in one transaction.
+    public func frontier() async throws -> MerkleFrontier {
+        try await pool.withConnection { c in
+            try c.withTransaction {
+                let size = Int64(try c.query("SELECT size FROM ledger_head WHERE id = 1").rows[0][0]!)!
+                return try Self.loadFrontier(size: size, on: c)
+            }
+        }
+    }
+
+    /// Runs `compute` over stored nodes: first learns which nodes it needs, reads them in one statement
+    /// (together with the head, so sizes beyond it are refused), then computes.
+    func withStoredNodes<T: Sendable>(
+        upTo size: Int64, _ compute: @escaping @Sendable ((MerkleNodeID) throws -> [UInt8]) throws -> T
+    ) async throws -> T {
+        let ids = Merkle.nodesNeeded { node in _ = try compute(node) }
+        return try await pool.withConnection { c in
+            let head = Int64(try c.query("SELECT size FROM ledger_head WHERE id = 1").rows[0][0]!)!
+            guard size <= head else { throw TreeRangeError("the log has \(head) entries; a tree of \(size) does not exist yet") }
+            let hashes = try Self.readNodes(ids, on: c)
+            return try compute { id in
+                guard let hash = hashes[id] else { throw LedgerStoreError(.database, "the log's tree has no stored \(id); run `evidence-ledger ledger verify`") }
+                return hash
+            }
+        }
+    }
+
+    /// The root of the tree of `size` leaves.
+    public func root(size: Int64) async throws -> [UInt8] {
+        guard size >= 0 else { throw TreeRangeError("a tree size is not negative") }
+        return try await withStoredNodes(upTo: size) { node in try Merkle.root(size: size, node: node) }
+    }
+
+    /// The inclusion proof of entry `index` in the tree of `size` entries, with that tree's root.
+    public func inclusionProof(index: Int64, size: Int64) async throws -> (proof: [[UInt8]], root: [UInt8], leafHash: [UInt8]) {
+        guard index >= 0, index < size else { throw TreeRangeError("index \(index) is not in a tree of \(size) entries (0 ≤ index < size)") }
+        return try await withStoredNodes(upTo: size) { node in
+            let proof = try Merkle.inclusionProof(index: index, size: size, node: node)!
+            return (proof, try Merkle.root(size: size, node: node), try node(MerkleNodeID(level: 0, index: index)))
+        }
+    }
+
+    /// The consistency proof from the tree of `from` entries to the tree of `to`, with both roots.
+    public func consistencyProof(from: Int64, to: Int64) async throws -> (proof: [[UInt8]], fromRoot: [UInt8], toRoot: [UInt8]) {
+        guard from >= 1, from <= to else { throw TreeRangeError("a consistency proof needs 1 ≤ from ≤ to (got from=\(from), to=\(to))") }
+        return try await withStoredNodes(upTo: to) { node in
+            (try Merkle.consistencyProof(oldSize: from, newSize: to, node: node)!, try Merkle.root(size: from, node: node), try Merkle.root(size: to, node: node))
+        }
+    }
+
+    // MARK: Checkpoints
+
+    static let checkpointColumns = "tree_size, root_hash, note, (extract(epoch from signed_at) * 1000)::bigint"
+
+    static func decodeCheckpoint(_ row: [String?]) -> StoredCheckpoint? {
+        guard let size = row[0].flatMap({ Int64($0) }), let root = decodeBytea(row[1]), let note = row[2], let at = row[3].flatMap({ Int64($0) })
+        else { return nil }
+        return StoredCheckpoint(size: size, rootHash: root, note: Array(note.utf8), signedAt: at)
+    }
+
+    /// Stores a signed checkpoint. Returns false when one for that size exists already (kept as it is).
+    /// Refuses a root that is not the stored tree's root at that size.
+    @discardableResult
+    public func storeCheckpoint(_ checkpoint: StoredCheckpoint) async throws -> Bool {
+        let root = try await root(size: checkpoint.size)
+        guard root == checkpoint.rootHash else { throw TreeRangeError("the checkpoint's root is not the log's root at size \(checkpoint.size)") }
+        let note = String(decoding: checkpoint.note, as: UTF8.self)
+        return try await pool.withConnection { c in
+            try c.execute("""
+                INSERT INTO ledger_checkpoints (tree_size, root_hash, note, signed_at)
+                VALUES (\(checkpoint.size), \(checkpoint.rootHash), \(note), to_timestamp(\(checkpoint.signedAt)::bigint / 1000.0))
+                ON CONFLICT (tree_size) DO NOTHING
+                """) == 1
+        }
+    }
+
+    /// The checkpoint with the largest tree.
+    public func latestCheckpoint() async throws -> StoredCheckpoint? {
+        try await pool.withConnection { c in
+            try c.query(SQLQuery(unsafeSQL: "SELECT \(Self.checkpointColumns) FROM ledger_checkpoints ORDER BY tree_size DESC LIMIT 1"))
+                .rows.first.flatMap(Self.decodeCheckpoint)
+        }
+    }
+
+    /// The checkpoint of exactly `size` entries, if one was signed.
+    public func checkpoint(size: Int64) async throws -> StoredCheckpoint? {
+        try await pool.withConnection { c in
+            try c.query(SQLQuery(unsafeSQL: "SELECT \(Self.checkpointColumns) FROM ledger_checkpoints WHERE tree_size = $1", binds: [.int(size)]))
+                .rows.first.flatMap(Self.decodeCheckpoint)
+        }
+    }
+
+    /// The first (smallest) checkpoint whose tree contains entry `index`.
+    public func firstCheckpoint(covering index: Int64) async throws -> StoredCheckpoint? {
+        try await pool.withConnection { c in
+            try c.query(SQLQuery(
+                unsafeSQL: "SELECT \(Self.checkpointColumns) FROM ledger_checkpoints WHERE tree_size > $1 ORDER BY tree_size LIMIT 1",
+                binds: [.int(index)])
+            ).rows.first.flatMap(Self.decodeCheckpoint)
+        }
+    }
+
+    /// Checkpoints with a tree larger than `after`, smallest first.
+    public func checkpoints(after: Int64, limit: Int) async throws -> [StoredCheckpoint] {
+        try await pool.withConnection { c in
+            try c.query(SQLQuery(
+                unsafeSQL: "SELECT \(Self.checkpointColumns) FROM ledger_checkpoints WHERE tree_size > $1 ORDER BY tree_size LIMIT $2",
+                binds: [.int(after), .int(Int64(limit))])
+            ).rows.compactMap(Self.decodeCheckpoint)
+        }
+    }
+
+    /// The entry at `index`, if the log has it.
+    public func entry(index: Int64) async throws -> LedgerEntry? {
+        try await pool.withConnection { c in
+            try c.query(SQLQuery(unsafeSQL: "SELECT \(Self.columns) FROM ledger_entries WHERE idx = $1", binds: [.int(index)]))
+                .rows.first.map { row throws(LedgerStoreError) in try Self.decodeEntry(row) }
+        }
+    }
+}
