@@ -92,6 +92,8 @@ struct LedgerCommand: AsyncParsableCommand {
         @Option(name: .customLong("pool-size"), help: "Database connections.") var poolSize: Int = 4
         @Flag(name: .customLong("print-acks"), help: "Print each acknowledged append.") var printAcks = false
         @Flag(help: "Retry retryable failures (database down) instead of stopping.") var retry = false
+        @Flag(name: .customLong("without-tree"), help: "Benchmarks only: do not store tree nodes (the log's tree is then incomplete).")
+        var withoutTree = false
 
         func validate() throws {
             if count < 0 || concurrency < 1 || subjects < 1 || bodyBytes < 0 || poolSize < 1 {
@@ -102,7 +104,7 @@ struct LedgerCommand: AsyncParsableCommand {
         func run() async throws {
             let (conninfo, _, _) = try database.resolve()
             let pool = PostgresConnectionPool(configuration: PostgresConfiguration(conninfo: conninfo, maxConnections: poolSize))
-            let log = PostgresEventLog(pool: pool)
+            let log = PostgresEventLog(pool: pool, maintainsTree: !withoutTree)
             let filler = String(repeating: "x", count: max(0, bodyBytes - 120))
             let counter = LoadCounter(limit: count)
             let clock = ContinuousClock()

@@ -37,44 +37,54 @@ extension PostgresEventLog {
         }
     }
 
-    /// Runs `compute` over stored nodes: first learns which nodes it needs, reads them in one statement
-    /// (together with the head, so sizes beyond it are refused), then computes.
+    /// Runs `compute` over stored nodes: first learns which nodes it needs, then reads them in one
+    /// statement together with the head (sizes beyond it are refused) and the checkpoints of `sizes`.
     func withStoredNodes<T: Sendable>(
-        upTo size: Int64, _ compute: @escaping @Sendable ((MerkleNodeID) throws -> [UInt8]) throws -> T
-    ) async throws -> T {
+        upTo size: Int64, checkpoints sizes: [Int64] = [], _ compute: @escaping @Sendable ((MerkleNodeID) throws -> [UInt8]) throws -> T
+    ) async throws -> (value: T, checkpoints: [Int64: StoredCheckpoint]) {
         let ids = Merkle.nodesNeeded { node in _ = try compute(node) }
         return try await pool.withConnection { c in
-            let head = Int64(try c.query("SELECT size FROM ledger_head WHERE id = 1").rows[0][0]!)!
-            guard size <= head else { throw TreeRangeError("the log has \(head) entries; a tree of \(size) does not exist yet") }
-            let hashes = try Self.readNodes(ids, on: c)
-            return try compute { id in
-                guard let hash = hashes[id] else { throw LedgerStoreError(.database, "the log's tree has no stored \(id); run `evidence-ledger ledger verify`") }
+            let tree = try Self.readTree(ids, checkpoints: sizes, on: c)
+            guard size <= tree.head else { throw TreeRangeError("the log has \(tree.head) entries; a tree of \(size) does not exist yet") }
+            let value = try compute { id in
+                guard let hash = tree.nodes[id] else {
+                    throw LedgerStoreError(.database, "the log's tree has no stored \(id); run `evidence-ledger ledger verify`")
+                }
                 return hash
             }
+            return (value, tree.checkpoints)
         }
     }
 
     /// The root of the tree of `size` leaves.
     public func root(size: Int64) async throws -> [UInt8] {
         guard size >= 0 else { throw TreeRangeError("a tree size is not negative") }
-        return try await withStoredNodes(upTo: size) { node in try Merkle.root(size: size, node: node) }
+        return try await withStoredNodes(upTo: size) { node in try Merkle.root(size: size, node: node) }.value
     }
 
-    /// The inclusion proof of entry `index` in the tree of `size` entries, with that tree's root.
-    public func inclusionProof(index: Int64, size: Int64) async throws -> (proof: [[UInt8]], root: [UInt8], leafHash: [UInt8]) {
+    /// The inclusion proof of entry `index` in the tree of `size` entries, with that tree's root and the
+    /// checkpoint of that size if one was signed (one round trip).
+    public func inclusionProof(
+        index: Int64, size: Int64
+    ) async throws -> (proof: [[UInt8]], root: [UInt8], leafHash: [UInt8], checkpoint: StoredCheckpoint?) {
         guard index >= 0, index < size else { throw TreeRangeError("index \(index) is not in a tree of \(size) entries (0 ≤ index < size)") }
-        return try await withStoredNodes(upTo: size) { node in
+        let (v, checkpoints) = try await withStoredNodes(upTo: size, checkpoints: [size]) { node in
             let proof = try Merkle.inclusionProof(index: index, size: size, node: node)!
             return (proof, try Merkle.root(size: size, node: node), try node(MerkleNodeID(level: 0, index: index)))
         }
+        return (v.0, v.1, v.2, checkpoints[size])
     }
 
-    /// The consistency proof from the tree of `from` entries to the tree of `to`, with both roots.
-    public func consistencyProof(from: Int64, to: Int64) async throws -> (proof: [[UInt8]], fromRoot: [UInt8], toRoot: [UInt8]) {
+    /// The consistency proof from the tree of `from` entries to the tree of `to`, with both roots and the
+    /// checkpoints of those sizes that were signed (one round trip).
+    public func consistencyProof(
+        from: Int64, to: Int64
+    ) async throws -> (proof: [[UInt8]], fromRoot: [UInt8], toRoot: [UInt8], fromCheckpoint: StoredCheckpoint?, toCheckpoint: StoredCheckpoint?) {
         guard from >= 1, from <= to else { throw TreeRangeError("a consistency proof needs 1 ≤ from ≤ to (got from=\(from), to=\(to))") }
-        return try await withStoredNodes(upTo: to) { node in
+        let (v, checkpoints) = try await withStoredNodes(upTo: to, checkpoints: [from, to]) { node in
             (try Merkle.consistencyProof(oldSize: from, newSize: to, node: node)!, try Merkle.root(size: from, node: node), try Merkle.root(size: to, node: node))
         }
+        return (v.0, v.1, v.2, checkpoints[from], checkpoints[to])
     }
 
     // MARK: Checkpoints

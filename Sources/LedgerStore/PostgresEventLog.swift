@@ -570,22 +570,44 @@ public final class PostgresEventLog: Sendable {
     /// One index probe per node, in one statement.
     static func readNodes(_ ids: [MerkleNodeID], on connection: PostgresConnection) throws(LedgerStoreError) -> [MerkleNodeID: [UInt8]] {
         if ids.isEmpty { return [:] }
+        return try readTree(ids, checkpoints: [], on: connection).nodes
+    }
+
+    /// In one statement (one snapshot): the head's size, the stored nodes `ids`, and the checkpoints of
+    /// the given sizes that were signed. A proof request is then one round trip.
+    static func readTree(
+        _ ids: [MerkleNodeID], checkpoints sizes: [Int64], on connection: PostgresConnection
+    ) throws(LedgerStoreError) -> (head: Int64, nodes: [MerkleNodeID: [UInt8]], checkpoints: [Int64: StoredCheckpoint]) {
         let leaves = ids.filter { $0.level == 0 }, interior = ids.filter { $0.level > 0 }
         let rows = try connection.query(SQLQuery(unsafeSQL: """
-            SELECT w.l, w.i, n.hash FROM unnest($1::text[]::smallint[], $2::text[]::bigint[]) AS w(l, i)
+            SELECT -1, size, NULL::bytea, NULL::text, NULL::bigint FROM ledger_head WHERE id = 1
+            UNION ALL
+            SELECT w.l, w.i, n.hash, NULL, NULL FROM unnest($1::text[]::smallint[], $2::text[]::bigint[]) AS w(l, i)
             CROSS JOIN LATERAL (SELECT hash FROM ledger_tree_nodes WHERE level = w.l AND idx = w.i) n
             UNION ALL
-            SELECT 0, e.idx, e.leaf_hash FROM ledger_entries e WHERE e.idx = ANY($3::text[]::bigint[])
+            SELECT 0, e.idx, e.leaf_hash, NULL, NULL FROM ledger_entries e WHERE e.idx = ANY($3::text[]::bigint[])
+            UNION ALL
+            SELECT -2, c.tree_size, c.root_hash, c.note, (extract(epoch from c.signed_at) * 1000)::bigint
+            FROM ledger_checkpoints c WHERE c.tree_size = ANY($4::text[]::bigint[])
             """, binds: [
                 .textArray(interior.map { String($0.level) }), .textArray(interior.map { String($0.index) }),
-                .textArray(leaves.map { String($0.index) }),
+                .textArray(leaves.map { String($0.index) }), .textArray(sizes.map { String($0) }),
             ])).rows
+        var head: Int64 = -1
         var hashes: [MerkleNodeID: [UInt8]] = [:]
+        var checkpoints: [Int64: StoredCheckpoint] = [:]
         for row in rows {
-            guard let level = row[0].flatMap({ Int($0) }), let index = row[1].flatMap({ Int64($0) }), let hash = decodeBytea(row[2]) else { continue }
-            hashes[MerkleNodeID(level: level, index: index)] = hash
+            guard let level = row[0].flatMap({ Int($0) }), let index = row[1].flatMap({ Int64($0) }) else { continue }
+            switch level {
+            case -1: head = index
+            case -2:
+                if let c = decodeCheckpoint([row[1], row[2], row[3], row[4]]) { checkpoints[c.size] = c }
+            default:
+                if let hash = decodeBytea(row[2]) { hashes[MerkleNodeID(level: level, index: index)] = hash }
+            }
         }
-        return hashes
+        guard head >= 0 else { throw LedgerStoreError(.database, "the ledger head row is missing; run migrations") }
+        return (head, hashes, checkpoints)
     }
 
     /// A fresh random salt and the salted digest for each request's payload.

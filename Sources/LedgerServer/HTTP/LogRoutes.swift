@@ -127,7 +127,6 @@ struct LogRoutes: Sendable {
         let size: Int64
         if let given = try Self.integer(request, "size", required: false) {
             size = given
-            checkpoint = try await log.checkpoint(size: given)
         } else {
             guard let first = try await log.firstCheckpoint(covering: index) else {
                 let head = try await log.size()
@@ -137,7 +136,8 @@ struct LogRoutes: Sendable {
             checkpoint = first
             size = first.size
         }
-        let (proof, root, leaf) = try await log.inclusionProof(index: index, size: size)
+        let (proof, root, leaf, signed) = try await log.inclusionProof(index: index, size: size)
+        checkpoint = checkpoint ?? signed
         if Self.wantsText(request) {
             guard let checkpoint else {
                 throw LedgerServerError(.notFound, "no checkpoint was signed at size \(size); the text form needs one (omit size for the first covering checkpoint)")
@@ -158,13 +158,12 @@ struct LogRoutes: Sendable {
     func consistency(_ request: Request) async throws -> Response {
         let from = try Self.integer(request, "from", required: true)!
         let to = try Self.integer(request, "to", required: true)!
-        let (proof, fromRoot, toRoot) = try await log.consistencyProof(from: from, to: to)
+        let (proof, fromRoot, toRoot, fromCheckpoint, toCheckpoint) = try await log.consistencyProof(from: from, to: to)
         if Self.wantsText(request) {
             var text = "evidence-ledger/consistency-proof@v1\nold \(from)\nnew \(to)\n"
             for h in proof { text += Base64.encode(h) + "\n" }
             return JSONResponse.bytes(Array(text.utf8), contentType: "text/plain; charset=utf-8", headers: Self.textHeaders)
         }
-        let fromCheckpoint = try await log.checkpoint(size: from), toCheckpoint = try await log.checkpoint(size: to)
         return JSONResponse.make(body: [
             "from": .number(Double(from)), "to": .number(Double(to)),
             "fromRootHash": .string(JSONString(Base64.encode(fromRoot))), "toRootHash": .string(JSONString(Base64.encode(toRoot))),
