@@ -37,23 +37,34 @@ extension PostgresEventLog {
         }
     }
 
-    /// Runs `compute` over stored nodes: first learns which nodes it needs, then reads them in one
-    /// statement together with the head (sizes beyond it are refused) and the checkpoints of `sizes`.
+    /// Runs `compute` over stored nodes: first learns which nodes it needs, takes the high ones from the
+    /// cache, then reads the rest in one statement together with the head (sizes beyond it are refused)
+    /// and the checkpoints of `sizes`.
     func withStoredNodes<T: Sendable>(
         upTo size: Int64, checkpoints sizes: [Int64] = [], _ compute: @escaping @Sendable ((MerkleNodeID) throws -> [UInt8]) throws -> T
     ) async throws -> (value: T, checkpoints: [Int64: StoredCheckpoint]) {
-        let ids = Merkle.nodesNeeded { node in _ = try compute(node) }
-        return try await pool.withConnection { c in
-            let tree = try Self.readTree(ids, checkpoints: sizes, on: c)
-            guard size <= tree.head else { throw TreeRangeError("the log has \(tree.head) entries; a tree of \(size) does not exist yet") }
-            let value = try compute { id in
-                guard let hash = tree.nodes[id] else {
-                    throw LedgerStoreError(.database, "the log's tree has no stored \(id); run `evidence-ledger ledger verify`")
-                }
-                return hash
+        let needed = Merkle.nodesNeeded { node in _ = try compute(node) }
+        var known: [MerkleNodeID: [UInt8]] = [:]
+        nodeCache.withLock { cache in for id in needed { if let h = cache[id] { known[id] = h } } }
+        let missing = needed.filter { known[$0] == nil }
+        let (head, read, checkpoints) = try await pool.withConnection { c in try Self.readTree(missing, checkpoints: sizes, on: c) }
+        guard size <= head else { throw TreeRangeError("the log has \(head) entries; a tree of \(size) does not exist yet") }
+        let high = read.filter { $0.key.level >= Self.cachedNodeLevel }
+        if !high.isEmpty {
+            nodeCache.withLock { cache in
+                if cache.count + high.count > Self.nodeCacheLimit { cache.removeAll(keepingCapacity: true) }
+                cache.merge(high) { old, _ in old }
             }
-            return (value, tree.checkpoints)
         }
+        known.merge(read) { old, _ in old }
+        let nodes = known
+        let value = try compute { id in
+            guard let hash = nodes[id] else {
+                throw LedgerStoreError(.database, "the log's tree has no stored \(id); run `evidence-ledger ledger verify`")
+            }
+            return hash
+        }
+        return (value, checkpoints)
     }
 
     /// The root of the tree of `size` leaves.

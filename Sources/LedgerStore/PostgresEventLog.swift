@@ -69,6 +69,11 @@ public final class PostgresEventLog: Sendable {
     public let maxBatch: Int
     private let clock: @Sendable () -> Int64
     private let sequencer = Mutex(SequencerState())
+    /// Stored tree nodes of level ≥ `cachedNodeLevel` read so far. Nodes never change once written, so
+    /// they are cached without invalidation; a proof then reads only its few low nodes from the database.
+    let nodeCache = Mutex<[MerkleNodeID: [UInt8]]>([:])
+    static let cachedNodeLevel = 6
+    static let nodeCacheLimit = 200_000
 
     /// Batches written and entries appended (for metrics).
     public var statistics: (batches: Int, appended: Int) { sequencer.withLock { ($0.batches, $0.appended) } }
