@@ -84,10 +84,21 @@ extension Merkle {
     public static func verifyConsistency(size1: Int, size2: Int, proof: [[UInt8]], root1: [UInt8], root2: [UInt8]) -> Bool {
         guard size1 >= 1, size1 <= size2 else { return false }
         if size1 == size2 { return proof.isEmpty && root1 == root2 }
-        guard root2.count == 32, proof.allSatisfy({ $0.count == 32 }) else { return false }
-        guard root1.count == 32, !proof.isEmpty else { return false }
+        guard root2.count == 32, root1.count == 32, let (fr, sr) = consistencyRoots(size1: size1, size2: size2, proof: proof, oldRoot: root1)
+        else { return false }
+        return fr == root1 && sr == root2
+    }
+
+    /// The two roots a consistency proof from `size1` to `size2` (1 ≤ size1 < size2) leads to (RFC 9162
+    /// §2.1.4.2). When `size1` is a power of two the old root is itself the first step, `oldRoot`, and
+    /// is returned unchanged. Nil when the proof has the wrong shape.
+    public static func consistencyRoots(size1: Int, size2: Int, proof: [[UInt8]], oldRoot: [UInt8]?) -> (old: [UInt8], new: [UInt8])? {
+        guard size1 >= 1, size1 < size2, !proof.isEmpty, proof.allSatisfy({ $0.count == 32 }) else { return nil }
         var path = proof
-        if size1 & (size1 - 1) == 0 { path.insert(root1, at: 0) }  // an exact power of two: the old root is a node
+        if size1 & (size1 - 1) == 0 {  // an exact power of two: the old root is a node
+            guard let oldRoot, oldRoot.count == 32 else { return nil }
+            path.insert(oldRoot, at: 0)
+        }
         var fn = size1 - 1, sn = size2 - 1
         while fn & 1 == 1 {
             fn >>= 1
@@ -95,7 +106,7 @@ extension Merkle {
         }
         var fr = path[0], sr = path[0]
         for c in path.dropFirst() {
-            if sn == 0 { return false }
+            if sn == 0 { return nil }
             if fn & 1 == 1 || fn == sn {
                 fr = nodeHash(c, fr)
                 sr = nodeHash(c, sr)
@@ -111,6 +122,6 @@ extension Merkle {
             fn >>= 1
             sn >>= 1
         }
-        return fr == root1 && sr == root2 && sn == 0
+        return sn == 0 ? (fr, sr) : nil
     }
 }

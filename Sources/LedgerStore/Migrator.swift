@@ -47,9 +47,19 @@ public enum Migrator {
                 continue
             }
             do {
-                try connection.withTransaction {
-                    try connection.executeScript(m.sql)
-                    try connection.execute("INSERT INTO ledger_migrations (name, checksum) VALUES (\(m.name), \(m.checksum))")
+                // The advisory lock is per database; a migrator of another database in the same cluster
+                // may create the cluster-wide role between our check and our CREATE ROLE. That aborts
+                // this transaction with a unique violation on pg_authid; it is safe to run it again.
+                for attempt in 1...3 {
+                    do {
+                        try connection.withTransaction {
+                            try connection.executeScript(m.sql)
+                            try connection.execute("INSERT INTO ledger_migrations (name, checksum) VALUES (\(m.name), \(m.checksum))")
+                        }
+                        break
+                    } catch let error as LedgerStoreError where attempt < 3 && error.sqlState == "23505" && error.message.contains("pg_authid") {
+                        continue
+                    }
                 }
             } catch let error as LedgerStoreError {
                 throw LedgerStoreError(.migration, "migration \(m.name) failed: \(error.message)", sqlState: error.sqlState, detail: error.detail)

@@ -93,7 +93,14 @@ extension PostgresEventLog {
     ) async throws -> (proof: [[UInt8]], fromRoot: [UInt8], toRoot: [UInt8], fromCheckpoint: StoredCheckpoint?, toCheckpoint: StoredCheckpoint?) {
         guard from >= 1, from <= to else { throw TreeRangeError("a consistency proof needs 1 ≤ from ≤ to (got from=\(from), to=\(to))") }
         let (v, checkpoints) = try await withStoredNodes(upTo: to, checkpoints: [from, to]) { node in
-            (try Merkle.consistencyProof(oldSize: from, newSize: to, node: node)!, try Merkle.root(size: from, node: node), try Merkle.root(size: to, node: node))
+            let proof = try Merkle.consistencyProof(oldSize: from, newSize: to, node: node)!
+            // Both roots follow from the proof (plus the old root itself when `from` is a power of two),
+            // so they cost no reads of their own.
+            let oldNode = from & (from - 1) == 0 ? try node(MerkleNodeID(level: from.trailingZeroBitCount, index: 0)) : nil
+            if from < to, let roots = Merkle.consistencyRoots(size1: Int(from), size2: Int(to), proof: proof, oldRoot: oldNode) {
+                return (proof, roots.old, roots.new)
+            }
+            return (proof, try Merkle.root(size: from, node: node), try Merkle.root(size: to, node: node))
         }
         return (v.0, v.1, v.2, checkpoints[from], checkpoints[to])
     }
