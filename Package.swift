@@ -43,7 +43,7 @@ let package = Package(
         .target(
             name: "LedgerSchema",
             path: "schema",
-            resources: [.embedInCode("0001_create_ledger.sql"), .embedInCode("0002_create_accounts.sql"), .embedInCode("0003_create_tree.sql")]
+            resources: [.embedInCode("0001_create_ledger.sql"), .embedInCode("0002_create_accounts.sql"), .embedInCode("0003_create_tree.sql"), .embedInCode("0004_create_projections.sql")]
         ),
         // PostgreSQL through libpq: pool, migrations, event log, sequencer, embedded cluster.
         .target(
@@ -54,11 +54,13 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Read models rebuilt from the log: certificates and provenance, run chains, project bundles.
+        .target(name: "LedgerProjections", dependencies: ["CERKit", "LedgerCore", "LedgerStore"]),
         // HTTP API, node keys, accounts and quotas, background services, service assembly.
         .target(
             name: "LedgerServer",
             dependencies: [
-                "CERKit", "LedgerCore", "LedgerStore",
+                "CERKit", "LedgerCore", "LedgerStore", "LedgerProjections",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -72,7 +74,7 @@ let package = Package(
         .executableTarget(
             name: "EvidenceLedgerCLI",
             dependencies: [
-                "CERKit", "LedgerCore", "LedgerStore", "LedgerServer",
+                "CERKit", "LedgerCore", "LedgerStore", "LedgerServer", "LedgerProjections",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -88,7 +90,9 @@ let package = Package(
         .testTarget(name: "LedgerStoreTests", dependencies: ["LedgerStore", "LedgerCore"]),
         .testTarget(
             name: "LedgerServerTests",
-            dependencies: ["LedgerServer", "LedgerStore", "CERKit", "LedgerCore", .product(name: "Yams", package: "Yams")]),
+            dependencies: [
+                "LedgerServer", "LedgerStore", "CERKit", "LedgerCore", "LedgerProjections", .product(name: "Yams", package: "Yams"),
+            ]),
     ],
     swiftLanguageModes: [.v6]
 )

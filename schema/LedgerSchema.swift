@@ -10,5 +10,6 @@ public enum LedgerSchema {
         ("0001_create_ledger", PackageResources._001_create_ledger_sql),
         ("0002_create_accounts", PackageResources._002_create_accounts_sql),
         ("0003_create_tree", PackageResources._003_create_tree_sql),
+        ("0004_create_projections", PackageResources._004_create_projections_sql),
     ]
 }

@@ -59,7 +59,7 @@ extension Environment {
 /// Migrates the database, then runs `body` with a small pool, closed afterwards. Refusals
 /// (`LedgerServerError`: duplicate, not found, already revoked) exit 1 with their sentence; anything
 /// else (migration, connection) exits 2.
-func withMigratedPool<T>(_ database: DatabaseOptions, _ body: (PostgresConnectionPool) async throws -> T) async throws -> T {
+func withMigratedPool<T>(_ database: DatabaseOptions, connections: Int = 2, _ body: (PostgresConnectionPool) async throws -> T) async throws -> T {
     let (conninfo, _, _) = try database.resolve()
     do {
         _ = try Migrator.migrate(conninfo: conninfo)
@@ -67,11 +67,14 @@ func withMigratedPool<T>(_ database: DatabaseOptions, _ body: (PostgresConnectio
         FileOutput.standardError("evidence-ledger: \(error.debugDescription)")
         throw ExitCode(2)
     }
-    let pool = PostgresConnectionPool(configuration: PostgresConfiguration(conninfo: conninfo, maxConnections: 2))
+    let pool = PostgresConnectionPool(configuration: PostgresConfiguration(conninfo: conninfo, maxConnections: connections))
     do {
         let value = try await body(pool)
         await pool.shutdown()
         return value
+    } catch let exit as ExitCode {
+        await pool.shutdown()
+        throw exit
     } catch let error as LedgerServerError {
         await pool.shutdown()
         FileOutput.standardError("evidence-ledger: \(error.message)")

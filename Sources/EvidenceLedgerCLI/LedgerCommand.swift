@@ -92,6 +92,8 @@ struct LedgerCommand: AsyncParsableCommand {
         @Option(name: .customLong("pool-size"), help: "Database connections.") var poolSize: Int = 4
         @Flag(name: .customLong("print-acks"), help: "Print each acknowledged append.") var printAcks = false
         @Flag(help: "Retry retryable failures (database down) instead of stopping.") var retry = false
+        @Option(help: "load: `load.event`s on run subjects; attestation: public `cer.attested`-shaped events, one certificate each (sha256:<n as 64 hex digits>, account bench, runs of 10 steps).")
+        var shape: String = "load"
         @Flag(name: .customLong("without-tree"), help: "Benchmarks only: do not store tree nodes (the log's tree is then incomplete).")
         var withoutTree = false
 
@@ -99,6 +101,28 @@ struct LedgerCommand: AsyncParsableCommand {
             if count < 0 || concurrency < 1 || subjects < 1 || bodyBytes < 0 || poolSize < 1 {
                 throw ValidationError("count, concurrency, subjects, body-bytes and pool-size must be positive")
             }
+            guard shape == "load" || shape == "attestation" else { throw ValidationError("--shape is load or attestation") }
+        }
+
+        /// The synthetic certificate hash of attestation `n`.
+        static func certificateHash(_ n: Int) -> String {
+            let hex = String(n, radix: 16)
+            return "sha256:" + String(repeating: "0", count: 64 - hex.count) + hex
+        }
+
+        /// An event shaped like a public attestation of its own certificate (step n % 10 of run n / 10).
+        static func attestation(_ n: Int, filler: String) -> AppendRequest {
+            let hash = certificateHash(n)
+            var run: JSONObject = ["runId": .string(JSONString("load-run-\(n / 10)")), "stepIndex": .number(Double(n % 10)), "workflowId": "load"]
+            if n % 10 > 0 { run["prevStepHash"] = .string(JSONString(certificateHash(n - 1))) }
+            return AppendRequest(
+                subject: "cer:" + hash, type: "cer.attested", account: "bench",
+                body: [
+                    "source": "load", "certificateHash": .string(JSONString(hash)), "bundleType": "cer.ai.execution.v1",
+                    "protocolVersion": "1.2.0", "executionId": .string(JSONString("load-\(n)")), "visibility": "public",
+                    "checks": ["snapshot_hashes", "certificate_hash"], "run": .object(run), "filler": .string(JSONString(filler)),
+                ],
+                idempotencyKey: "bench")
         }
 
         func run() async throws {
@@ -110,14 +134,17 @@ struct LedgerCommand: AsyncParsableCommand {
             let clock = ContinuousClock()
             let start = clock.now
             let printAcks = self.printAcks, retry = self.retry, subjects = self.subjects, prefix = subjectPrefix
+            let attestations = shape == "attestation"
             let latencies = try await withThrowingTaskGroup(of: [Double].self) { group in
                 for worker in 0..<concurrency {
                     group.addTask {
                         var mine: [Double] = []
                         while let n = counter.next() {
-                            let request = AppendRequest(
-                                subject: "run:\(prefix)-\((n &* 7919 &+ worker) % subjects)", type: "load.event",
-                                body: ["n": .number(Double(n)), "worker": .number(Double(worker)), "filler": .string(JSONString(filler))])
+                            let request = attestations
+                                ? Self.attestation(n, filler: filler)
+                                : AppendRequest(
+                                    subject: "run:\(prefix)-\((n &* 7919 &+ worker) % subjects)", type: "load.event",
+                                    body: ["n": .number(Double(n)), "worker": .number(Double(worker)), "filler": .string(JSONString(filler))])
                             while true {
                                 let t0 = clock.now
                                 do {

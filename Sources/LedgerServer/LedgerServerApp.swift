@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdCore
 import LedgerCore
+import LedgerProjections
 import LedgerStore
 import Logging
 import NIOCore
@@ -21,6 +22,7 @@ public enum LedgerServerApp {
         public var metrics: ServerMetrics
         public var identity: NodeIdentity
         public var checkpointer: LogCheckpointer
+        public var projections: ProjectionRunner
     }
 
     /// Migrates the database (as the login role), then builds the parts (as the application role).
@@ -50,7 +52,8 @@ public enum LedgerServerApp {
         let checkpointer = LogCheckpointer(origin: origin, log: log, keys: keys)
         let accounts = AccountStore(pool: pool)
         let usage = UsageRecorder(store: accounts, interval: .seconds(configuration.usageFlushSeconds), logger: logger)
-        return Parts(pool: pool, log: log, keys: keys, accounts: accounts, usage: usage, metrics: metrics, identity: identity, checkpointer: checkpointer)
+        return Parts(pool: pool, log: log, keys: keys, accounts: accounts, usage: usage, metrics: metrics, identity: identity, checkpointer: checkpointer,
+            projections: ProjectionRunner(pool: pool))
     }
 
     /// The router with every route and the edge middleware.
@@ -73,6 +76,10 @@ public enum LedgerServerApp {
         AdminRoutes(
             adminToken: configuration.adminToken, accounts: parts.accounts, defaultMonthlyLimit: configuration.defaultMonthlyLimit,
             reader: reader, clock: clock
+        ).register(on: router)
+        ProjectionRoutes(
+            queries: LedgerQueries(runner: parts.projections), projects: ProjectService(log: parts.log, keys: parts.keys, identity: parts.identity),
+            attestation: attestation, accounts: parts.accounts, reader: reader, log: parts.log
         ).register(on: router)
         LogRoutes(log: parts.log, checkpointer: parts.checkpointer, keys: parts.keys, accounts: parts.accounts, adminToken: configuration.adminToken)
             .register(on: router)
@@ -109,6 +116,7 @@ public enum LedgerServerApp {
                     .init(service: KeyRingRefresher(ring: parts.keys, interval: .seconds(configuration.keyRefreshSeconds), logger: logger)),
                     .init(service: CheckpointService(
                         checkpointer: parts.checkpointer, interval: .seconds(configuration.checkpointIntervalSeconds), logger: logger)),
+                    .init(service: ProjectionService(runner: parts.projections, interval: .seconds(1), logger: logger)),
                     .init(service: app),
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint],

@@ -99,7 +99,7 @@ public final class PostgresEventLog: Sendable {
     /// Milliseconds since the epoch from the system clock.
     public static let wallClock: @Sendable () -> Int64 = { Int64((Date().timeIntervalSince1970 * 1000).rounded(.down)) }
 
-    static let columns = "idx, subject, subject_index, type, account, (extract(epoch from recorded_at) * 1000)::bigint, body, payload_digest, prev_subject_leaf, idempotency_key, leaf_hash"
+    public static let columns = "idx, subject, subject_index, type, account, (extract(epoch from recorded_at) * 1000)::bigint, body, payload_digest, prev_subject_leaf, idempotency_key, leaf_hash"
 
     // MARK: Appending
 
@@ -689,7 +689,7 @@ public final class PostgresEventLog: Sendable {
         return writes
     }
 
-    static func decodeEntry(_ row: [String?]) throws(LedgerStoreError) -> LedgerEntry {
+    public static func decodeEntry(_ row: [String?]) throws(LedgerStoreError) -> LedgerEntry {
         guard let idx = row[0].flatMap({ Int64($0) }), let subject = row[1], let subjectIndex = row[2].flatMap({ Int64($0) }),
             let type = row[3], let recorded = row[5].flatMap({ Int64($0) }), let bodyText = row[6],
             let leaf = decodeBytea(row[10])

@@ -68,6 +68,8 @@ import Yams
         let bundle = try freshBundle("openapi")
         let hash = try JSONParser.parse(bundle)["certificateHash"]!.stringValue!
         let admin = [("X-Admin-Secret", node.adminToken)]
+        let project = try TestNode.fixture("test-project-bundle.json")
+        let projectHash = try JSONParser.parse(project)["integrity"]!["projectHash"]!.stringValue!
         let certify = Array(#"{"provider":"p","model":"m","input":"i","output":"o","executionId":"oa-1"}"#.utf8)
         // (operation, path to request, method, body, key, extra headers)
         let calls: [(String, String, String, [UInt8]?, String?, [(String, String)])] = [
@@ -101,6 +103,23 @@ import Yams
             ("POST /v1/admin/api-keys/{id}/revoke", "/v1/admin/api-keys/3/revoke", "POST", nil, nil, admin),
             ("GET /v1/admin/usage", "/v1/admin/usage", "GET", nil, nil, admin),
             ("GET /v1/admin/accounts", "/v1/admin/accounts", "GET", nil, nil, []),
+            ("GET /v1/provenance/{hash}", "/v1/provenance/\(hash)", "GET", nil, node.apiKey, []),
+            ("GET /v1/provenance/{hash}", "/v1/provenance/\(hash)", "GET", nil, "el_live_nope", []),
+            ("GET /v1/provenance/{hash}", "/v1/provenance/nope", "GET", nil, nil, []),
+            ("GET /v1/provenance/{hash}", "/v1/provenance/sha256:\(String(repeating: "1", count: 64))", "GET", nil, nil, []),
+            ("GET /v1/runs/{runId}", "/v1/runs/no-such-run", "GET", nil, node.apiKey, []),
+            ("GET /v1/runs/{runId}", "/v1/runs/no-such-run", "GET", nil, nil, []),
+            ("POST /v1/project-bundle/verify", "/v1/project-bundle/verify", "POST", project, nil, []),
+            ("POST /v1/project-bundle/verify", "/v1/project-bundle/verify", "POST", Array("[1".utf8), nil, []),
+            ("POST /v1/project-bundle/register", "/v1/project-bundle/register", "POST", project, node.apiKey, []),
+            ("POST /v1/project-bundle/register", "/v1/project-bundle/register", "POST", Array("{}".utf8), node.apiKey, []),
+            ("POST /v1/project-bundle/register", "/v1/project-bundle/register", "POST", project, nil, []),
+            ("POST /api/register/project-bundle", "/api/register/project-bundle", "POST", project, node.apiKey, []),
+            ("POST /api/register/project-bundle", "/api/register/project-bundle", "POST", Array("{}".utf8), node.apiKey, []),
+            ("POST /api/register/project-bundle", "/api/register/project-bundle", "POST", project, nil, []),
+            ("GET /api/project-bundles/{hash}", "/api/project-bundles/\(projectHash)", "GET", nil, nil, []),
+            ("GET /api/project-bundles/{hash}", "/api/project-bundles/sha256:\(String(repeating: "2", count: 64))", "GET", nil, nil, []),
+            ("GET /api/project-bundles/{hash}", "/api/project-bundles/x", "GET", nil, nil, []),
             ("POST /v1/admin/log/checkpoint", "/v1/admin/log/checkpoint", "POST", nil, nil, admin),
             ("POST /v1/admin/log/checkpoint", "/v1/admin/log/checkpoint", "POST", nil, nil, []),
             ("GET /v1/log", "/v1/log", "GET", nil, nil, []),

@@ -106,6 +106,7 @@ public struct AttestationService: Sendable {
         body["executionId"] = executionId.map { .string(JSONString($0)) } ?? .null
         body["visibility"] = .string(JSONString(visibility.rawValue))
         body["checks"] = .array(checks.map { .string(JSONString($0)) })
+        if kind == .aiCer, let run = Self.runFields(bundle) { body["run"] = .object(run) }
         body["verificationEnvelope"] = .object(envelope.envelope)
         body["verificationEnvelopeSignature"] = .string(JSONString(envelope.signature))
         var request = receiptRequest(
@@ -138,6 +139,17 @@ public struct AttestationService: Sendable {
     }
 
     static let mutationReason = "EXECUTION_MUTATION_DETECTED"
+
+    /// The run-chain fields of an AI CER's snapshot (`runId`, `workflowId`, `stepIndex`, `prevStepHash`),
+    /// recorded in the entry so the run projection can be rebuilt even after the bundle is deleted.
+    static func runFields(_ cer: JSONValue) -> JSONObject? {
+        guard let snapshot = cer["snapshot"]?.objectValue, let runId = snapshot["runId"]?.stringValue, !runId.isEmpty else { return nil }
+        var run: JSONObject = ["runId": .string(JSONString(runId))]
+        if let w = snapshot["workflowId"]?.stringValue { run["workflowId"] = .string(JSONString(w)) }
+        if let i = snapshot["stepIndex"]?.numberValue, i >= 0, i.rounded() == i, i < 9e15 { run["stepIndex"] = .number(i) }
+        if let p = snapshot["prevStepHash"]?.stringValue { run["prevStepHash"] = .string(JSONString(p)) }
+        return run
+    }
 
     /// The append request whose body is completed inside the batch with a receipt that carries the
     /// entry's ledger index, signed there.
@@ -220,8 +232,9 @@ public struct AttestationService: Sendable {
         public var visibility: Visibility
     }
 
-    /// Every account's attestation of a certificate (the bundle-bearing one when an account has both a
-    /// bundle attestation and a hash stamp), with each account's current visibility, in ledger order.
+    /// Every account's record of a certificate: its attestation (the bundle-bearing one when an account
+    /// has both a bundle attestation and a hash stamp), or its registration through a project bundle
+    /// when it has no attestation, with each account's current visibility, in ledger order.
     public func records(certificateHash: String) async throws -> [AccountRecord] {
         guard ProtocolHash.isWellFormed(certificateHash) else { return [] }
         let entries = try await log.entries(subject: Self.subject(certificateHash: certificateHash)).entries
@@ -234,11 +247,13 @@ public struct AttestationService: Sendable {
         for e in entries {
             guard let account = e.account else { continue }
             switch e.type {
-            case attested:
+            case attested, ProjectService.cerRegistered:
                 let visibility = Visibility(rawValue: e.body["visibility"]?.stringValue ?? "") ?? .private
                 if let i = position[account] {
-                    // Prefer the attestation that carries the bundle over a hash-only stamp.
-                    if records[i].entry.payloadDigest == nil && e.payloadDigest != nil {
+                    // Prefer a signed attestation over a registration through a project, and the
+                    // attestation that carries the bundle over a hash-only stamp.
+                    let replacesRegistration = records[i].entry.type != attested && e.type == attested
+                    if replacesRegistration || (records[i].entry.payloadDigest == nil && e.payloadDigest != nil && e.type == attested) {
                         records[i].entry = e
                         if visibility == .public { records[i].visibility = .public }
                     }

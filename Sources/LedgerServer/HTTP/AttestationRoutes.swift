@@ -31,7 +31,9 @@ struct AttestationRoutes: Sendable {
 
     // MARK: Authentication and quota
 
-    func bearerKey(_ request: Request) throws -> String {
+    func bearerKey(_ request: Request) throws -> String { try Self.bearer(request) }
+
+    static func bearer(_ request: Request) throws -> String {
         guard let header = request.headers[.authorization], header.hasPrefix("Bearer "), header.count > 7 else {
             throw LedgerServerError(.unauthorized, "Missing or invalid Authorization header. Use: Authorization: Bearer <api_key>")
         }
@@ -237,7 +239,7 @@ struct AttestationRoutes: Sendable {
 
     func resolve(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let hash = try RequestReader.certificateHash(context)
-        guard let record = try await attestation.records(certificateHash: hash).first(where: { $0.visibility == .public }) else {
+        guard let record = try await attestation.records(certificateHash: hash).first(where: { $0.visibility == .public && $0.entry.type == AttestationService.attested }) else {
             throw LedgerServerError(.notFound, "No public record for this certificate hash")
         }
         let bundle = try await attestation.bundle(of: record.entry)
@@ -256,7 +258,7 @@ struct AttestationRoutes: Sendable {
     func proof(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let principal = try await authenticate(request)
         let hash = try RequestReader.certificateHash(context)
-        guard let record = try await attestation.records(certificateHash: hash).first(where: { $0.entry.account == principal.accountId }) else {
+        guard let record = try await attestation.records(certificateHash: hash).first(where: { $0.entry.account == principal.accountId && $0.entry.type == AttestationService.attested }) else {
             throw LedgerServerError(.notFound, "No proof found for this certificate hash")
         }
         var o = liveResponse(AttestationRecord(entry: record.entry, isNew: true, bundle: nil, meter: nil), includeCer: false, asObject: true)

@@ -1,0 +1,106 @@
+import LedgerCore
+import LedgerStore
+
+/// Reads that answer the users' questions from the log and the read models, each in one statement
+/// that also returns the model's position, so a reader can catch the model up first when it is behind.
+public struct LedgerQueries: Sendable {
+    public let runner: ProjectionRunner
+    public init(runner: ProjectionRunner) { self.runner = runner }
+
+    /// Everything the ledger holds about a certificate hash, in log order.
+    public struct Provenance: Sendable {
+        /// The entries of `cer:<hash>`, in subject order.
+        public var entries: [LedgerEntry]
+        /// Problems of that subject's chain (a missing entry is reported, not hidden).
+        public var chainProblems: [LedgerProblem]
+        /// Entries on other subjects that name the hash (project registrations), with the link's kind and ref.
+        public var links: [(kind: String, ref: String, entry: LedgerEntry)]
+    }
+
+    /// Runs `read` (which returns the head and the model's position with its rows); when the model is
+    /// behind the head as read, catches it up and reads again, so answers include every committed append.
+    func current<T: Sendable>(_ model: String, _ read: @escaping @Sendable (PostgresConnection) throws -> (head: Int64, position: Int64, value: T)) async throws -> T {
+        let first = try await runner.pool.withConnection(read)
+        if first.position >= first.head { return first.value }
+        try await runner.catchUp(only: model)
+        return try await runner.pool.withConnection(read).value
+    }
+
+    static func positionRow(_ model: String) -> String {
+        "SELECT 'h', (SELECT size FROM ledger_head WHERE id = 1), NULL::text, (SELECT position FROM projection_checkpoints WHERE name = '\(model)'), NULL::text, NULL::text, NULL::bigint, NULL::text, NULL::bytea, NULL::bytea, NULL::text, NULL::bytea, NULL::text, NULL::text"
+    }
+
+    public func provenance(certificateHash: String) async throws -> Provenance {
+        let subject = "cer:" + certificateHash
+        let (entries, links) = try await current("certificates") { c -> (head: Int64, position: Int64, value: ([LedgerEntry], [(String, String, LedgerEntry)])) in
+            let rows = try c.query(SQLQuery(unsafeSQL: """
+                \(Self.positionRow("certificates"))
+                UNION ALL
+                (SELECT 'e', \(PostgresEventLog.columns), NULL, NULL FROM ledger_entries WHERE subject = $1 ORDER BY subject_index)
+                UNION ALL
+                (SELECT 'l', e.idx, e.subject, e.subject_index, e.type, e.account, (extract(epoch from e.recorded_at) * 1000)::bigint, e.body,
+                        e.payload_digest, e.prev_subject_leaf, e.idempotency_key, e.leaf_hash, l.kind, l.ref
+                 FROM proj_certificate_links l JOIN ledger_entries e ON e.idx = l.idx WHERE l.certificate_hash = $2 ORDER BY l.idx)
+                """, binds: [.text(subject), .text(certificateHash)])).rows
+            var head: Int64 = 0, position: Int64 = 0
+            var entries: [LedgerEntry] = []
+            var links: [(String, String, LedgerEntry)] = []
+            for row in rows {
+                switch row[0] {
+                case "h":
+                    head = Int64(row[1]!)!
+                    position = row[3].flatMap { Int64($0) } ?? 0
+                case "e": entries.append(try PostgresEventLog.decodeEntry(Array(row[1...11])))
+                default: links.append((row[12] ?? "", row[13] ?? "", try PostgresEventLog.decodeEntry(Array(row[1...11]))))
+                }
+            }
+            return (head, position, (entries, links))
+        }
+        return Provenance(entries: entries, chainProblems: Self.chainProblems(subject: subject, entries), links: links.map { ($0.0, $0.1, $0.2) })
+    }
+
+    /// The subject chain's problems: a gap in subject positions, a link that does not match, a leaf that
+    /// does not match its entry.
+    static func chainProblems(subject: String, _ entries: [LedgerEntry]) -> [LedgerProblem] {
+        var problems: [LedgerProblem] = []
+        var previous: LedgerEntry? = nil
+        for e in entries {
+            let expected = previous.map { $0.subjectIndex + 1 } ?? 0
+            if e.subjectIndex != expected {
+                problems.append(LedgerProblem(
+                    index: e.index, what: "\(e.subjectIndex - expected) entr\(e.subjectIndex - expected == 1 ? "y" : "ies") of \(subject) missing before this one"))
+            }
+            if e.prevSubjectLeaf != previous?.leafHash { problems.append(LedgerProblem(index: e.index, what: "chain link does not match the previous entry")) }
+            if !e.isLeafHashConsistent { problems.append(LedgerProblem(index: e.index, what: "leaf hash does not match the entry")) }
+            previous = e
+        }
+        return problems
+    }
+
+    /// The steps an account recorded under a runId, and the chain's state.
+    public func run(account: String, runId: String) async throws -> RunChainStatus? {
+        let steps = try await current("runs") { c -> (head: Int64, position: Int64, value: [RunChainStatus.Step]) in
+            let rows = try c.query(SQLQuery(unsafeSQL: """
+                SELECT 'h', (SELECT size FROM ledger_head WHERE id = 1), (SELECT position FROM projection_checkpoints WHERE name = 'runs'),
+                       NULL::text, NULL::bigint, NULL::text, NULL::text
+                UNION ALL
+                SELECT 's', idx, NULL, certificate_hash, step_index, prev_step_hash, workflow_id
+                FROM proj_run_steps WHERE account = $1 AND run_id = $2
+                """, binds: [.text(account), .text(runId)])).rows
+            var head: Int64 = 0, position: Int64 = 0
+            var steps: [RunChainStatus.Step] = []
+            for row in rows {
+                if row[0] == "h" {
+                    head = Int64(row[1]!)!
+                    position = row[2].flatMap { Int64($0) } ?? 0
+                } else {
+                    steps.append(RunChainStatus.Step(
+                        certificateHash: row[3]!, stepIndex: row[4].flatMap { Int64($0) }, prevStepHash: row[5], workflowId: row[6],
+                        ledgerIndex: Int64(row[1]!)!))
+                }
+            }
+            return (head, position, steps)
+        }
+        return steps.isEmpty ? nil : RunChainStatus.evaluate(runId: runId, steps: steps)
+    }
+}
