@@ -89,9 +89,17 @@ public final class ProjectionRunner: Sendable {
     /// With `wait` false models another runner is applying are skipped. Returns the log entries stepped
     /// over (once per chunk, however many models applied it).
     @discardableResult
-    public func catchUp(only: String? = nil, wait: Bool = true, progress: (@Sendable (Status) -> Void)? = nil) async throws -> Int64 {
+    public func catchUp(
+        only: String? = nil, wait: Bool = true, concurrently: Bool = true, progress: (@Sendable (Status) -> Void)? = nil
+    ) async throws -> Int64 {
         let selected = try only.map { [try projection($0)] } ?? projections
         if selected.count == 1 { return try await catchUp(selected, wait: wait, progress: progress) }
+        if !concurrently {
+            // One model after another: at most two connections (a step and its read-ahead).
+            var most: Int64 = 0
+            for p in selected { most = max(most, try await catchUp([p], wait: wait, progress: progress)) }
+            return most
+        }
         // Models advance concurrently, each on its own connections (the machine's cores share the work);
         // progress reports the slowest.
         final class Positions: Sendable { let all = Mutex([String: Status]()) }

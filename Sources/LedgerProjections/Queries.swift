@@ -1,11 +1,24 @@
 import LedgerCore
 import LedgerStore
 
+/// A read model too far behind the log for a reader to catch it up: it is being rebuilt or caught up.
+public struct ProjectionLagging: Error, Sendable, CustomStringConvertible {
+    public var model: String
+    public var position: Int64
+    public var head: Int64
+    public var description: String {
+        "the \(model) read model is catching up with the log (\(position) of \(head) entries applied); retry shortly"
+    }
+}
+
 /// Reads that answer the users' questions from the log and the read models, each in one statement
 /// that also returns the model's position, so a reader can catch the model up first when it is behind.
 public struct LedgerQueries: Sendable {
     public let runner: ProjectionRunner
     public init(runner: ProjectionRunner) { self.runner = runner }
+
+    /// Most chunks a reader applies itself before answering; beyond that it answers 503.
+    static let readerCatchUpChunks: Int64 = 10
 
     /// Everything the ledger holds about a certificate hash, in log order.
     public struct Provenance: Sendable {
@@ -22,6 +35,10 @@ public struct LedgerQueries: Sendable {
     func current<T: Sendable>(_ model: String, _ read: @escaping @Sendable (PostgresConnection) throws -> (head: Int64, position: Int64, value: T)) async throws -> T {
         let first = try await runner.pool.withConnection(read)
         if first.position >= first.head { return first.value }
+        // A reader waits for a few chunks, not for a whole rebuild (after a migration or a long outage).
+        if first.head - first.position > Int64(runner.chunk) * Self.readerCatchUpChunks {
+            throw ProjectionLagging(model: model, position: first.position, head: first.head)
+        }
         try await runner.catchUp(only: model)
         return try await runner.pool.withConnection(read).value
     }

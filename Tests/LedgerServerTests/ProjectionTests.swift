@@ -189,6 +189,28 @@ func stepBundle(runId: String, index: Int, prev: String?, workflowId: String = "
         #expect(cli.status == 0 && cli.stdout.contains("chain intact (3 events)"), "\(cli)")
     }
 
+    @Test func aReaderCatchesUpAFewChunksButAnswers503ForAWholeRebuild() async throws {
+        let node = try TestNode()
+        let bundle = try freshBundle("lagging")
+        let hash = try JSONParser.parse(bundle)["certificateHash"]!.stringValue!
+        try attest(node, bundle)
+        node.stop()  // no background runner
+        let pool = PostgresConnectionPool(configuration: PostgresConfiguration(conninfo: node.conninfo, maxConnections: 2))
+        defer { Task { await pool.shutdown() } }
+        try await ProjectionRunner(pool: pool).reset()
+        // With one-entry chunks the log (key activation + attestation) is within 10 chunks: caught up.
+        let small = LedgerQueries(runner: ProjectionRunner(pool: pool, chunk: 1))
+        #expect(try await small.provenance(certificateHash: hash).entries.count == 1)
+        #expect(try await ProjectionRunner(pool: pool).status().first { $0.name == "certificates" }?.lag == 0)
+        // Far behind (more than 10 chunks): a clear, retryable refusal instead of a request-long rebuild.
+        try await ProjectionRunner(pool: pool).reset()
+        #expect(try node.cli(["ledger", "append-load", "--database-url", node.conninfo, "--count", "30"]).status == 0)
+        await #expect(throws: ProjectionLagging.self) { _ = try await small.provenance(certificateHash: hash) }
+        try node.start()
+        let r = try node.get("/v1/provenance/\(hash)", key: node.apiKey)
+        #expect(r.status == 200 || (r.status == 503 && r.errorCode == "SERVICE_UNAVAILABLE"), "\(r.status) \(r.text)")
+    }
+
     func dumps(_ conninfo: String) async throws -> [String] {
         let pool = PostgresConnectionPool(configuration: PostgresConfiguration(conninfo: conninfo, maxConnections: 2))
         let runner = ProjectionRunner(pool: pool)

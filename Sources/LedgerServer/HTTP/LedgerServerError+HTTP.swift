@@ -1,6 +1,7 @@
 import CERKit
 import HTTPTypes
 import Hummingbird
+import LedgerProjections
 import LedgerStore
 import NIOCore
 
@@ -51,6 +52,8 @@ extension LedgerServerError: HTTPResponseError {
             return LedgerServerError(.invalidRequest, e.description)
         case let e as TreeRangeError:
             return LedgerServerError(.invalidRequest, e.description)
+        case let e as ProjectionLagging:
+            return LedgerServerError(.serviceUnavailable, e.description)
         case let e as LedgerStoreError where e.isRetryable || e.code == .unavailable || e.code == .shutdown || e.code == .timeout:
             return LedgerServerError(.serviceUnavailable, "Database not available. Please try again later.")
         case let e as any HTTPResponseError:

@@ -20,7 +20,9 @@ public struct ProjectionService: Service {
         var failing = false
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             do {
-                try await runner.catchUp(wait: false)
+                // Sequentially, so a long catch-up (after a migration or downtime) never holds more than
+                // two of the pool's connections.
+                try await runner.catchUp(wait: false, concurrently: false)
                 if failing { logger.notice("projections are being applied again") }
                 failing = false
             } catch {
