@@ -73,25 +73,7 @@ public struct LedgerQueries: Sendable {
             }
             return (head, position, (entries, links))
         }
-        return Provenance(entries: entries, chainProblems: Self.chainProblems(subject: subject, entries), links: links.map { ($0.0, $0.1, $0.2) })
-    }
-
-    /// The subject chain's problems: a gap in subject positions, a link that does not match, a leaf that
-    /// does not match its entry.
-    static func chainProblems(subject: String, _ entries: [LedgerEntry]) -> [LedgerProblem] {
-        var problems: [LedgerProblem] = []
-        var previous: LedgerEntry? = nil
-        for e in entries {
-            let expected = previous.map { $0.subjectIndex + 1 } ?? 0
-            if e.subjectIndex != expected {
-                problems.append(LedgerProblem(
-                    index: e.index, what: "\(e.subjectIndex - expected) entr\(e.subjectIndex - expected == 1 ? "y" : "ies") of \(subject) missing before this one"))
-            }
-            if e.prevSubjectLeaf != previous?.leafHash { problems.append(LedgerProblem(index: e.index, what: "chain link does not match the previous entry")) }
-            if !e.isLeafHashConsistent { problems.append(LedgerProblem(index: e.index, what: "leaf hash does not match the entry")) }
-            previous = e
-        }
-        return problems
+        return Provenance(entries: entries, chainProblems: PostgresEventLog.subjectChainProblems(subject: subject, entries), links: links.map { ($0.0, $0.1, $0.2) })
     }
 
     /// The steps an account recorded under a runId, and the chain's state.

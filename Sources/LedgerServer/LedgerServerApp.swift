@@ -114,9 +114,16 @@ public enum LedgerServerApp {
                 services: [
                     .init(service: parts.usage),
                     .init(service: KeyRingRefresher(ring: parts.keys, interval: .seconds(configuration.keyRefreshSeconds), logger: logger)),
-                    .init(service: CheckpointService(
-                        checkpointer: parts.checkpointer, interval: .seconds(configuration.checkpointIntervalSeconds), logger: logger)),
-                    .init(service: ProjectionService(runner: parts.projections, interval: .seconds(1), logger: logger)),
+                    // A checkpoint of the tree whenever it grew.
+                    .init(service: PeriodicService(every: .seconds(configuration.checkpointIntervalSeconds), logger: logger, what: "sign a checkpoint") {
+                        try await parts.checkpointer.checkpoint()
+                    }),
+                    // Read models kept near the head for appends made by any process (readers still catch
+                    // up a lagging model themselves). One model after another, so a long catch-up holds at
+                    // most two of the pool's connections.
+                    .init(service: PeriodicService(every: .seconds(1), logger: logger, what: "apply the log to the projections") {
+                        try await parts.projections.catchUp(wait: false, concurrently: false)
+                    }),
                     .init(service: app),
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint],

@@ -724,17 +724,25 @@ public final class PostgresEventLog: Sendable {
             try c.query(SQLQuery(unsafeSQL: "SELECT \(Self.columns) FROM ledger_entries WHERE subject = $1 ORDER BY subject_index", binds: [.text(subject)]))
                 .rows.map { row throws(LedgerStoreError) in try Self.decodeEntry(row) }
         }
+        return (entries, Self.subjectChainProblems(subject: subject, entries))
+    }
+
+    /// A subject's chain problems, its entries given in subject order: a gap in subject positions, a
+    /// link that does not match, a leaf that does not match its entry.
+    public static func subjectChainProblems(subject: String, _ entries: [LedgerEntry]) -> [LedgerProblem] {
         var problems: [LedgerProblem] = []
         var previous: LedgerEntry? = nil
         for e in entries {
-            if e.subjectIndex != (previous.map { $0.subjectIndex + 1 } ?? 0) {
-                problems.append(LedgerProblem(index: e.index, what: "an entry of \(subject) is missing before this one"))
+            let expected = previous.map { $0.subjectIndex + 1 } ?? 0
+            if e.subjectIndex != expected {
+                let missing = e.subjectIndex - expected
+                problems.append(LedgerProblem(index: e.index, what: "\(missing) entr\(missing == 1 ? "y" : "ies") of \(subject) missing before this one"))
             }
             if e.prevSubjectLeaf != previous?.leafHash { problems.append(LedgerProblem(index: e.index, what: "chain link does not match the previous entry")) }
             if !e.isLeafHashConsistent { problems.append(LedgerProblem(index: e.index, what: "leaf hash does not match the entry")) }
             previous = e
         }
-        return (entries, problems)
+        return problems
     }
 
     /// Every node-key event (`key.*` types), in log order.

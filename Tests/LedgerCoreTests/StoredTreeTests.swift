@@ -36,11 +36,8 @@ import Testing
     }
 
     @Test func proofsFromStoredNodesEqualTheReferenceAndVerify() throws {
-        var seed: UInt64 = 0xC0FFEE
-        func next(_ bound: Int) -> Int {
-            seed = seed &* 6364136223846793005 &+ 1442695040888963407
-            return Int((seed >> 11) % UInt64(bound))
-        }
+        var random = Seeded(0xC0FFEE)
+        func next(_ bound: Int) -> Int { random.next(bound) }
         let (nodes, _) = Self.storedNodes(size: Self.leaves.count)
         let lookup: (MerkleNodeID) throws -> [UInt8] = { id in
             guard let h = nodes[id] else { throw Merkle.MissingNode(id: id) }
@@ -73,11 +70,8 @@ import Testing
     /// The property: in random trees of up to a few thousand leaves, every inclusion proof and
     /// every consistency proof between any two sizes verifies; any altered hash or index fails.
     @Test func everyProofOfRandomTreesVerifiesAndEveryAlterationFails() throws {
-        var seed: UInt64 = 0xBADC0DE
-        func next(_ bound: Int) -> Int {
-            seed = seed &* 6364136223846793005 &+ 1442695040888963407
-            return Int((seed >> 11) % UInt64(bound))
-        }
+        var random = Seeded(0xBADC0DE)
+        func next(_ bound: Int) -> Int { random.next(bound) }
         let (nodes, _) = Self.storedNodes(size: Self.leaves.count)
         let lookup: (MerkleNodeID) -> [UInt8] = { nodes[$0]! }
         for size in [1, 2, 5, 64, 100, next(3000) + 1] {
@@ -118,5 +112,15 @@ import Testing
                 return h
             })
         }
+    }
+}
+
+/// A deterministic generator (an LCG), so a failing case can be reproduced.
+struct Seeded {
+    var state: UInt64
+    init(_ seed: UInt64) { state = seed }
+    mutating func next(_ bound: Int) -> Int {
+        state = state &* 6364136223846793005 &+ 1442695040888963407
+        return Int((state >> 11) % UInt64(bound))
     }
 }

@@ -114,8 +114,8 @@ struct LogRoutes: Sendable {
             try AdminRoutes.authorize(request, adminToken: adminToken)
             return true
         }
-        guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else { return false }
-        let principal = try await accounts.authenticate(rawKey: String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces))
+        guard request.headers[.authorization] != nil else { return false }
+        let principal = try await accounts.authenticate(rawKey: try AttestationRoutes.bearer(request))
         return principal.accountId == owner
     }
 

@@ -25,11 +25,8 @@ struct ProjectionRoutes: Sendable {
 
     /// The caller's account when an API key is sent (a bad key is a 401), nil for an anonymous caller.
     func optionalPrincipal(_ request: Request) async throws -> Principal? {
-        guard let header = request.headers[.authorization] else { return nil }
-        guard header.hasPrefix("Bearer "), header.count > 7 else {
-            throw LedgerServerError(.unauthorized, "Missing or invalid Authorization header. Use: Authorization: Bearer <api_key>")
-        }
-        return try await accounts.authenticate(rawKey: String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces))
+        guard request.headers[.authorization] != nil else { return nil }
+        return try await accounts.authenticate(rawKey: try AttestationRoutes.bearer(request))
     }
 
     static func entryJSON(_ e: LedgerEntry, publicURL: String) -> JSONObject {
@@ -90,9 +87,7 @@ struct ProjectionRoutes: Sendable {
 
     /// A run: its steps in order, the RunSummary and the chain's state. The caller's own run only.
     func run(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
-        guard let principal = try await optionalPrincipal(request) else {
-            throw LedgerServerError(.unauthorized, "Missing or invalid Authorization header. Use: Authorization: Bearer <api_key>")
-        }
+        let principal = try await accounts.authenticate(rawKey: try AttestationRoutes.bearer(request))
         let raw = context.parameters.get("runId") ?? ""
         let runId = raw.removingPercentEncoding ?? raw
         guard !runId.isEmpty, runId.utf8.count <= 512 else { throw LedgerServerError(.invalidRequest, "the runId must be 1 to 512 bytes") }

@@ -31,9 +31,6 @@ public final class LogCheckpointer: Sendable {
     @discardableResult
     public func checkpoint() async throws -> StoredCheckpoint {
         let frontier = try await log.frontier()
-        if let latest = try await log.latestCheckpoint(), latest.size >= frontier.size {
-            if latest.size == frontier.size { return latest }
-        }
         if let existing = try await log.checkpoint(size: frontier.size) { return existing }
         let signers = try keys.current.checkpointSigners.map { try NoteSigner(name: origin, key: $0.key) }
         guard !signers.isEmpty else { throw LedgerServerError(.noActiveKey, keys.current.signerProblem ?? "the node has no active signing key") }
@@ -42,34 +39,5 @@ public final class LogCheckpointer: Sendable {
         let stored = StoredCheckpoint(size: frontier.size, rootHash: frontier.root, note: note, signedAt: clock())
         if try await log.storeCheckpoint(stored) { return stored }
         return try await log.checkpoint(size: frontier.size) ?? stored
-    }
-}
-
-/// The checkpointer as a service: one checkpoint every interval while the log grows.
-public struct CheckpointService: Service {
-    let checkpointer: LogCheckpointer
-    let interval: Duration
-    let logger: Logger
-
-    public init(checkpointer: LogCheckpointer, interval: Duration, logger: Logger) {
-        self.checkpointer = checkpointer
-        self.interval = interval
-        self.logger = logger
-    }
-
-    public func run() async throws {
-        var failing = false
-        while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            do {
-                try await checkpointer.checkpoint()
-                if failing { logger.notice("checkpoints are being signed again") }
-                failing = false
-            } catch {
-                if !failing { logger.warning("could not sign a checkpoint", metadata: ["ledger.error": "\(error)"]) }
-                failing = true
-            }
-            let interval = self.interval
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
-        }
     }
 }
