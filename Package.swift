@@ -43,7 +43,7 @@ let package = Package(
         .target(
             name: "LedgerSchema",
             path: "schema",
-            resources: [.embedInCode("0001_create_ledger.sql"), .embedInCode("0002_create_accounts.sql"), .embedInCode("0003_create_tree.sql"), .embedInCode("0004_create_projections.sql")]
+            resources: [.embedInCode("0001_create_ledger.sql"), .embedInCode("0002_create_accounts.sql"), .embedInCode("0003_create_tree.sql"), .embedInCode("0004_create_projections.sql"), .embedInCode("0005_create_projection_skips.sql")]
         ),
         // PostgreSQL through libpq: pool, migrations, event log, sequencer, embedded cluster.
         .target(

@@ -11,5 +11,6 @@ public enum LedgerSchema {
         ("0002_create_accounts", PackageResources._002_create_accounts_sql),
         ("0003_create_tree", PackageResources._003_create_tree_sql),
         ("0004_create_projections", PackageResources._004_create_projections_sql),
+        ("0005_create_projection_skips", PackageResources._005_create_projection_skips_sql),
     ]
 }

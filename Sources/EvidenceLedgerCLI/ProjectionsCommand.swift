@@ -93,8 +93,13 @@ struct ProjectionsCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await withMigratedPool(database) { pool in
-                for s in try await ProjectionRunner(pool: pool).status() {
-                    FileOutput.standardOutput("\(s.name): position \(s.position) of \(s.head), lag \(s.lag)\n")
+                let runner = ProjectionRunner(pool: pool)
+                let skips = try await runner.skips(limit: 20)
+                for s in try await runner.status() {
+                    FileOutput.standardOutput("\(s.name): position \(s.position) of \(s.head), lag \(s.lag), skipped \(skips.counts[s.name] ?? 0)\n")
+                }
+                for skip in skips.recent {
+                    FileOutput.standardOutput("skipped: \(skip.model) entry \(skip.index): \(skip.reason)\n")
                 }
             }
         }

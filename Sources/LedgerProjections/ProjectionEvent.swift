@@ -22,6 +22,8 @@ public struct ProjectionEvent: Sendable, Equatable {
     public var registeredAt: String?
     /// Certificate hashes a project registration names (its steps).
     public var stepHashes: [String]
+    /// True when the body cannot be read as `jsonb` (a NUL or an unpaired surrogate): no field was extracted.
+    public var isUnreadable = false
 
     /// Reads the events of `types` in `[from, to)`, in index order, with the bodies' fields extracted by
     /// the database (other entries only advance the checkpoints, so they are not read at all).
@@ -32,10 +34,14 @@ public struct ProjectionEvent: Sendable, Equatable {
                    j->'run'->>'runId', j->'run'->>'workflowId', j->'run'->>'stepIndex', j->'run'->>'prevStepHash',
                    j->>'projectHash', j->>'projectBundleId', j->>'registeredAt',
                    CASE WHEN jsonb_typeof(j->'steps') = 'array'
-                        THEN (SELECT string_agg(s->>'certificateHash', ',') FROM jsonb_array_elements(j->'steps') s) END
+                        THEN (SELECT string_agg(s->>'certificateHash', ',') FROM jsonb_array_elements(j->'steps') s) END,
+                   j IS NULL
             FROM ledger_entries e
             -- OFFSET 0 keeps the planner from inlining `j` into each use (which parsed the body 13 times).
-            CROSS JOIN LATERAL (SELECT e.body::jsonb AS j OFFSET 0) x
+            -- Only a body with a \\u escape can hold what jsonb refuses; those go through the function that
+            -- answers NULL instead of failing, so one such entry cannot stop a model.
+            CROSS JOIN LATERAL (
+                SELECT CASE WHEN strpos(e.body, '\\u') = 0 THEN e.body::jsonb ELSE ledger_body_jsonb(e.body) END AS j OFFSET 0) x
             WHERE e.idx >= $1 AND e.idx < $2 AND e.type = ANY($3::text[]) ORDER BY e.idx
             """, binds: [.int(from), .int(to), .textArray(types)])).rows
         return rows.map { r in
@@ -43,7 +49,7 @@ public struct ProjectionEvent: Sendable, Equatable {
                 index: Int64(r[0]!)!, subject: r[1]!, type: r[2]!, account: r[3], hasPayload: r[4] == "t", certificateHash: r[5],
                 visibility: r[6], bundleType: r[7], executionId: r[8], runId: r[9], workflowId: r[10], stepIndex: r[11].flatMap { Int64($0) },
                 prevStepHash: r[12], projectHash: r[13], projectBundleId: r[14], registeredAt: r[15],
-                stepHashes: r[16].map { $0.split(separator: ",").map(String.init) } ?? [])
+                stepHashes: r[16].map { $0.split(separator: ",").map(String.init) } ?? [], isUnreadable: r[17] == "t")
         }
     }
 }

@@ -49,6 +49,16 @@ public final class ProjectionRunner: Sendable {
     /// position) by up to `chunk` entries, reading the chunk once for all of them. Returns their status
     /// after it, or nil when another runner holds every row (only without `wait`).
     func step(_ models: [any Projection], wait: Bool, prefetched: Prefetched? = nil) async throws -> (status: [Status], applied: Int64)? {
+        do {
+            return try await step(models, wait: wait, prefetched: prefetched, carefully: false)
+        } catch let error as LedgerStoreError where !error.isRetryable {
+            // Something in this chunk cannot be applied: apply it again entry by entry, each in a
+            // savepoint, and record (and pass) the entries a model refuses, so no entry can stop a model.
+            return try await step(models, wait: wait, prefetched: nil, carefully: true)
+        }
+    }
+
+    func step(_ models: [any Projection], wait: Bool, prefetched: Prefetched?, carefully: Bool) async throws -> (status: [Status], applied: Int64)? {
         let chunk = self.chunk
         return try await pool.withTransaction { c -> (status: [Status], applied: Int64)? in
             let lock = wait ? "FOR UPDATE" : "FOR UPDATE SKIP LOCKED"
@@ -73,14 +83,60 @@ public final class ProjectionRunner: Sendable {
             } else {
                 events = try ProjectionEvent.read(from: position, to: to, types: types, on: c)
             }
+            var skips: [(model: String, index: Int64, reason: String)] = []
             for p in behind {
                 let wanted = Set(p.types)
-                try p.apply(events.filter { wanted.contains($0.type) }, on: c)
+                let mine = events.filter { wanted.contains($0.type) }
+                for e in mine where e.isUnreadable {
+                    skips.append((p.name, e.index, "the entry's body cannot be read as jsonb (a NUL character or an unpaired surrogate)"))
+                }
+                let readable = mine.filter { !$0.isUnreadable }
+                guard carefully else {
+                    try p.apply(readable, on: c)
+                    continue
+                }
+                for e in readable {
+                    try c.execute("SAVEPOINT projection_entry")
+                    do {
+                        try p.apply([e], on: c)
+                        try c.execute("RELEASE SAVEPOINT projection_entry")
+                    } catch let error as LedgerStoreError where !error.isRetryable {
+                        try c.execute("ROLLBACK TO SAVEPOINT projection_entry")
+                        skips.append((p.name, e.index, String(error.description.prefix(500))))
+                    }
+                }
+            }
+            if !skips.isEmpty {
+                try c.execute(SQLQuery(
+                    unsafeSQL: """
+                        INSERT INTO projection_skips (name, idx, reason)
+                        SELECT n, i::bigint, r FROM unnest($1::text[], $2::text[], $3::text[]) AS t(n, i, r) ON CONFLICT DO NOTHING
+                        """,
+                    binds: [.textArray(skips.map(\.model)), .textArray(skips.map { String($0.index) }), .textArray(skips.map(\.reason))]))
             }
             try c.execute(SQLQuery(
                 unsafeSQL: "UPDATE projection_checkpoints SET position = $1, updated_at = now() WHERE name = ANY($2::text[])",
                 binds: [.int(to), .textArray(behind.map(\.name))]))
             return (behind.map { Status(name: $0.name, position: to, head: head) }, to - position)
+        }
+    }
+
+    /// An entry a model passed over, and why.
+    public struct Skip: Sendable, Equatable {
+        public var model: String
+        public var index: Int64
+        public var reason: String
+    }
+
+    /// The entries models passed over (newest first, at most `limit`), and how many there are per model.
+    public func skips(limit: Int = 100) async throws -> (recent: [Skip], counts: [String: Int64]) {
+        try await pool.withConnection { c in
+            let recent = try c.query(SQLQuery(
+                unsafeSQL: "SELECT name, idx, reason FROM projection_skips ORDER BY idx DESC, name LIMIT $1", binds: [.int(Int64(limit))])).rows
+            let counts = try c.query("SELECT name, count(*) FROM projection_skips GROUP BY name").rows
+            return (
+                recent.map { Skip(model: $0[0] ?? "", index: $0[1].flatMap { Int64($0) } ?? -1, reason: $0[2] ?? "") },
+                Dictionary(uniqueKeysWithValues: counts.map { ($0[0] ?? "", $0[1].flatMap { Int64($0) } ?? 0) }))
         }
     }
 
@@ -179,6 +235,7 @@ public final class ProjectionRunner: Sendable {
                 unsafeSQL: "SELECT position FROM projection_checkpoints WHERE name = ANY($1::text[]) ORDER BY name FOR UPDATE",
                 binds: [.textArray(selected.map(\.name))]))
             for table in selected.flatMap(\.tables) { try c.execute(SQLQuery(unsafeSQL: "TRUNCATE \(table)")) }
+            try c.execute(SQLQuery(unsafeSQL: "DELETE FROM projection_skips WHERE name = ANY($1::text[])", binds: [.textArray(selected.map(\.name))]))
             try c.execute(SQLQuery(
                 unsafeSQL: "UPDATE projection_checkpoints SET position = 0, updated_at = now() WHERE name = ANY($1::text[])",
                 binds: [.textArray(selected.map(\.name))]))

@@ -102,4 +102,28 @@ public struct LedgerQueries: Sendable {
         }
         return steps.isEmpty ? nil : RunChainStatus.evaluate(runId: runId, steps: steps)
     }
+
+    /// Of `certificateHashes`, those that some account made public or that `account` holds itself.
+    public func visibleCertificates(_ certificateHashes: [String], to account: String?) async throws -> Set<String> {
+        guard !certificateHashes.isEmpty else { return [] }
+        return try await current("certificates") { c -> (head: Int64, position: Int64, value: Set<String>) in
+            let rows = try c.query(SQLQuery(unsafeSQL: """
+                SELECT 'h', (SELECT size FROM ledger_head WHERE id = 1)::text, (SELECT position FROM projection_checkpoints WHERE name = 'certificates')::text
+                UNION ALL
+                SELECT DISTINCT 'c', certificate_hash, NULL FROM proj_certificate_records
+                WHERE certificate_hash = ANY($1::text[]) AND (visibility = 'public' OR account = $2)
+                """, binds: [.textArray(certificateHashes), .text(account ?? "")])).rows
+            var head: Int64 = 0, position: Int64 = 0
+            var visible = Set<String>()
+            for row in rows {
+                if row[0] == "h" {
+                    head = row[1].flatMap { Int64($0) } ?? 0
+                    position = row[2].flatMap { Int64($0) } ?? 0
+                } else if let h = row[1] {
+                    visible.insert(h)
+                }
+            }
+            return (head, position, visible)
+        }
+    }
 }
