@@ -49,6 +49,7 @@ public struct LedgerStoreError: Error, Sendable, CustomStringConvertible, Custom
         let code: Code
         switch state.prefix(2) {
         case "08", "57": code = state == "57014" ? .timeout : .unavailable  // connection exception, operator intervention
+        case "53", "58": code = .unavailable  // insufficient resources (disk full, out of memory, too many connections), system error
         case "40": code = .conflict
         case "23", "42", "P0", "55": code = state == "42501" || state.hasPrefix("P0") || state.hasPrefix("23") ? .refused : .database
         default: code = .database

@@ -113,7 +113,8 @@ public final class PostgresConnection: @unchecked Sendable {
             if name == nil, Self.isPreparable(query.sql), prepared.count + preparing.count < Self.maxPrepared {
                 let fresh = statementName()
                 guard PQsendPrepare(handle, fresh, query.sql, Int32(values.count), nil) == 1 else {
-                    isBroken = PQstatus(handle) != CONNECTION_OK
+                    // Part of the pipeline (its BEGIN, say) may be queued: never reuse this connection.
+                    isBroken = true
                     throw LedgerStoreError(.unavailable, "could not send a statement", detail: String(cString: PQerrorMessage(handle)))
                 }
                 producesRows.append(false)
@@ -130,7 +131,7 @@ public final class PostgresConnection: @unchecked Sendable {
                 }
             }
             guard sent == 1 else {
-                isBroken = PQstatus(handle) != CONNECTION_OK
+                isBroken = true  // part of the pipeline may be queued inside a transaction: never reuse it
                 throw LedgerStoreError(.unavailable, "could not send a statement", detail: String(cString: PQerrorMessage(handle)))
             }
             producesRows.append(true)

@@ -30,7 +30,8 @@ public final class PostgresConnectionPool: Sendable {
     private struct State {
         var idle: [PostgresConnection] = []
         var open = 0
-        var waiters: [CheckedContinuation<Void, Never>] = []
+        var waiters: [(id: UInt64, continuation: CheckedContinuation<Void, any Error>)] = []
+        var nextWaiter: UInt64 = 0
         var isShutDown = false
     }
     private let state = Mutex(State())
@@ -101,35 +102,61 @@ public final class PostgresConnectionPool: Sendable {
                             role: configuration.role)
                     }
                 } catch {
-                    let waiter = state.withLock { s -> CheckedContinuation<Void, Never>? in
+                    let waiter = state.withLock { s -> CheckedContinuation<Void, any Error>? in
                         s.open -= 1
-                        return s.waiters.isEmpty ? nil : s.waiters.removeFirst()
+                        return s.waiters.isEmpty ? nil : s.waiters.removeFirst().continuation
                     }
                     waiter?.resume()
                     throw error
                 }
             case .wait:
-                await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-                    let resumeNow = state.withLock { s -> Bool in
-                        if s.isShutDown || !s.idle.isEmpty || s.open < configuration.maxConnections { return true }
-                        s.waiters.append(c)
-                        return false
+                // A cancelled request (its deadline passed, or its client left) stops waiting at once.
+                try Task.checkCancellation()
+                let id = state.withLock { s -> UInt64 in
+                    s.nextWaiter += 1
+                    return s.nextWaiter
+                }
+                try await withTaskCancellationHandler {
+                    try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
+                        let resumeNow = state.withLock { s -> Bool in
+                            if s.isShutDown || !s.idle.isEmpty || s.open < configuration.maxConnections || Task.isCancelled { return true }
+                            s.waiters.append((id, c))
+                            return false
+                        }
+                        if resumeNow { c.resume() }
                     }
-                    if resumeNow { c.resume() }
+                } onCancel: {
+                    let waiter = state.withLock { s -> CheckedContinuation<Void, any Error>? in
+                        guard let i = s.waiters.firstIndex(where: { $0.id == id }) else { return nil }
+                        return s.waiters.remove(at: i).continuation
+                    }
+                    waiter?.resume(throwing: CancellationError())
+                }
+                if Task.isCancelled {
+                    wakeNextWaiter()  // a wake-up this cancelled waiter took belongs to the next one
+                    throw CancellationError()
                 }
             }
         }
     }
 
+    private func wakeNextWaiter() {
+        let waiter = state.withLock { s -> CheckedContinuation<Void, any Error>? in
+            guard !s.waiters.isEmpty, s.isShutDown || !s.idle.isEmpty || s.open < configuration.maxConnections else { return nil }
+            return s.waiters.removeFirst().continuation
+        }
+        waiter?.resume()
+    }
+
     private func release(_ connection: PostgresConnection) {
-        let waiter = state.withLock { s -> CheckedContinuation<Void, Never>? in
+        let waiter = state.withLock { s -> CheckedContinuation<Void, any Error>? in
             if connection.isBroken || s.isShutDown {
                 s.open -= 1
                 connection.close()
             } else {
                 s.idle.append(connection)
             }
-            return s.waiters.isEmpty ? nil : s.waiters.removeFirst()
+            return s.waiters.isEmpty ? nil : s.waiters.removeFirst().continuation
         }
         waiter?.resume()
     }
@@ -145,7 +172,7 @@ public final class PostgresConnectionPool: Sendable {
             return out
         }
         for c in idle { c.close() }
-        for w in waiters { w.resume() }
+        for w in waiters { w.continuation.resume() }
         try? await threadPool.shutdownGracefully()
     }
 }

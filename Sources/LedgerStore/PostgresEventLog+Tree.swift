@@ -88,6 +88,19 @@ extension PostgresEventLog {
 
     /// The consistency proof from the tree of `from` entries to the tree of `to`, with both roots and the
     /// checkpoints of those sizes that were signed (one round trip).
+    /// Inclusion proofs of several indexes in the tree of `size`, read in one round trip.
+    public func inclusionProofs(indexes: [Int64], size: Int64) async throws -> [Int64: [[UInt8]]] {
+        for index in indexes where index < 0 || index >= size {
+            throw TreeRangeError("index \(index) is not in a tree of \(size) entries (0 ≤ index < size)")
+        }
+        guard !indexes.isEmpty else { return [:] }
+        return try await withStoredNodes(upTo: size) { node in
+            var proofs: [Int64: [[UInt8]]] = [:]
+            for index in indexes { proofs[index] = try Merkle.inclusionProof(index: index, size: size, node: node)! }
+            return proofs
+        }.value
+    }
+
     public func consistencyProof(
         from: Int64, to: Int64
     ) async throws -> (proof: [[UInt8]], fromRoot: [UInt8], toRoot: [UInt8], fromCheckpoint: StoredCheckpoint?, toCheckpoint: StoredCheckpoint?) {

@@ -77,6 +77,8 @@ public final class PostgresEventLog: Sendable {
 
     /// Batches written and entries appended (for metrics).
     public var statistics: (batches: Int, appended: Int) { sequencer.withLock { ($0.batches, $0.appended) } }
+    /// Batches that failed on one ticket's content and were written again ticket by ticket.
+    public var isolatedBatches: Int { sequencer.withLock { $0.isolated } }
 
     private let onBatch: (@Sendable (_ appended: Int) -> Void)?
     /// Whether batches store the tree nodes they complete. Only a benchmark turns this off (to measure
@@ -171,6 +173,7 @@ public final class PostgresEventLog: Sendable {
         var isWriting = false
         var batches = 0
         var appended = 0
+        var isolated = 0
     }
 
     private let writer = WriterConnection()
@@ -203,7 +206,12 @@ public final class PostgresEventLog: Sendable {
     private func writeWhilePending() {
         while true {
             let batch = sequencer.withLock { s -> [Ticket] in
-                let n = min(maxBatch, s.pending.count)
+                // At most `maxBatch` tickets and `maxBatchEntries` entries (a large group may exceed it alone).
+                var n = 0, entries = 0
+                while n < min(maxBatch, s.pending.count), n == 0 || entries + s.pending[n].requests.count <= Self.maxBatchEntries {
+                    entries += s.pending[n].requests.count
+                    n += 1
+                }
                 if n == 0 {
                     s.isWriting = false
                     return []
@@ -213,40 +221,71 @@ public final class PostgresEventLog: Sendable {
                 return batch
             }
             if batch.isEmpty { return }
-            let requests = batch.flatMap(\.requests)
             do {
-                if writer.connection == nil || writer.connection!.isBroken {
-                    writer.connection?.close()
-                    writer.connection = try pool.makeDedicatedConnection()
-                }
-                let written = try Self.write(requests, groupSizes: batch.map(\.requests.count), recordedAt: clock(), writer: writer)
-                let outcomes = written.outcomes
-                let appended = outcomes.filter { if case .appended = $0 { return true } else { return false } }.count
-                sequencer.withLock { s in
-                    s.batches += 1
-                    s.appended += appended
-                }
-                onBatch?(appended)
-                var start = 0
+                try write(batch)
+            } catch let error as LedgerStoreError where batch.count > 1 && Self.isRequestFault(error) {
+                // The database refused something one ticket carries: write each ticket alone, so only the
+                // tickets it refuses fail and the others of the batch are committed.
+                sequencer.withLock { $0.isolated += 1 }
                 for ticket in batch {
-                    let range = start..<(start + ticket.requests.count)
-                    start += ticket.requests.count
-                    if let refusal = range.lazy.compactMap({ written.refusals[$0] }).first {
-                        complete(ticket, .failure(refusal))
-                        continue
-                    }
-                    let meter = range.lazy.compactMap({ written.meters[$0] }).first
-                    complete(ticket, Self.result(of: outcomes[range]).map { ($0, meter) })
+                    do { try write([ticket]) } catch { fail([ticket], error) }
                 }
             } catch {
-                writer.forget()
-                if writer.connection?.isBroken == true {
-                    writer.connection?.close()
-                    writer.connection = nil
-                }
-                for ticket in batch { complete(ticket, .failure(error)) }
+                fail(batch, error)
             }
         }
+    }
+
+    /// Most entries one batch writes (tickets are not split: a larger group is written alone).
+    static let maxBatchEntries = 4096
+
+    /// True for a refusal caused by what a request carries (a value, a constraint), not by the database's
+    /// state: retrying the other tickets of its batch without it will succeed.
+    public static func isRequestFault(_ error: LedgerStoreError) -> Bool {
+        guard let state = error.sqlState, !error.isRetryable else { return false }
+        // 22: data exception, 23: integrity constraint, 54: program limit exceeded, 42: a statement refused.
+        return ["22", "23", "54", "42"].contains(String(state.prefix(2)))
+    }
+
+    /// Writes a batch of tickets in one transaction and completes each; throws when the batch failed.
+    private func write(_ batch: [Ticket]) throws {
+        let requests = batch.flatMap(\.requests)
+        do {
+            if writer.connection == nil || writer.connection!.isBroken {
+                writer.connection?.close()
+                writer.connection = try pool.makeDedicatedConnection()
+            }
+            let written = try Self.write(requests, groupSizes: batch.map(\.requests.count), recordedAt: clock(), writer: writer)
+            let outcomes = written.outcomes
+            let appended = outcomes.filter { if case .appended = $0 { return true } else { return false } }.count
+            sequencer.withLock { s in
+                s.batches += 1
+                s.appended += appended
+            }
+            onBatch?(appended)
+            var start = 0
+            for ticket in batch {
+                let range = start..<(start + ticket.requests.count)
+                start += ticket.requests.count
+                if let refusal = range.lazy.compactMap({ written.refusals[$0] }).first {
+                    complete(ticket, .failure(refusal))
+                    continue
+                }
+                let meter = range.lazy.compactMap({ written.meters[$0] }).first
+                complete(ticket, Self.result(of: outcomes[range]).map { ($0, meter) })
+            }
+        } catch {
+            writer.forget()
+            if writer.connection?.isBroken == true {
+                writer.connection?.close()
+                writer.connection = nil
+            }
+            throw error
+        }
+    }
+
+    private func fail(_ tickets: [Ticket], _ error: any Error) {
+        for ticket in tickets { complete(ticket, .failure(error)) }
     }
 
     /// A group's result: all its entries, or its first refusal (preferring the member that caused it).
@@ -633,6 +672,9 @@ public final class PostgresEventLog: Sendable {
         return (salts, digests)
     }
 
+    /// Rows per multi-row INSERT (11 parameters an entry row: 11,000 per statement).
+    static let rowsPerStatement = 1000
+
     /// INSERTs for the appended entries, their payloads and their new claims.
     static func insertStatements(
         _ requests: [AppendRequest], _ outcomes: [AppendOutcome], salts: [[UInt8]?], digests: [[UInt8]?], storedClaims: [ClaimKey: String]
@@ -647,14 +689,16 @@ public final class PostgresEventLog: Sendable {
                 payloadValues += [.bytes(digest), .bytes(salt), .bytes(payload)]
             }
         }
-        if !payloadValues.isEmpty {
-            let rows = (0..<(payloadValues.count / 3)).map { "($\($0 * 3 + 1), $\($0 * 3 + 2), $\($0 * 3 + 3))" }.joined(separator: ", ")
-            writes.append(SQLQuery(unsafeSQL: "INSERT INTO ledger_payloads (digest, salt, content) VALUES \(rows)", binds: payloadValues))
+        // Statements of bounded size: libpq takes at most 65,535 parameters, whatever the batch holds.
+        for start in stride(from: 0, to: payloadValues.count, by: 3 * rowsPerStatement) {
+            let chunk = Array(payloadValues[start..<min(payloadValues.count, start + 3 * rowsPerStatement)])
+            let rows = (0..<(chunk.count / 3)).map { "($\($0 * 3 + 1), $\($0 * 3 + 2), $\($0 * 3 + 3))" }.joined(separator: ", ")
+            writes.append(SQLQuery(unsafeSQL: "INSERT INTO ledger_payloads (digest, salt, content) VALUES \(rows)", binds: chunk))
         }
-        if !entries.isEmpty {
+        for start in stride(from: 0, to: entries.count, by: rowsPerStatement) {
             var values: [SQLValue] = []
             var tuples: [String] = []
-            for e in entries {
+            for e in entries[start..<min(entries.count, start + rowsPerStatement)] {
                 let n = values.count
                 tuples.append("($\(n + 1), $\(n + 2), $\(n + 3), $\(n + 4), $\(n + 5), to_timestamp($\(n + 6)::bigint / 1000.0), $\(n + 7), $\(n + 8), $\(n + 9), $\(n + 10), $\(n + 11))")
                 values += [
