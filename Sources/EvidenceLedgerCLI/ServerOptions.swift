@@ -17,6 +17,16 @@ struct ServerOptions: ParsableArguments {
     var publicURL: String?
     @Option(name: .customLong("max-body-bytes"), help: "Largest request body (LEDGER_MAX_BODY_BYTES, default 52428800).")
     var maxBodyBytes: Int?
+    @Option(name: .customLong("max-public-body-bytes"), help: "Largest body of the anonymous verify routes (LEDGER_MAX_PUBLIC_BODY_BYTES, default 2097152).")
+    var maxPublicBodyBytes: Int?
+    @Option(name: .customLong("max-steps"), help: "Most steps of a verified run or a project bundle (LEDGER_MAX_STEPS, default 1000).")
+    var maxSteps: Int?
+    @Option(name: .customLong("public-concurrency"), help: "Anonymous verifications at once; more get 503 (LEDGER_PUBLIC_CONCURRENCY, default 1).")
+    var publicConcurrency: Int?
+    @Option(name: .customLong("expensive-concurrency"), help: "Registrations and provenance reads at once; more get 503 (LEDGER_EXPENSIVE_CONCURRENCY, default 4).")
+    var expensiveConcurrency: Int?
+    @Option(name: .customLong("visibility-changes-per-minute"), help: "Visibility changes per account and minute (LEDGER_VISIBILITY_CHANGES_PER_MINUTE, default 60).")
+    var visibilityChangesPerMinute: Int?
     @Option(name: .customLong("max-json-depth"), help: "Deepest JSON nesting accepted (LEDGER_MAX_JSON_DEPTH, default 128).")
     var maxJSONDepth: Int?
     @Option(name: .customLong("request-timeout"), help: "Seconds a request may take (LEDGER_REQUEST_TIMEOUT_SECONDS, default 30).")
@@ -66,6 +76,12 @@ struct ServerOptions: ParsableArguments {
         c.instanceId = string(instanceId, "LEDGER_INSTANCE_ID") ?? Environment.hostName() ?? c.instanceId
         c.publicURL = string(publicURL, "LEDGER_PUBLIC_URL")
         c.maxBodyBytes = try int(maxBodyBytes, "max-body-bytes", "LEDGER_MAX_BODY_BYTES", 1024...(1 << 30), c.maxBodyBytes)
+        c.maxPublicBodyBytes = try int(maxPublicBodyBytes, "max-public-body-bytes", "LEDGER_MAX_PUBLIC_BODY_BYTES", 1024...(1 << 30), c.maxPublicBodyBytes)
+        c.maxSteps = try int(maxSteps, "max-steps", "LEDGER_MAX_STEPS", 1...1_000_000, c.maxSteps)
+        c.publicConcurrency = try int(publicConcurrency, "public-concurrency", "LEDGER_PUBLIC_CONCURRENCY", 1...1024, c.publicConcurrency)
+        c.expensiveConcurrency = try int(expensiveConcurrency, "expensive-concurrency", "LEDGER_EXPENSIVE_CONCURRENCY", 1...1024, c.expensiveConcurrency)
+        c.visibilityChangesPerMinute = try int(
+            visibilityChangesPerMinute, "visibility-changes-per-minute", "LEDGER_VISIBILITY_CHANGES_PER_MINUTE", 1...1_000_000, c.visibilityChangesPerMinute)
         c.maxJSONDepth = try int(maxJSONDepth, "max-json-depth", "LEDGER_MAX_JSON_DEPTH", 8...1000, c.maxJSONDepth)
         c.requestTimeoutSeconds = try int(requestTimeout, "request-timeout", "LEDGER_REQUEST_TIMEOUT_SECONDS", 1...3600, c.requestTimeoutSeconds)
         c.idleTimeoutSeconds = try int(idleTimeout, "idle-timeout", "LEDGER_IDLE_TIMEOUT_SECONDS", 1...3600, c.idleTimeoutSeconds)

@@ -23,6 +23,14 @@ public enum LedgerServerApp {
         public var identity: NodeIdentity
         public var checkpointer: LogCheckpointer
         public var projections: ProjectionRunner
+        /// Admission control of expensive requests.
+        var gates: Gates
+    }
+
+    /// The admission gates (their refusals are exported as metrics).
+    struct Gates: Sendable {
+        var publicVerification: AdmissionGate
+        var expensive: AdmissionGate
     }
 
     /// Migrates the database (as the login role), then builds the parts (as the application role).
@@ -53,7 +61,10 @@ public enum LedgerServerApp {
         let accounts = AccountStore(pool: pool)
         let usage = UsageRecorder(store: accounts, interval: .seconds(configuration.usageFlushSeconds), logger: logger)
         return Parts(pool: pool, log: log, keys: keys, accounts: accounts, usage: usage, metrics: metrics, identity: identity, checkpointer: checkpointer,
-            projections: ProjectionRunner(pool: pool))
+            projections: ProjectionRunner(pool: pool),
+            gates: Gates(
+                publicVerification: AdmissionGate(name: "anonymous verification", limit: configuration.publicConcurrency),
+                expensive: AdmissionGate(name: "registration and provenance", limit: configuration.expensiveConcurrency)))
     }
 
     /// The router with every route and the edge middleware.
@@ -67,19 +78,30 @@ public enum LedgerServerApp {
             exposedHeaders: ["X-Quota-Limit", "X-Quota-Used", "X-Quota-Remaining", "X-Certificate-Hash", "X-Ledger-Index", "X-Request-Id", "ETag"]))
         router.add(middleware: EdgeMiddleware(timeout: .seconds(configuration.requestTimeoutSeconds)))
         let reader = RequestReader(maxBodyBytes: configuration.maxBodyBytes, maxJSONDepth: configuration.maxJSONDepth)
+        let publicReader = RequestReader(
+            maxBodyBytes: min(configuration.maxPublicBodyBytes, configuration.maxBodyBytes), maxJSONDepth: configuration.maxJSONDepth)
         let clock = PostgresEventLog.wallClock
         let attestation = AttestationService(log: parts.log, keys: parts.keys, identity: parts.identity)
-        NodeRoutes(identity: parts.identity, keys: parts.keys, pool: parts.pool, metrics: parts.metrics, clock: clock).register(on: router)
+        let billing = Billing(configuration: configuration, accounts: parts.accounts, usage: parts.usage, clock: clock)
+        let visibilityLimiter = RateLimiter(perMinute: configuration.visibilityChangesPerMinute)
+        NodeRoutes(
+            identity: parts.identity, keys: parts.keys, pool: parts.pool, metrics: parts.metrics, clock: clock, projections: parts.projections,
+            gates: [parts.gates.publicVerification, parts.gates.expensive], usage: parts.usage
+        ).register(on: router)
         AttestationRoutes(
-            configuration: configuration, attestation: attestation, accounts: parts.accounts, usage: parts.usage, reader: reader, clock: clock
+            configuration: configuration, attestation: attestation, accounts: parts.accounts, usage: parts.usage, billing: billing, reader: reader,
+            publicReader: publicReader, publicGate: parts.gates.publicVerification, visibilityLimiter: visibilityLimiter, clock: clock
         ).register(on: router)
         AdminRoutes(
             adminToken: configuration.adminToken, accounts: parts.accounts, defaultMonthlyLimit: configuration.defaultMonthlyLimit,
             reader: reader, clock: clock
         ).register(on: router)
         ProjectionRoutes(
-            queries: LedgerQueries(runner: parts.projections), projects: ProjectService(log: parts.log, keys: parts.keys, identity: parts.identity),
-            attestation: attestation, accounts: parts.accounts, reader: reader, log: parts.log
+            queries: LedgerQueries(runner: parts.projections),
+            projects: ProjectService(log: parts.log, keys: parts.keys, identity: parts.identity, maxSteps: configuration.maxSteps),
+            attestation: attestation, accounts: parts.accounts, reader: reader, publicReader: publicReader,
+            publicGate: parts.gates.publicVerification, expensiveGate: parts.gates.expensive, billing: billing,
+            visibilityLimiter: visibilityLimiter, maxSteps: configuration.maxSteps, clock: clock, log: parts.log
         ).register(on: router)
         LogRoutes(log: parts.log, checkpointer: parts.checkpointer, keys: parts.keys, accounts: parts.accounts, adminToken: configuration.adminToken)
             .register(on: router)

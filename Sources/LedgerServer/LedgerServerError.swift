@@ -1,4 +1,5 @@
 import CERKit
+import LedgerCore
 
 /// A request the server refuses or cannot serve. `code` is the stable wire `error`; the HTTP edge
 /// maps it to a status in one place (`LedgerServerError+HTTP.swift`). `description` is safe to show.
@@ -10,6 +11,7 @@ public struct LedgerServerError: Error, Sendable, CustomStringConvertible {
         case payloadTooLarge = "PAYLOAD_TOO_LARGE"
         case invalidBundle = "INVALID_BUNDLE"
         case invalidRequest = "INVALID_REQUEST"
+        case invalidField = "INVALID_FIELD"
         case invalidHashFormat = "INVALID_HASH_FORMAT"
         case unsupportedProtocolVersion = "UNSUPPORTED_PROTOCOL_VERSION"
         case protocolSchemaUnsatisfied = "PROTOCOL_SCHEMA_UNSATISFIED"
@@ -20,6 +22,7 @@ public struct LedgerServerError: Error, Sendable, CustomStringConvertible {
         case executionMutationDetected = "EXECUTION_MUTATION_DETECTED"
         case conflict = "CONFLICT"
         case quotaExceeded = "QUOTA_EXCEEDED"
+        case rateLimited = "RATE_LIMIT"
         case requestTimeout = "REQUEST_TIMEOUT"
         case requestAborted = "REQUEST_ABORTED"
         case headersTooLarge = "HEADERS_TOO_LARGE"
@@ -52,6 +55,11 @@ public struct LedgerServerError: Error, Sendable, CustomStringConvertible {
     }
 
     public var description: String { "\(code.rawValue): \(message)" }
+
+    /// A field that breaks its intake rule: 400 `INVALID_FIELD` naming it.
+    public static func field(_ violation: IntakeRules.Violation) -> LedgerServerError {
+        LedgerServerError(.invalidField, violation.description, extra: ["field": .string(JSONString(violation.field))])
+    }
 
     /// The JSON error body: `{error, reasonCode?, message, details?, …extra}`.
     public var body: JSONValue {

@@ -44,6 +44,26 @@ public final class ServerMetrics: Sendable {
         appended.increment(by: count)
     }
 
+    /// Entries each read model passed over (`projections status` lists them).
+    public func projectionSkips(_ counts: [String: Int64], models: [String]) {
+        for model in models {
+            registry.makeGauge(
+                name: "ledger_projection_skipped_entries", labels: [("model", model)], help: "Log entries a read model could not apply and passed over"
+            ).set(Double(counts[model] ?? 0))
+        }
+    }
+
+    /// Requests an admission gate refused with 503 since start.
+    func admissionRefusals(_ gate: String, total: Int) {
+        registry.makeGauge(name: "ledger_admission_refused", labels: [("gate", gate)], help: "Expensive requests refused with 503 since start")
+            .set(Double(total))
+    }
+
+    /// Usage events dropped because the usage buffer was full or the database refused them.
+    func usageDropped(total: Int) {
+        registry.makeGauge(name: "ledger_usage_events_dropped", help: "Usage events dropped since start").set(Double(total))
+    }
+
     /// The Prometheus text exposition.
     public func exposition() -> [UInt8] {
         if let pool = pool.withLock({ $0 }) {

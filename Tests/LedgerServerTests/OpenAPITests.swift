@@ -117,6 +117,8 @@ import Yams
             ("POST /api/register/project-bundle", "/api/register/project-bundle", "POST", project, node.apiKey, []),
             ("POST /api/register/project-bundle", "/api/register/project-bundle", "POST", Array("{}".utf8), node.apiKey, []),
             ("POST /api/register/project-bundle", "/api/register/project-bundle", "POST", project, nil, []),
+            ("POST /v1/project-bundles/{hash}/visibility", "/v1/project-bundles/\(projectHash)/visibility", "POST", Array(#"{"visibility":"public"}"#.utf8), node.apiKey, []),
+            ("POST /v1/project-bundles/{hash}/visibility", "/v1/project-bundles/\(projectHash)/visibility", "POST", Array(#"{"visibility":"x"}"#.utf8), node.apiKey, []),
             ("GET /api/project-bundles/{hash}", "/api/project-bundles/\(projectHash)", "GET", nil, nil, []),
             ("GET /api/project-bundles/{hash}", "/api/project-bundles/sha256:\(String(repeating: "2", count: 64))", "GET", nil, nil, []),
             ("GET /api/project-bundles/{hash}", "/api/project-bundles/x", "GET", nil, nil, []),

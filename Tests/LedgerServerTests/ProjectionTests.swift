@@ -122,8 +122,9 @@ func stepBundle(runId: String, index: Int, prev: String?, workflowId: String = "
         let sizeAfter = try node.ledgerSize()
         #expect(second.json?["replayed"] == true && sizeAfter == size)
 
-        // The lookup, public like NexArt's.
-        let lookup = try node.get("/api/project-bundles/\(projectHash)")
+        // The lookup: private to the owner until published (TenantSafetyTests covers publishing).
+        #expect(try node.get("/api/project-bundles/\(projectHash)").status == 404)
+        let lookup = try node.get("/api/project-bundles/\(projectHash)", key: node.apiKey)
         #expect(lookup.status == 200)
         #expect(lookup.json?["nodeReceipt"] == receipt && lookup.json?["bundle"]?["integrity"]?["projectHash"]?.stringValue == projectHash)
         #expect(lookup.json?["proof"]?["ledgerIndex"] == body["ledger"]?["index"])

@@ -202,22 +202,29 @@ public struct AccountStore: Sendable {
             totals[k] = (t.requests + 1, t.duration + Int64(e.durationMilliseconds))
         }
         guard !totals.isEmpty else { return }
-        var values: [SQLValue] = []
-        var tuples: [String] = []
-        for (k, t) in totals {
-            let n = values.count
-            tuples.append("(to_timestamp($\(n + 1)::bigint / 1000.0), $\(n + 2), $\(n + 3)::bigint, $\(n + 4), $\(n + 5)::int, $\(n + 6), $\(n + 7)::bigint, $\(n + 8)::bigint)")
-            values += [.int(k.minute), .text(k.account), .int(k.key), .text(k.endpoint), .int(Int64(k.status)), .text(k.error), .int(t.requests), .int(t.duration)]
+        // Bounded statements: 8 parameters a row, far below libpq's 65,535 whatever the buffer holds.
+        let rows = Array(totals)
+        for start in stride(from: 0, to: rows.count, by: Self.usageRowsPerStatement) {
+            var values: [SQLValue] = []
+            var tuples: [String] = []
+            for (k, t) in rows[start..<min(rows.count, start + Self.usageRowsPerStatement)] {
+                let n = values.count
+                tuples.append("(to_timestamp($\(n + 1)::bigint / 1000.0), $\(n + 2), $\(n + 3)::bigint, $\(n + 4), $\(n + 5)::int, $\(n + 6), $\(n + 7)::bigint, $\(n + 8)::bigint)")
+                values += [.int(k.minute), .text(k.account), .int(k.key), .text(k.endpoint), .int(Int64(k.status)), .text(k.error), .int(t.requests), .int(t.duration)]
+            }
+            let query = SQLQuery(
+                unsafeSQL: """
+                    INSERT INTO usage_minutes AS u (minute, account_id, api_key_id, endpoint, status_code, error, requests, duration_ms_total)
+                    VALUES \(tuples.joined(separator: ", "))
+                    ON CONFLICT (account_id, minute, api_key_id, endpoint, status_code, error)
+                    DO UPDATE SET requests = u.requests + EXCLUDED.requests, duration_ms_total = u.duration_ms_total + EXCLUDED.duration_ms_total
+                    """, binds: values)
+            _ = try await pool.withConnection { c in try c.execute(query) }
         }
-        let query = SQLQuery(
-            unsafeSQL: """
-                INSERT INTO usage_minutes AS u (minute, account_id, api_key_id, endpoint, status_code, error, requests, duration_ms_total)
-                VALUES \(tuples.joined(separator: ", "))
-                ON CONFLICT (account_id, minute, api_key_id, endpoint, status_code, error)
-                DO UPDATE SET requests = u.requests + EXCLUDED.requests, duration_ms_total = u.duration_ms_total + EXCLUDED.duration_ms_total
-                """, binds: values)
-        _ = try await pool.withConnection { c in try c.execute(query) }
     }
+
+    /// Rows of one usage statement.
+    static let usageRowsPerStatement = 1000
 
     /// Usage per account and endpoint for a month (`YYYY-MM`).
     public func usage(month: String) async throws -> [(accountId: String?, endpoint: String, count: Int64, errors: Int64, averageMilliseconds: Double)] {

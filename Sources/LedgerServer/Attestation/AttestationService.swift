@@ -69,6 +69,7 @@ public struct AttestationService: Sendable {
                     reasonCode: CerVerifyCode.schemaError.rawValue)
             }
         }
+        if let violation = IntakeRules.checkAttestable(bundle) { throw LedgerServerError.field(violation) }
         // The integrity layer is all a bundle can prove by itself; a full report is only built to explain a refusal.
         let integrity = IntegrityVerifier.verify(bundle)
         guard integrity.isIntact || integrity.isDegraded else {
@@ -118,6 +119,7 @@ public struct AttestationService: Sendable {
             request.claim = Claim(scope: "execution:\(principal.accountId)", key: executionId, value: certificateHash)
         }
         do {
+            try RequestDeadline.beginCommit()
             let (results, meter) = try await log.appendMetered(group: [request])
             if case .existing = results[0] {
                 return AttestationRecord(entry: results[0].entry, isNew: false, bundle: bundle, meter: meter)
@@ -204,6 +206,7 @@ public struct AttestationService: Sendable {
             certificateHash: certificateHash, protocolVersion: version)
         request.charge = charge
         do {
+            try RequestDeadline.beginCommit()
             let (results, meter) = try await log.appendMetered(group: [request])
             if case .existing = results[0] { return AttestationRecord(entry: results[0].entry, isNew: false, bundle: nil, meter: meter) }
             return AttestationRecord(entry: results[0].entry, isNew: true, bundle: nil, meter: meter)
@@ -216,14 +219,37 @@ public struct AttestationService: Sendable {
 
     // MARK: Visibility and lookups
 
-    /// Makes an account's record of a certificate public or private again (a ledger event).
-    public func setVisibility(_ visibility: Visibility, certificateHash: String, principal: Principal) async throws -> LedgerEntry {
-        let owned = try await records(certificateHash: certificateHash).filter { $0.entry.account == principal.accountId }
-        guard !owned.isEmpty else { throw LedgerServerError(.notFound, "No record found for this certificate hash") }
-        let result = try await log.append(AppendRequest(
-            subject: Self.subject(certificateHash: certificateHash), type: Self.visibilityChanged, account: principal.accountId,
-            body: ["visibility": .string(JSONString(visibility.rawValue))]))
-        return result.entry
+    /// The outcome of a visibility request: the entry that records the visibility now in force, and
+    /// whether this request appended it (a request that changes nothing appends nothing).
+    public struct VisibilityChange: Sendable {
+        public var entry: LedgerEntry
+        public var changed: Bool
+    }
+
+    /// Makes an account's record of a certificate public or private (a ledger event), unless it already is.
+    /// The append expects the subject's version it read, so two concurrent identical requests append once.
+    public func setVisibility(_ visibility: Visibility, certificateHash: String, principal: Principal) async throws -> VisibilityChange {
+        for _ in 0..<5 {
+            let entries = try await log.entries(subject: Self.subject(certificateHash: certificateHash)).entries
+            guard let owned = Self.fold(entries).first(where: { $0.entry.account == principal.accountId }) else {
+                throw LedgerServerError(.notFound, "No record found for this certificate hash")
+            }
+            if owned.visibility == visibility {
+                let last = entries.last { $0.account == principal.accountId && ($0.type == Self.visibilityChanged || $0.index == owned.entry.index) }
+                return VisibilityChange(entry: last ?? owned.entry, changed: false)
+            }
+            var request = AppendRequest(
+                subject: Self.subject(certificateHash: certificateHash), type: Self.visibilityChanged, account: principal.accountId,
+                body: ["visibility": .string(JSONString(visibility.rawValue))])
+            request.expectedSubjectVersion = Int64(entries.count)
+            do {
+                try RequestDeadline.beginCommit()
+                return VisibilityChange(entry: try await log.append(request).entry, changed: true)
+            } catch AppendRefusal.versionConflict {
+                continue  // another event on this certificate came first: decide again
+            }
+        }
+        throw LedgerServerError(.conflict, "the record changed while its visibility was being set; retry")
     }
 
     /// One account's view of a certificate: its attestation and current visibility.
@@ -239,6 +265,16 @@ public struct AttestationService: Sendable {
         guard ProtocolHash.isWellFormed(certificateHash) else { return [] }
         let entries = try await log.entries(subject: Self.subject(certificateHash: certificateHash)).entries
         return Self.fold(entries)
+    }
+
+    /// The record the public resolver answers with when several accounts hold the same certificate hash
+    /// (decision 0012): among public signed attestations, one that carries its bundle, the earliest
+    /// first; a hash-only stamp only when no public record carries a bundle. So a stamp of the bare hash,
+    /// or a later bundle whose uncovered members differ, never stands in for the first bundle-bearing record.
+    static func publicRecord(_ records: [AccountRecord]) -> AccountRecord? {
+        let candidates = records.filter { $0.visibility == .public && $0.entry.type == attested }
+        return candidates.filter { $0.entry.payloadDigest != nil }.min { $0.entry.index < $1.entry.index }
+            ?? candidates.min { $0.entry.index < $1.entry.index }
     }
 
     static func fold(_ entries: [LedgerEntry]) -> [AccountRecord] {

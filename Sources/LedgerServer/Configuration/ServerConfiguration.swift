@@ -15,6 +15,16 @@ public struct ServerConfiguration: Sendable {
     public var publicURL: String?
     /// Largest accepted request body in bytes (`LEDGER_MAX_BODY_BYTES`).
     public var maxBodyBytes = 50 * 1024 * 1024
+    /// Largest body of the anonymous verification routes (`LEDGER_MAX_PUBLIC_BODY_BYTES`).
+    public var maxPublicBodyBytes = 2 * 1024 * 1024
+    /// Most steps of a run verified by `/v1/cer/verify` and of a project bundle (`LEDGER_MAX_STEPS`).
+    public var maxSteps = 1000
+    /// Anonymous verifications running at once; more are answered 503 (`LEDGER_PUBLIC_CONCURRENCY`).
+    public var publicConcurrency = 1
+    /// Expensive authenticated requests (registration, provenance) running at once (`LEDGER_EXPENSIVE_CONCURRENCY`).
+    public var expensiveConcurrency = 4
+    /// Visibility changes an account may make per minute (`LEDGER_VISIBILITY_CHANGES_PER_MINUTE`).
+    public var visibilityChangesPerMinute = 60
     /// Deepest accepted JSON nesting (`LEDGER_MAX_JSON_DEPTH`).
     public var maxJSONDepth = 128
     /// Longest a request may take, in seconds (`LEDGER_REQUEST_TIMEOUT_SECONDS`).

@@ -12,8 +12,14 @@ struct AttestationRoutes: Sendable {
     let attestation: AttestationService
     let accounts: AccountStore
     let usage: UsageRecorder
-    let quotaGate = QuotaGate()
+    let billing: Billing
     let reader: RequestReader
+    /// The anonymous verification routes' smaller body limit.
+    let publicReader: RequestReader
+    /// Anonymous verifications running at once.
+    let publicGate: AdmissionGate
+    /// Visibility changes per account and minute.
+    let visibilityLimiter: RateLimiter
     let clock: @Sendable () -> Int64
 
     func register(on router: Router<BasicRequestContext>) {
@@ -48,59 +54,15 @@ struct AttestationRoutes: Sendable {
         try await accounts.authenticate(rawKey: try bearerKey(request))
     }
 
-    /// Runs a billable operation. The operation's append carries a `Charge`, which the sequencer admits
-    /// in the append's own transaction only while the account has quota left and the key is still
-    /// active (decision 0007): never more than the limit, nothing charged for a replay or a failure.
-    /// An account found out of quota is answered 429 without any work for the next few seconds.
     func billable(
         _ request: Request, endpoint: String,
         _ operation: (Principal, Charge?) async throws -> (response: Response, meter: MeterReading?)
     ) async throws -> Response {
-        let started = clock()
-        let period = QuotaPeriod(milliseconds: started)
-        let principal = try await accounts.authenticateForCharge(rawKey: try bearerKey(request), now: started)
-        func quotaExceeded(used: Int64, limit: Int64) -> LedgerServerError {
-            LedgerServerError(
-                .quotaExceeded, "Monthly certified run quota exceeded",
-                extra: ["limit": .number(Double(limit)), "used": .number(Double(used)), "resetAt": .string(JSONString(period.resetAt))],
-                headers: [("X-Quota-Limit", "\(limit)"), ("X-Quota-Used", "\(used)"), ("X-Quota-Remaining", "0")])
-        }
-        do {
-            if configuration.enforceQuota, let exhausted = quotaGate.exhausted(principal.accountId, now: started) {
-                throw quotaExceeded(used: exhausted.used, limit: exhausted.limit)
-            }
-            let charge = configuration.enforceQuota
-                ? Charge(account: principal.accountId, credentialId: principal.apiKeyId, period: period.start) : nil
-            var (response, meter) = try await operation(principal, charge)
-            if let meter {
-                response.headers[HTTPField.Name("X-Quota-Limit")!] = "\(meter.limit)"
-                response.headers[HTTPField.Name("X-Quota-Used")!] = "\(meter.used)"
-                response.headers[HTTPField.Name("X-Quota-Remaining")!] = "\(meter.remaining)"
-            } else if !configuration.enforceQuota {
-                response.headers[HTTPField.Name("X-Quota-Enforced")!] = "false"
-            }
-            recordUsage(principal, endpoint, status: Int(response.status.code), started: started, error: nil)
-            return response
-        } catch {
-            var shown = LedgerServerError.from(error)
-            switch error {
-            case AppendRefusal.notAdmitted(.quotaExceeded(let used, let limit)):
-                quotaGate.markExhausted(principal.accountId, used: used, limit: limit, now: started)
-                shown = quotaExceeded(used: used, limit: limit)
-            case AppendRefusal.notAdmitted(.credentialInactive), AppendRefusal.notAdmitted(.unknownAccount):
-                accounts.forget(apiKeyId: principal.apiKeyId)
-            default:
-                break
-            }
-            recordUsage(principal, endpoint, status: Int(shown.status.code), started: started, error: shown.code.rawValue)
-            throw shown
-        }
+        try await billing.billable(request, endpoint: endpoint, operation)
     }
 
     func recordUsage(_ principal: Principal, _ endpoint: String, status: Int, started: Int64, error: String?) {
-        usage.record(UsageEvent(
-            at: started, accountId: principal.accountId, apiKeyId: principal.apiKeyId, endpoint: endpoint, status: status,
-            durationMilliseconds: Int(clock() - started), error: error))
+        billing.recordUsage(principal, endpoint, status: status, started: started, error: error)
     }
 
     static func visibility(_ request: Request, body: JSONObject? = nil) throws -> Visibility {
@@ -228,18 +190,37 @@ struct AttestationRoutes: Sendable {
 
     // MARK: Verify (public, stateless)
 
+    /// Anonymous and stateless: the body is read first (bounded by the public limit), then parsed and
+    /// verified holding one of the few public permits, and the answer is bounded by the body's size.
     func verify(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
-        let (value, _) = try await reader.json(request)
-        let artifact = value["bundle"].flatMap { $0.objectValue != nil ? $0 : nil } ?? value
-        let report = ArtifactVerifier.verify(artifact, options: VerificationOptions(keys: attestation.keys.current.manifest))
-        return JSONResponse.make(body: VerifyResponse.make(report))
+        let bytes = try await publicReader.body(request)
+        return try await publicGate.withPermit {
+            let value = try publicReader.parse(bytes)
+            let artifact = value["bundle"].flatMap { $0.objectValue != nil ? $0 : nil } ?? value
+            try Self.requireSteps(in: artifact, atMost: configuration.maxSteps)
+            let report = ArtifactVerifier.verify(artifact, options: VerificationOptions(keys: attestation.keys.current.manifest))
+            return JSONResponse.make(body: VerifyResponse.make(report, budget: VerifyResponse.budget(requestBytes: bytes.count)))
+        }
+    }
+
+    /// Refuses a run or project bundle with more steps than the server verifies per request (413).
+    static func requireSteps(in artifact: JSONValue, atMost limit: Int) throws {
+        let count: Int
+        switch ArtifactVerifier.detect(artifact) {
+        case .run: count = artifact.arrayValue?.count ?? artifact["bundles"]?.arrayValue?.count ?? 0
+        case .projectBundle: count = artifact["stepRegistry"]?.arrayValue?.count ?? 0
+        default: return
+        }
+        if count > limit {
+            throw LedgerServerError(.payloadTooLarge, "the artifact has \(count) steps; at most \(limit) are verified per request", details: ["TOO_MANY_STEPS"])
+        }
     }
 
     // MARK: Lookups
 
     func resolve(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let hash = try RequestReader.certificateHash(context)
-        guard let record = try await attestation.records(certificateHash: hash).first(where: { $0.visibility == .public && $0.entry.type == AttestationService.attested }) else {
+        guard let record = AttestationService.publicRecord(try await attestation.records(certificateHash: hash)) else {
             throw LedgerServerError(.notFound, "No public record for this certificate hash")
         }
         let bundle = try await attestation.bundle(of: record.entry)
@@ -298,10 +279,16 @@ struct AttestationRoutes: Sendable {
         guard let raw = try body.string("visibility"), let visibility = Visibility(rawValue: raw) else {
             throw LedgerServerError(.invalidRequest, "visibility must be \"private\" or \"public\"")
         }
-        let entry = try await attestation.setVisibility(visibility, certificateHash: hash, principal: principal)
+        let now = clock()
+        guard visibilityLimiter.admit(principal.accountId, now: now) else {
+            throw LedgerServerError(
+                .rateLimited, "at most \(visibilityLimiter.perMinute) visibility changes per minute per account",
+                headers: [("Retry-After", "\(RateLimiter.retryAfter(now: now))")])
+        }
+        let change = try await attestation.setVisibility(visibility, certificateHash: hash, principal: principal)
         return JSONResponse.make(body: [
             "ok": true, "certificateHash": .string(JSONString(hash)), "visibility": .string(JSONString(visibility.rawValue)),
-            "ledgerIndex": .number(Double(entry.index)),
+            "ledgerIndex": .number(Double(change.entry.index)), "changed": .bool(change.changed),
         ])
     }
 
@@ -311,27 +298,5 @@ struct AttestationRoutes: Sendable {
             throw LedgerServerError(.invalidRequest, "\(name) must be an integer from \(range.lowerBound) to \(range.upperBound == Int.max ? "any" : String(range.upperBound))")
         }
         return n
-    }
-}
-
-/// Accounts recently refused for quota: answered 429 without work for a few seconds (a raised limit
-/// takes effect after that).
-final class QuotaGate: Sendable {
-    static let hold: Int64 = 5_000
-    private let exhaustedUntil = Mutex<[String: (until: Int64, used: Int64, limit: Int64)]>([:])
-
-    func exhausted(_ account: String, now: Int64) -> (used: Int64, limit: Int64)? {
-        exhaustedUntil.withLock { e in
-            guard let hit = e[account] else { return nil }
-            if hit.until <= now {
-                e[account] = nil
-                return nil
-            }
-            return (hit.used, hit.limit)
-        }
-    }
-
-    func markExhausted(_ account: String, used: Int64, limit: Int64, now: Int64) {
-        exhaustedUntil.withLock { $0[account] = (now + Self.hold, used, limit) }
     }
 }

@@ -29,7 +29,10 @@ struct EdgeMiddleware: RouterMiddleware {
             if shown.code == .internalError {
                 context.logger.error("request failed", metadata: ["ledger.error": "\(String(reflecting: error))"])
             }
-            response = JSONResponse.make(status: shown.status, body: shown.body, headers: shown.headers)
+            var headers = shown.headers
+            // Every 503 is retryable; say when.
+            if shown.status == .serviceUnavailable, !headers.contains(where: { $0.0 == "Retry-After" }) { headers.append(("Retry-After", "1")) }
+            response = JSONResponse.make(status: shown.status, body: shown.body, headers: headers)
         }
         response.headers[HTTPField.Name("X-Request-Id")!] = context.id
         let elapsed = ContinuousClock.now - start
@@ -43,18 +46,24 @@ struct EdgeMiddleware: RouterMiddleware {
         return response
     }
 
+    /// Runs the handler with a deadline. When it passes before the handler began to commit, the handler
+    /// is cancelled and 408 answered; once it has begun to commit, its own answer is awaited instead.
     private func withTimeout(_ body: @escaping @Sendable () async throws -> Response) async throws -> Response {
-        try await withThrowingTaskGroup(of: Response?.self) { group in
-            group.addTask { try await body() }
-            group.addTask {
-                try await Task.sleep(for: timeout)
-                return nil
+        let deadline = RequestDeadline()
+        return try await RequestDeadline.$current.withValue(deadline) {
+            try await withThrowingTaskGroup(of: Response?.self) { group in
+                group.addTask { try await body() }
+                group.addTask {
+                    try await Task.sleep(for: timeout)
+                    return nil
+                }
+                defer { group.cancelAll() }
+                while let first = try await group.next() {
+                    if let response = first { return response }
+                    if deadline.expire() { break }
+                }
+                throw LedgerServerError(.requestTimeout, "the request took longer than \(timeout) and was abandoned before anything was written; retrying is safe")
             }
-            defer { group.cancelAll() }
-            guard let first = try await group.next(), let response = first else {
-                throw LedgerServerError(.requestTimeout, "the request took longer than \(timeout) and was abandoned; retrying is safe")
-            }
-            return response
         }
     }
 }

@@ -9,7 +9,7 @@ extension LedgerServerError.Code {
     /// The one place wire codes become HTTP statuses.
     var status: HTTPResponse.Status {
         switch self {
-        case .badRequest, .invalidJSON, .invalidBundle, .invalidRequest, .invalidHashFormat, .unsupportedProtocolVersion, .requestAborted:
+        case .badRequest, .invalidJSON, .invalidBundle, .invalidRequest, .invalidField, .invalidHashFormat, .unsupportedProtocolVersion, .requestAborted:
             return .badRequest
         case .protocolSchemaUnsatisfied: return .unprocessableContent
         case .unsupportedMediaType: return .unsupportedMediaType
@@ -19,7 +19,7 @@ extension LedgerServerError.Code {
         case .notFound: return .notFound
         case .methodNotAllowed: return .methodNotAllowed
         case .executionMutationDetected, .conflict: return .conflict
-        case .quotaExceeded: return .tooManyRequests
+        case .quotaExceeded, .rateLimited: return .tooManyRequests
         case .requestTimeout: return .requestTimeout
         case .headersTooLarge: return .requestHeaderFieldsTooLarge
         case .serviceUnavailable, .noActiveKey, .adminNotConfigured: return .serviceUnavailable
@@ -56,6 +56,9 @@ extension LedgerServerError: HTTPResponseError {
             return LedgerServerError(.serviceUnavailable, e.description)
         case let e as LedgerStoreError where e.isRetryable || e.code == .unavailable || e.code == .shutdown || e.code == .timeout:
             return LedgerServerError(.serviceUnavailable, "Database not available. Please try again later.")
+        case let e as LedgerStoreError where PostgresEventLog.isRequestFault(e) && !(e.sqlState ?? "").hasPrefix("42"):
+            // A value the database refuses (its own checks): the request's fault, never a 500.
+            return LedgerServerError(.invalidRequest, "the ledger cannot store this request's content (SQLSTATE \(e.sqlState ?? "?")); check its field lengths and characters")
         case let e as any HTTPResponseError:
             switch e.status {
             case .contentTooLarge: return LedgerServerError(.payloadTooLarge, "the request body is larger than this server accepts")

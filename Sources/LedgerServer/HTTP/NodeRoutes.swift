@@ -2,6 +2,7 @@ import CERKit
 import Foundation
 import HTTPTypes
 import Hummingbird
+import LedgerProjections
 import LedgerStore
 import Prometheus
 
@@ -12,6 +13,9 @@ struct NodeRoutes: Sendable {
     let pool: PostgresConnectionPool
     let metrics: ServerMetrics
     let clock: @Sendable () -> Int64
+    var projections: ProjectionRunner? = nil
+    var gates: [AdmissionGate] = []
+    var usage: UsageRecorder? = nil
 
     func register(on router: Router<BasicRequestContext>) {
         router.get("/health") { _, _ in health() }
@@ -20,7 +24,12 @@ struct NodeRoutes: Sendable {
         router.get("/version") { _, _ in version() }
         router.get("/.well-known/nexart-node.json") { request, _ in manifest(request) }
         router.get("/metrics") { _, _ in
-            JSONResponse.bytes(metrics.exposition(), contentType: "text/plain; version=0.0.4; charset=utf-8")
+            if let projections, let skips = try? await projections.skips(limit: 0) {
+                metrics.projectionSkips(skips.counts, models: projections.projections.map(\.name))
+            }
+            for gate in gates { metrics.admissionRefusals(gate.name, total: gate.refused) }
+            if let usage { metrics.usageDropped(total: usage.dropped) }
+            return JSONResponse.bytes(metrics.exposition(), contentType: "text/plain; version=0.0.4; charset=utf-8")
         }
     }
 
@@ -63,6 +72,7 @@ struct NodeRoutes: Sendable {
         let elapsed = ContinuousClock.now - start
         let ms = elapsed.milliseconds
         o["db_latency_ms"] = .number((ms * 10).rounded() / 10)
+        o["ms"] = .number((ms * 10).rounded() / 10)
         switch ping {
         case .success:
             o["db"] = "ok"

@@ -12,6 +12,13 @@ struct ProjectionRoutes: Sendable {
     let attestation: AttestationService
     let accounts: AccountStore
     let reader: RequestReader
+    let publicReader: RequestReader
+    let publicGate: AdmissionGate
+    let expensiveGate: AdmissionGate
+    let billing: Billing
+    let visibilityLimiter: RateLimiter
+    let maxSteps: Int
+    let clock: @Sendable () -> Int64
     let log: PostgresEventLog
 
     func register(on router: Router<BasicRequestContext>) {
@@ -20,7 +27,8 @@ struct ProjectionRoutes: Sendable {
         router.post("/v1/project-bundle/register") { request, _ in try await registerProject(request) }
         router.post("/api/register/project-bundle") { request, _ in try await registerProject(request) }
         router.post("/v1/project-bundle/verify") { request, _ in try await verifyProject(request) }
-        router.get("/api/project-bundles/:hash") { _, context in try await projectBundle(context) }
+        router.get("/api/project-bundles/:hash") { request, context in try await projectBundle(request, context) }
+        router.post("/v1/project-bundles/:hash/visibility") { request, context in try await setProjectVisibility(request, context) }
     }
 
     /// The caller's account when an API key is sent (a bad key is a 401), nil for an anonymous caller.
@@ -39,50 +47,89 @@ struct ProjectionRoutes: Sendable {
         ]
     }
 
-    /// Every event for a certificate hash that the caller may see, in ledger order, with the subject's
-    /// chain checked over all its entries. Events of other accounts' private records are counted, not shown.
+    /// Every event for a certificate hash that the caller may see, in ledger order, a page at a time
+    /// (`limit`, `after` = the last ledgerIndex of the previous page), with the subject's chain checked over
+    /// all its entries. Events of other accounts' private records are counted, not shown; links to
+    /// projects are shown only for projects the caller may see. `?proofs=true` adds every shown event's
+    /// inclusion proof against the latest checkpoint, read in one round trip.
     func provenance(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let hash = try RequestReader.certificateHash(context)
         let principal = try await optionalPrincipal(request)
-        let p = try await queries.provenance(certificateHash: hash)
-        let records = AttestationService.fold(p.entries)
-        let visible = Set(records.filter { $0.visibility == .public || $0.entry.account == principal?.accountId }.compactMap(\.entry.account))
-        let shown = p.entries.filter { e in e.account.map(visible.contains) ?? true }
-        guard !shown.isEmpty else { throw LedgerServerError(.notFound, "No record visible to this caller for this certificate hash") }
-        let url = attestation.identity.publicURL
-        var events = shown.map { Self.entryJSON($0, publicURL: url) }
-        var checkpointNote: JSONValue = .null
-        if request.uri.queryParameters.get("proofs") == "true", let checkpoint = try await log.latestCheckpoint() {
-            // Each event's inclusion proof against the latest checkpoint (events newer than it get none yet).
-            checkpointNote = .string(JSONString(String(decoding: checkpoint.note, as: UTF8.self)))
-            for (i, e) in shown.enumerated() where e.index < checkpoint.size {
-                let p = try await log.inclusionProof(index: e.index, size: checkpoint.size)
-                events[i]["inclusionProof"] = [
-                    "treeSize": .number(Double(checkpoint.size)), "proof": .array(p.proof.map { .string(JSONString(Base64.encode($0))) }),
-                ]
+        let q = request.uri.queryParameters
+        let withProofs = try Self.flag(q.get("proofs"), name: "proofs")
+        let limit = try AttestationRoutes.boundedInteger(q.get("limit"), name: "limit", default: 100, range: 1...Self.maxProvenancePage)
+        let after = try AttestationRoutes.boundedInteger(q.get("after"), name: "after", default: -1, range: -1...Int.max)
+        return try await expensiveGate.withPermit {
+            let p = try await queries.provenance(certificateHash: hash)
+            let records = AttestationService.fold(p.entries)
+            let visible = Set(records.filter { $0.visibility == .public || $0.entry.account == principal?.accountId }.compactMap(\.entry.account))
+            let allShown = p.entries.filter { e in e.account.map(visible.contains) ?? true }
+            guard !allShown.isEmpty else { throw LedgerServerError(.notFound, "No record visible to this caller for this certificate hash") }
+            let page = Array(allShown.lazy.filter { $0.index > Int64(after) }.prefix(limit))
+            let url = attestation.identity.publicURL
+            var events = page.map { Self.entryJSON($0, publicURL: url) }
+            var checkpointNote: JSONValue = .null
+            if withProofs, let checkpoint = try await log.latestCheckpoint() {
+                // Each event's inclusion proof against the latest checkpoint (events newer than it get none yet).
+                checkpointNote = .string(JSONString(String(decoding: checkpoint.note, as: UTF8.self)))
+                let covered = page.map(\.index).filter { $0 < checkpoint.size }
+                let proofs = try await log.inclusionProofs(indexes: covered, size: checkpoint.size)
+                for (i, e) in page.enumerated() {
+                    guard let proof = proofs[e.index] else { continue }
+                    events[i]["inclusionProof"] = [
+                        "treeSize": .number(Double(checkpoint.size)), "proof": .array(proof.map { .string(JSONString(Base64.encode($0))) }),
+                    ]
+                }
             }
+            var links: [JSONValue] = []
+            for l in p.links {
+                if l.kind == "project", let project = try await projects.project(projectHash: l.ref),
+                    !(project.visibility == .public || (principal != nil && project.entry.account == principal?.accountId))
+                {
+                    continue
+                }
+                links.append([
+                    "kind": .string(JSONString(l.kind)), "ref": .string(JSONString(l.ref)), "ledgerIndex": .number(Double(l.entry.index)),
+                    "type": .string(JSONString(l.entry.type)),
+                ])
+            }
+            let hasMore = allShown.contains { $0.index > (page.last?.index ?? Int64(after)) }
+            let body: JSONValue = [
+                "certificateHash": .string(JSONString(hash)),
+                "records": .array(records.filter { $0.entry.account.map(visible.contains) ?? false }.map { r in
+                    [
+                        "account": .string(JSONString(r.entry.account ?? "")), "visibility": .string(JSONString(r.visibility.rawValue)),
+                        "ledgerIndex": .number(Double(r.entry.index)), "type": .string(JSONString(r.entry.type)),
+                        "hasBundle": .bool(r.entry.payloadDigest != nil),
+                    ]
+                }),
+                "events": .array(events.map(JSONValue.object)), "checkpoint": checkpointNote,
+                "hiddenEvents": .number(Double(p.entries.count - allShown.count)),
+                "page": [
+                    "limit": .number(Double(limit)), "after": after >= 0 ? .number(Double(after)) : .null,
+                    "next": hasMore ? .number(Double(page.last!.index)) : .null,
+                ],
+                "links": .array(links),
+                "chain": [
+                    "intact": .bool(p.chainProblems.isEmpty), "entries": .number(Double(p.entries.count)),
+                    "problems": .array(p.chainProblems.map { .string(JSONString($0.description)) }),
+                ],
+            ]
+            return JSONResponse.make(body: body)
         }
-        let body: JSONValue = [
-            "certificateHash": .string(JSONString(hash)),
-            "records": .array(records.filter { $0.entry.account.map(visible.contains) ?? false }.map { r in
-                [
-                    "account": .string(JSONString(r.entry.account ?? "")), "visibility": .string(JSONString(r.visibility.rawValue)),
-                    "ledgerIndex": .number(Double(r.entry.index)), "type": .string(JSONString(r.entry.type)),
-                    "hasBundle": .bool(r.entry.payloadDigest != nil),
-                ]
-            }),
-            "events": .array(events.map(JSONValue.object)), "checkpoint": checkpointNote,
-            "hiddenEvents": .number(Double(p.entries.count - shown.count)),
-            "links": .array(p.links.map { l in
-                ["kind": .string(JSONString(l.kind)), "ref": .string(JSONString(l.ref)), "ledgerIndex": .number(Double(l.entry.index)),
-                 "type": .string(JSONString(l.entry.type))]
-            }),
-            "chain": [
-                "intact": .bool(p.chainProblems.isEmpty), "entries": .number(Double(p.entries.count)),
-                "problems": .array(p.chainProblems.map { .string(JSONString($0.description)) }),
-            ],
-        ]
-        return JSONResponse.make(body: body)
+    }
+
+    /// Most events in one provenance page.
+    static let maxProvenancePage = 1000
+
+    /// A boolean query flag: absent, `true` or `false`.
+    static func flag(_ raw: String?, name: String) throws -> Bool {
+        guard let raw else { return false }
+        switch raw {
+        case "true": return true
+        case "false": return false
+        default: throw LedgerServerError(.invalidRequest, "\(name) must be true or false")
+        }
     }
 
     /// A run: its steps in order, the RunSummary and the chain's state. The caller's own run only.
@@ -117,16 +164,29 @@ struct ProjectionRoutes: Sendable {
         ])
     }
 
+    /// Billable like an attestation: it signs a receipt and appends (decision 0012).
     func registerProject(_ request: Request) async throws -> Response {
-        let principal = try await accounts.authenticate(rawKey: AttestationRoutes.bearer(request))
-        let (value, bytes) = try await reader.json(request)
-        let registration = try await projects.register(bundle: value, payload: bytes, principal: principal)
-        return JSONResponse.make(body: projects.response(registration))
+        let visibility = try AttestationRoutes.visibility(request)
+        return try await billing.billable(request, endpoint: "/v1/project-bundle/register") { principal, charge in
+            let bytes = try await reader.body(request)
+            return try await expensiveGate.withPermit {
+                let value = try reader.parse(bytes)
+                let registration = try await projects.register(bundle: value, payload: bytes, principal: principal, visibility: visibility, charge: charge)
+                return (JSONResponse.make(body: projects.response(registration)), registration.meter)
+            }
+        }
     }
 
     func verifyProject(_ request: Request) async throws -> Response {
-        let (value, _) = try await reader.json(request)
-        let r = ProjectBundle.verify(value["bundle"].flatMap { $0.objectValue != nil ? $0 : nil } ?? value)
+        let bytes = try await publicReader.body(request)
+        return try await publicGate.withPermit { try verifyProject(bytes) }
+    }
+
+    func verifyProject(_ bytes: [UInt8]) throws -> Response {
+        let value = try publicReader.parse(bytes)
+        let artifact = value["bundle"].flatMap { $0.objectValue != nil ? $0 : nil } ?? value
+        try AttestationRoutes.requireSteps(in: artifact, atMost: maxSteps)
+        let r = ProjectBundle.verify(artifact)
         return JSONResponse.make(body: [
             "ok": .bool(r.ok), "code": .string(JSONString(r.code.rawValue)), "errors": .array(r.errors.map { .string(JSONString($0)) }),
             "projectHash": r.projectHash.map { .string(JSONString($0)) } ?? .null,
@@ -145,13 +205,32 @@ struct ProjectionRoutes: Sendable {
         ])
     }
 
-    /// `{proof, bundle, nodeReceipt}` for a registered projectHash (public, like NexArt's lookup).
-    func projectBundle(_ context: BasicRequestContext) async throws -> Response {
+    /// `{proof, bundle, nodeReceipt}` for a registered projectHash. The owner sees its bundle whole; anyone
+    /// else only a published project, and without the embedded CERs of steps that are private to them
+    /// (listed in `withheldSteps`).
+    func projectBundle(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let hash = try RequestReader.certificateHash(context)
-        guard let entry = try await projects.registration(projectHash: hash) else {
+        let principal = try await optionalPrincipal(request)
+        guard let (entry, visibility) = try await projects.project(projectHash: hash),
+            visibility == .public || (principal != nil && entry.account == principal?.accountId)
+        else {
             throw LedgerServerError(.notFound, "No project bundle registered with this projectHash")
         }
-        let bundle = try await attestation.bundle(of: entry)
+        var bundle = try await attestation.bundle(of: entry)
+        var withheld: [JSONValue] = []
+        if entry.account != principal?.accountId, var b = bundle?.objectValue, var embedded = b["embeddedBundles"]?.objectValue {
+            let registry = b["stepRegistry"]?.arrayValue ?? []
+            let hashes = registry.compactMap { $0["certificateHash"]?.stringValue }
+            let visible = try await queries.visibleCertificates(hashes, to: principal?.accountId)
+            for s in registry {
+                guard let stepId = s["stepId"]?.stringValue, embedded[stepId] != nil else { continue }
+                if let h = s["certificateHash"]?.stringValue, visible.contains(h) { continue }
+                embedded[stepId] = nil
+                withheld.append(.string(JSONString(stepId)))
+            }
+            b["embeddedBundles"] = .object(embedded)
+            bundle = .object(b)
+        }
         let b = entry.body
         return JSONResponse.make(body: [
             "proof": [
@@ -161,6 +240,27 @@ struct ProjectionRoutes: Sendable {
                 "inclusionProofUrl": .string(JSONString(attestation.identity.publicURL + "/v1/log/proof/inclusion?index=\(entry.index)")),
             ],
             "bundle": bundle ?? .null, "nodeReceipt": b["nodeReceipt"] ?? .null,
+            "visibility": .string(JSONString(visibility.rawValue)), "withheldSteps": .array(withheld),
+        ])
+    }
+
+    func setProjectVisibility(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let principal = try await accounts.authenticate(rawKey: try AttestationRoutes.bearer(request))
+        let hash = try RequestReader.certificateHash(context)
+        let (body, _) = try await reader.object(request)
+        guard let raw = try body.string("visibility"), let visibility = Visibility(rawValue: raw) else {
+            throw LedgerServerError(.invalidRequest, "visibility must be \"private\" or \"public\"")
+        }
+        let now = clock()
+        guard visibilityLimiter.admit(principal.accountId, now: now) else {
+            throw LedgerServerError(
+                .rateLimited, "at most \(visibilityLimiter.perMinute) visibility changes per minute per account",
+                headers: [("Retry-After", "\(RateLimiter.retryAfter(now: now))")])
+        }
+        let change = try await projects.setVisibility(visibility, projectHash: hash, principal: principal)
+        return JSONResponse.make(body: [
+            "ok": true, "projectHash": .string(JSONString(hash)), "visibility": .string(JSONString(visibility.rawValue)),
+            "ledgerIndex": .number(Double(change.entry.index)), "changed": .bool(change.changed),
         ])
     }
 }

@@ -11,6 +11,12 @@ struct RequestReader: Sendable {
 
     /// The body parsed as JSON, and its bytes. Requires a JSON content type.
     func json(_ request: Request) async throws -> (value: JSONValue, bytes: [UInt8]) {
+        let bytes = try await body(request)
+        return (try parse(bytes), bytes)
+    }
+
+    /// The body's bytes (at most `maxBodyBytes`, never empty). Requires a JSON content type.
+    func body(_ request: Request) async throws -> [UInt8] {
         let contentType = request.headers[.contentType]?.lowercased() ?? ""
         let mediaType = contentType.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
         guard mediaType == "application/json" || (mediaType.hasPrefix("application/") && mediaType.hasSuffix("+json")) else {
@@ -19,13 +25,13 @@ struct RequestReader: Sendable {
                 contentType.isEmpty ? "send the body as JSON with Content-Type: application/json" : "Content-Type \(contentType.prefix(100)) is not JSON; send application/json")
         }
         if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > maxBodyBytes {
-            throw LedgerServerError(.payloadTooLarge, "the body is \(length) bytes; this server accepts at most \(maxBodyBytes)")
+            throw LedgerServerError(.payloadTooLarge, "the body is \(length) bytes; this endpoint accepts at most \(maxBodyBytes)")
         }
         let buffer: ByteBuffer
         do {
             buffer = try await request.body.collect(upTo: maxBodyBytes)
         } catch let e as any HTTPResponseError where e.status == .contentTooLarge {
-            throw LedgerServerError(.payloadTooLarge, "the body is larger than the \(maxBodyBytes) bytes this server accepts")
+            throw LedgerServerError(.payloadTooLarge, "the body is larger than the \(maxBodyBytes) bytes this endpoint accepts")
         } catch is CancellationError {
             throw CancellationError()
         } catch {
@@ -33,6 +39,11 @@ struct RequestReader: Sendable {
         }
         let bytes = Array(buffer.readableBytesView)
         if bytes.isEmpty { throw LedgerServerError(.invalidJSON, "the request body is empty; send a JSON document") }
+        return bytes
+    }
+
+    /// Parses a body read by `body(_:)` with the server's limits.
+    func parse(_ bytes: [UInt8]) throws -> JSONValue {
         do {
             let value = try JSONParser.parse(bytes, limits: JSONParseLimits(maxBytes: maxBodyBytes, maxDepth: maxJSONDepth, maxStringBytes: maxBodyBytes))
             if Self.hasNonFiniteNumber(value), let path = Self.nonFiniteNumber(in: value, path: "$") {
@@ -40,7 +51,7 @@ struct RequestReader: Sendable {
                     .invalidJSON, "the number at \(path) is too large to represent (it would be Infinity); no JSON number may overflow a double",
                     details: ["NON_FINITE_NUMBER"])
             }
-            return (value, bytes)
+            return value
         } catch let error as LedgerServerError {
             throw error
         } catch let error as JSONParseError {
