@@ -2,6 +2,10 @@ import Foundation
 
 /// A private PostgreSQL cluster under a directory of ours (`.ledger/postgres` by default), reached on a
 /// unix socket there, and on 127.0.0.1 only if asked. Used when no database URL is configured, and by tests.
+///
+/// Nobody else on the machine can reach it: the socket directory is mode 0700 (socket 0700 too), unix
+/// connections use `peer` authentication mapped to the cluster's owner, root and `postgres`, and TCP
+/// connections need the superuser's generated password (SCRAM), kept in `passfile` (mode 0600).
 public struct EmbeddedPostgres: Sendable {
     public let directory: URL
     public let port: Int
@@ -18,6 +22,8 @@ public struct EmbeddedPostgres: Sendable {
     var dataDirectory: URL { directory.appendingPathComponent("data") }
     var socketDirectory: URL { directory.appendingPathComponent("run") }
     var logFile: URL { directory.appendingPathComponent("server.log") }
+    /// A libpq password file (`*:*:*:postgres:<password>`) for TCP connections.
+    public var passwordFile: URL { directory.appendingPathComponent("passfile") }
 
     /// The connection string for `database` (default: the ledger's database).
     public func conninfo(database: String? = nil) -> String {
@@ -40,23 +46,57 @@ public struct EmbeddedPostgres: Sendable {
             throw LedgerStoreError(.embedded, "cannot create \(socketDirectory.path): \(error.localizedDescription)")
         }
         if Self.isRoot { try run(["chown", "-R", "postgres:postgres", directory.path], asPostgres: false) }
+        chmod(socketDirectory.path, 0o700)
         if !fm.fileExists(atPath: dataDirectory.appendingPathComponent("PG_VERSION").path) {
-            try run([bin.appendingPathComponent("initdb").path, "-D", dataDirectory.path, "-U", "postgres", "-A", "trust", "-E", "UTF8",
-                     "--no-locale", "-N"])
+            try run([bin.appendingPathComponent("initdb").path, "-D", dataDirectory.path, "-U", "postgres", "--auth-local=peer",
+                     "--auth-host=scram-sha-256", "-E", "UTF8", "--no-locale", "-N"])
         }
+        // Written on every start, so a cluster made by an older version (with `trust`) is closed too.
+        try writeAuthentication()
         var startedByUs = false
         if !isRunning(bin) {
             let listen = listenOnLoopback ? "127.0.0.1" : "''"
             try run([bin.appendingPathComponent("pg_ctl").path, "start", "-D", dataDirectory.path, "-l", logFile.path, "-w", "-t", "60",
-                     "-o", "-k \(socketDirectory.path) -p \(port) -c listen_addresses=\(listen) -c max_connections=200"])
+                     "-o", "-k \(socketDirectory.path) -p \(port) -c listen_addresses=\(listen) -c max_connections=200 -c unix_socket_permissions=0700"])
             startedByUs = true
+        } else {
+            try run([bin.appendingPathComponent("pg_ctl").path, "reload", "-D", dataDirectory.path])
         }
         let admin = try PostgresConnection(conninfo: conninfo(database: "postgres"), statementTimeoutMilliseconds: 10_000, role: nil)
         defer { admin.close() }
+        if !fm.fileExists(atPath: passwordFile.path) {
+            // A password only TCP connections need (unix ones use peer), kept where only we can read it.
+            var generator = SystemRandomNumberGenerator()
+            let password = (0..<24).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+            try admin.execute(SQLQuery(unsafeSQL: "ALTER ROLE postgres PASSWORD '\(password)'"))
+            guard fm.createFile(atPath: passwordFile.path, contents: Data("*:*:*:postgres:\(password)\n".utf8), attributes: [.posixPermissions: 0o600])
+            else { throw LedgerStoreError(.embedded, "cannot write \(passwordFile.path)") }
+        }
         if try admin.query("SELECT 1 FROM pg_database WHERE datname = \(databaseName)").rows.isEmpty {
             try admin.execute(SQLQuery(unsafeSQL: "CREATE DATABASE \(quoteIdentifier(databaseName))"))
         }
         return startedByUs
+    }
+
+    /// `pg_hba.conf`: unix sockets by peer, mapped to the cluster's owner, root and `postgres`; TCP on
+    /// loopback by SCRAM password; nothing else.
+    func writeAuthentication() throws(LedgerStoreError) {
+        let owner = String(cString: getpwuid(getuid())?.pointee.pw_name ?? strdup("postgres"))
+        let hba = """
+            # Written by evidence-ledger on every start: peer on the socket (mapped below), SCRAM on loopback TCP.
+            local all all peer map=ledger
+            host all all 127.0.0.1/32 scram-sha-256
+            host all all ::1/128 scram-sha-256
+
+            """
+        let ident = Set(["postgres", "root", owner]).sorted().map { "ledger \($0) postgres" }.joined(separator: "\n") + "\n"
+        for (name, text) in [("pg_hba.conf", hba), ("pg_ident.conf", ident)] {
+            let path = dataDirectory.appendingPathComponent(name).path
+            guard FileManager.default.createFile(atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600]) else {
+                throw LedgerStoreError(.embedded, "cannot write \(path)")
+            }
+            if Self.isRoot { try run(["chown", "postgres:postgres", path], asPostgres: false) }
+        }
     }
 
     /// Stops the cluster (fast shutdown) if it is running.
