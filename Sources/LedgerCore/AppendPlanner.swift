@@ -52,8 +52,13 @@ public struct AppendRequest: Sendable, Equatable {
     public var finalizer: BodyFinalizer?
     /// Metered usage this append consumes, if any.
     public var charge: Charge?
-    /// A unique claim this append makes, if any.
-    public var claim: Claim?
+    /// Unique claims this append makes (an executionId, an Idempotency-Key), if any.
+    public var claims: [Claim]
+    /// The first claim (most appends make at most one).
+    public var claim: Claim? {
+        get { claims.first }
+        set { claims = newValue.map { [$0] } ?? [] }
+    }
 
     public init(
         subject: String, type: String, account: String? = nil, body: JSONValue = .object(JSONObject()), payload: [UInt8]? = nil,
@@ -69,14 +74,14 @@ public struct AppendRequest: Sendable, Equatable {
         self.expectedSubjectVersion = expectedSubjectVersion
         self.finalizer = finalizer
         self.charge = charge
-        self.claim = claim
+        self.claims = claim.map { [$0] } ?? []
     }
 
     public static func == (a: AppendRequest, b: AppendRequest) -> Bool {
         a.subject == b.subject && a.type == b.type && a.account == b.account && a.body == b.body && a.payload == b.payload
             && a.idempotencyKey == b.idempotencyKey && a.expectedSubjectVersion == b.expectedSubjectVersion
             && (a.finalizer == nil) == (b.finalizer == nil) && a.charge == b.charge
-            && a.claim == b.claim
+            && a.claims == b.claims
     }
 
     /// Top-level body members that would carry raw execution content; the ledger refuses them.

@@ -73,9 +73,14 @@ public enum LedgerServerApp {
         router.add(middleware: MetricsMiddleware())
         router.add(middleware: CORSMiddleware(
             allowOrigin: configuration.corsAllowOrigin == "*" ? .all : .custom(configuration.corsAllowOrigin),
-            allowHeaders: [.contentType, .authorization, HTTPField.Name("X-Nexart-Negotiation")!, HTTPField.Name("X-Admin-Secret")!],
+            allowHeaders: [
+                .contentType, .authorization, HTTPField.Name("X-Nexart-Negotiation")!, HTTPField.Name("X-Admin-Secret")!, IdempotencyKeys.header,
+            ],
             allowMethods: [.get, .post, .options],
-            exposedHeaders: ["X-Quota-Limit", "X-Quota-Used", "X-Quota-Remaining", "X-Certificate-Hash", "X-Ledger-Index", "X-Request-Id", "ETag"]))
+            exposedHeaders: [
+                "X-Quota-Limit", "X-Quota-Used", "X-Quota-Remaining", "X-Certificate-Hash", "X-Ledger-Index", "X-Request-Id", "ETag",
+                "Idempotent-Replayed", "Retry-After",
+            ]))
         router.add(middleware: EdgeMiddleware(timeout: .seconds(configuration.requestTimeoutSeconds)))
         let reader = RequestReader(maxBodyBytes: configuration.maxBodyBytes, maxJSONDepth: configuration.maxJSONDepth)
         let publicReader = RequestReader(
@@ -89,8 +94,9 @@ public enum LedgerServerApp {
             gates: [parts.gates.publicVerification, parts.gates.expensive], usage: parts.usage
         ).register(on: router)
         AttestationRoutes(
-            configuration: configuration, attestation: attestation, accounts: parts.accounts, usage: parts.usage, billing: billing, reader: reader,
-            publicReader: publicReader, publicGate: parts.gates.publicVerification, visibilityLimiter: visibilityLimiter, clock: clock
+            configuration: configuration, attestation: attestation, accounts: parts.accounts, usage: parts.usage, billing: billing,
+            idempotency: IdempotencyKeys(log: parts.log), reader: reader, publicReader: publicReader, publicGate: parts.gates.publicVerification,
+            visibilityLimiter: visibilityLimiter, clock: clock
         ).register(on: router)
         AdminRoutes(
             adminToken: configuration.adminToken, accounts: parts.accounts, defaultMonthlyLimit: configuration.defaultMonthlyLimit,
@@ -101,6 +107,7 @@ public enum LedgerServerApp {
             projects: ProjectService(log: parts.log, keys: parts.keys, identity: parts.identity, maxSteps: configuration.maxSteps),
             attestation: attestation, accounts: parts.accounts, reader: reader, publicReader: publicReader,
             publicGate: parts.gates.publicVerification, expensiveGate: parts.gates.expensive, billing: billing,
+            idempotency: IdempotencyKeys(log: parts.log),
             visibilityLimiter: visibilityLimiter, maxSteps: configuration.maxSteps, clock: clock, log: parts.log
         ).register(on: router)
         LogRoutes(log: parts.log, checkpointer: parts.checkpointer, keys: parts.keys, accounts: parts.accounts, adminToken: configuration.adminToken)

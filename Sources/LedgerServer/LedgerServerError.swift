@@ -21,6 +21,7 @@ public struct LedgerServerError: Error, Sendable, CustomStringConvertible {
         case methodNotAllowed = "METHOD_NOT_ALLOWED"
         case executionMutationDetected = "EXECUTION_MUTATION_DETECTED"
         case conflict = "CONFLICT"
+        case idempotencyKeyReused = "IDEMPOTENCY_KEY_REUSED"
         case quotaExceeded = "QUOTA_EXCEEDED"
         case rateLimited = "RATE_LIMIT"
         case requestTimeout = "REQUEST_TIMEOUT"

@@ -475,7 +475,7 @@ public final class PostgresEventLog: Sendable {
                                     AND idempotency_key = k.key AND idempotency_key IS NOT NULL LIMIT 1) e
                 """, binds: [.textArray(keyed.map(\.subject)), .textArray(keyed.map(\.type)), .textArray(keyed.map { $0.idempotencyKey! })]))
         }
-        let claims = requests.compactMap(\.claim)
+        let claims = requests.flatMap(\.claims)
         var claimReadsAt = -1
         if !claims.isEmpty {
             claimReadsAt = reads.count
@@ -535,14 +535,13 @@ public final class PostgresEventLog: Sendable {
             }
             let stored = claimed
             if rejections.isEmpty { rejections = Array(repeating: nil, count: requests.count) }
-            for (i, request) in requests.enumerated() {
-                guard let claim = request.claim, rejections[i] == nil else { continue }
-                let key = ClaimKey(scope: claim.scope, key: claim.key)
-                if let owner = claimed[key], owner != claim.value {
-                    refusals[i] = .claimConflict(scope: claim.scope, key: claim.key, existingValue: owner)
+            for (i, request) in requests.enumerated() where !request.claims.isEmpty && rejections[i] == nil {
+                if let conflict = request.claims.first(where: { c in claimed[ClaimKey(scope: c.scope, key: c.key)].map { $0 != c.value } ?? false }) {
+                    let owner = claimed[ClaimKey(scope: conflict.scope, key: conflict.key)]!
+                    refusals[i] = .claimConflict(scope: conflict.scope, key: conflict.key, existingValue: owner)
                     rejections[i] = "claim conflict"
                 } else {
-                    claimed[key] = claim.value
+                    for c in request.claims { claimed[ClaimKey(scope: c.scope, key: c.key)] = c.value }
                 }
             }
             let (outcomes, newSize) = AppendPlanner.plan(
@@ -714,11 +713,13 @@ public final class PostgresEventLog: Sendable {
         }
         var newClaims: [(Claim, Int64)] = []
         for (i, request) in requests.enumerated() {
-            guard let claim = request.claim, case .appended(let e) = outcomes[i],
-                storedClaims[ClaimKey(scope: claim.scope, key: claim.key)] == nil,
-                !newClaims.contains(where: { $0.0.scope == claim.scope && $0.0.key == claim.key })
-            else { continue }
-            newClaims.append((claim, e.index))
+            guard case .appended(let e) = outcomes[i] else { continue }
+            for claim in request.claims
+            where storedClaims[ClaimKey(scope: claim.scope, key: claim.key)] == nil
+                && !newClaims.contains(where: { $0.0.scope == claim.scope && $0.0.key == claim.key })
+            {
+                newClaims.append((claim, e.index))
+            }
         }
         if !newClaims.isEmpty {
             // No ON CONFLICT: an existing claim must abort the batch (the optimistic path relies on it).
@@ -820,6 +821,14 @@ public final class PostgresEventLog: Sendable {
     }
 
     /// A payload's bytes, or nil when it was never stored or has been deleted.
+    /// A stored claim's value and the entry that made it, if the key is claimed.
+    public func claim(scope: String, key: String) async throws -> (value: String, entryIndex: Int64)? {
+        try await pool.withConnection { c in
+            try c.query(SQLQuery(unsafeSQL: "SELECT value, entry_idx FROM ledger_claims WHERE scope = $1 AND key = $2", binds: [.text(scope), .text(key)]))
+                .rows.first.flatMap { row in row[0].flatMap { v in row[1].flatMap { Int64($0) }.map { (v, $0) } } }
+        }
+    }
+
     public func payload(digest: [UInt8]) async throws -> [UInt8]? {
         try await pool.withConnection { c in
             decodeBytea(try c.query("SELECT content FROM ledger_payloads WHERE digest = \(digest)").rows.first?[0])

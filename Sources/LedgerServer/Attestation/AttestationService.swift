@@ -47,7 +47,8 @@ public struct AttestationService: Sendable {
     /// attested by the same account returns the original record; a different bundle under an
     /// executionId the account has used is refused (409 `EXECUTION_MUTATION_DETECTED`).
     public func attest(
-        bundle: JSONValue, payload: [UInt8], principal: Principal, charge: Charge? = nil, visibility: Visibility, source: String = "attest"
+        bundle: JSONValue, payload: [UInt8], principal: Principal, charge: Charge? = nil, visibility: Visibility, source: String = "attest",
+        claims: [Claim] = []
     ) async throws -> AttestationRecord {
         guard let cer = bundle.objectValue else { throw LedgerServerError(.invalidBundle, "the request body must be a CER bundle (a JSON object)") }
         let kind = ArtifactVerifier.detect(bundle)
@@ -118,6 +119,7 @@ public struct AttestationService: Sendable {
         if let executionId {
             request.claim = Claim(scope: "execution:\(principal.accountId)", key: executionId, value: certificateHash)
         }
+        request.claims += claims
         do {
             try RequestDeadline.beginCommit()
             let (results, meter) = try await log.appendMetered(group: [request])
@@ -127,7 +129,7 @@ public struct AttestationService: Sendable {
             return AttestationRecord(entry: results[0].entry, isNew: true, bundle: bundle, meter: meter)
         } catch let refusal as AppendRefusal where refusal.isAdmission {
             throw refusal
-        } catch AppendRefusal.claimConflict(_, _, let earlier) {
+        } catch AppendRefusal.claimConflict(let scope, _, let earlier) where scope.hasPrefix("execution:") {
             var extra = JSONObject()
             extra["executionId"] = executionId.map { .string(JSONString($0)) } ?? .null
             extra["existingCertificateHash"] = .string(JSONString(earlier))
@@ -135,6 +137,8 @@ public struct AttestationService: Sendable {
                 .executionMutationDetected,
                 "executionId \(executionId ?? "") was already attested with different content (certificate \(earlier)); a record cannot be changed",
                 reasonCode: Self.mutationReason, extra: extra)
+        } catch let refusal as AppendRefusal where refusal.isIdempotencyConflict {
+            throw refusal
         } catch let refusal as AppendRefusal {
             throw LedgerServerError(.invalidBundle, refusal.description)
         }
@@ -186,7 +190,9 @@ public struct AttestationService: Sendable {
     // MARK: Stamp a hash
 
     /// Signs a receipt for a bare certificate hash (no bundle, no envelope).
-    public func stampHash(certificateHash: String, protocolVersion: String?, principal: Principal, charge: Charge? = nil) async throws -> AttestationRecord {
+    public func stampHash(
+        certificateHash: String, protocolVersion: String?, principal: Principal, charge: Charge? = nil, claims: [Claim] = []
+    ) async throws -> AttestationRecord {
         guard ProtocolHash.isWellFormed(certificateHash) else {
             throw LedgerServerError(
                 .invalidHashFormat, "certificateHash must be sha256: followed by 64 lowercase hex digits",
@@ -205,12 +211,15 @@ public struct AttestationService: Sendable {
             attestationId: UUID().uuidString.lowercased(), attestedAt: Timestamp.iso8601(milliseconds: clock()),
             certificateHash: certificateHash, protocolVersion: version)
         request.charge = charge
+        request.claims = claims
         do {
             try RequestDeadline.beginCommit()
             let (results, meter) = try await log.appendMetered(group: [request])
             if case .existing = results[0] { return AttestationRecord(entry: results[0].entry, isNew: false, bundle: nil, meter: meter) }
             return AttestationRecord(entry: results[0].entry, isNew: true, bundle: nil, meter: meter)
         } catch let refusal as AppendRefusal where refusal.isAdmission {
+            throw refusal
+        } catch let refusal as AppendRefusal where refusal.isIdempotencyConflict {
             throw refusal
         } catch let refusal as AppendRefusal {
             throw LedgerServerError(.invalidRequest, refusal.description)
@@ -319,6 +328,12 @@ extension AppendRefusal {
     /// True for refusals of a charge (quota, revoked key), which the HTTP layer answers itself.
     var isAdmission: Bool {
         if case .notAdmitted = self { return true }
+        return false
+    }
+
+    /// True for a conflict on an `Idempotency-Key` claim, which the HTTP layer resolves (replay or 409).
+    var isIdempotencyConflict: Bool {
+        if case .claimConflict(let scope, _, _) = self { return scope.hasPrefix("idempotency:") }
         return false
     }
 }

@@ -61,7 +61,8 @@ public struct ProjectService: Sendable {
     /// The project and the step CERs it records are private to `principal` unless `visibility` is public;
     /// `charge` is admitted with the append (a replay is not charged).
     public func register(
-        bundle: JSONValue, payload: [UInt8], principal: Principal, visibility: Visibility = .private, charge: Charge? = nil
+        bundle: JSONValue, payload: [UInt8], principal: Principal, visibility: Visibility = .private, charge: Charge? = nil,
+        claims: [Claim] = []
     ) async throws -> Registration {
         guard let b = bundle.objectValue, b["bundleType"]?.stringValue == "cer.project.bundle.v1" else {
             throw LedgerServerError(
@@ -112,6 +113,7 @@ public struct ProjectService: Sendable {
         var group = [AppendRequest(
             subject: subject, type: Self.registered, account: principal.accountId, body: .object(body), payload: payload,
             idempotencyKey: Self.idempotencyKey, charge: charge)]
+        group[0].claims = claims
         // The embedded CERs the ledger has never seen are recorded too (bundle as payload, no receipt).
         let embedded = b["embeddedBundles"]?.objectValue
         for s in registry {
@@ -134,6 +136,8 @@ public struct ProjectService: Sendable {
             if case .existing(let e) = results[0] { return Registration(entry: e, isNew: false) }
             return Registration(entry: results[0].entry, isNew: true, meter: meter)
         } catch let refusal as AppendRefusal where refusal.isAdmission {
+            throw refusal
+        } catch let refusal as AppendRefusal where refusal.isIdempotencyConflict {
             throw refusal
         } catch let refusal as AppendRefusal {
             // A concurrent registration of the same bundle won: return it.

@@ -13,6 +13,7 @@ struct AttestationRoutes: Sendable {
     let accounts: AccountStore
     let usage: UsageRecorder
     let billing: Billing
+    let idempotency: IdempotencyKeys
     let reader: RequestReader
     /// The anonymous verification routes' smaller body limit.
     let publicReader: RequestReader
@@ -78,22 +79,30 @@ struct AttestationRoutes: Sendable {
     func attest(_ request: Request, _ context: BasicRequestContext, endpoint: String) async throws -> Response {
         let visibility = try Self.visibility(request)
         return try await billable(request, endpoint: endpoint) { principal, charge in
-            let (bundle, bytes) = try await reader.json(request)
-            let record = try await attestation.attest(bundle: bundle, payload: bytes, principal: principal, charge: charge, visibility: visibility)
-            return (liveResponse(record, includeCer: false), record.meter)
+            let bytes = try await reader.body(request)
+            let use = try IdempotencyKeys.use(request, account: principal.accountId, endpoint: "/api/attest", body: bytes)
+            return try await idempotency.run(use, replay: { entry in liveResponse(AttestationRecord(entry: entry, isNew: false), includeCer: false) }) { claims in
+                let bundle = try reader.parse(bytes)
+                let record = try await attestation.attest(
+                    bundle: bundle, payload: bytes, principal: principal, charge: charge, visibility: visibility, claims: claims)
+                return (liveResponse(record, includeCer: false), record.meter)
+            }
         }
     }
 
     func certify(_ request: Request, _ context: BasicRequestContext, persist: Bool) async throws -> Response {
         let endpoint = persist ? "/v1/cer/ai/certify" : "/v1/cer/ai/create"
-        let build: () async throws -> (JSONObject, JSONObject) = {
-            let (body, _) = try await reader.object(request)
+        let build: ([UInt8]?) async throws -> (JSONObject, JSONObject) = { read in
+            let bytes: [UInt8]
+            if let read { bytes = read } else { bytes = try await reader.body(request) }
+            let value = try reader.parse(bytes)
+            guard let body = value.objectValue else { throw LedgerServerError(.invalidRequest, "the body must be a JSON object, not a \(value.typeName)") }
             let now = Timestamp.iso8601(milliseconds: clock())
             return (body, try CertifyRequest.parse(body, now: now))
         }
         guard persist else {
             let principal = try await authenticate(request)
-            let (_, cer) = try await build()
+            let (_, cer) = try await build(nil)
             let response = JSONResponse.make(body: [
                 "ok": true, "bundle": .object(cer), "certificateHash": cer["certificateHash"]!, "bundleType": cer["bundleType"]!,
             ])
@@ -101,31 +110,48 @@ struct AttestationRoutes: Sendable {
             return response
         }
         return try await billable(request, endpoint: endpoint) { principal, charge in
-            let (body, cer) = try await build()
-            let visibility = try Self.visibility(request, body: body)
-            let canonical = try CanonicalJSON.encode(.object(cer), profile: .nexartV1)
-            let record = try await attestation.attest(
-                bundle: .object(cer), payload: canonical, principal: principal, charge: charge, visibility: visibility, source: "certify")
-            var recorded = record
-            // A replay answers with the bundle that was first recorded.
-            if !record.isNew, let stored = try await attestation.bundle(of: record.entry) { recorded.bundle = stored }
-            return (liveResponse(recorded, includeCer: true), record.meter)
+            let bytes = try await reader.body(request)
+            let use = try IdempotencyKeys.use(request, account: principal.accountId, endpoint: endpoint, body: bytes)
+            let replay: (LedgerEntry) async throws -> Response = { entry in
+                liveResponse(AttestationRecord(entry: entry, isNew: false, bundle: try await attestation.bundle(of: entry)), includeCer: true)
+            }
+            return try await idempotency.run(use, replay: replay) { claims in
+                let (body, cer) = try await build(bytes)
+                let visibility = try Self.visibility(request, body: body)
+                let canonical = try CanonicalJSON.encode(.object(cer), profile: .nexartV1)
+                let record = try await attestation.attest(
+                    bundle: .object(cer), payload: canonical, principal: principal, charge: charge, visibility: visibility, source: "certify",
+                    claims: claims)
+                var recorded = record
+                // A replay answers with the bundle that was first recorded.
+                if !record.isNew, let stored = try await attestation.bundle(of: record.entry) { recorded.bundle = stored }
+                return (liveResponse(recorded, includeCer: true), record.meter)
+            }
         }
     }
 
     func stampHash(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         try await billable(request, endpoint: "/api/stamp-hash") { principal, charge in
-            let (body, _) = try await reader.object(request)
-            guard let hash = try body.string("certificateHash") else { throw LedgerServerError(.invalidRequest, "certificateHash is required") }
-            let version = try body.string("protocolVersion")
-            if let version, CanonicalizationProfile.forProtocolVersion(version) == nil {
-                throw LedgerServerError(.unsupportedProtocolVersion, "protocolVersion \(version.prefix(40)) is not supported (1.2.0, 1.3.0, 1.3.1)")
+            let bytes = try await reader.body(request)
+            let use = try IdempotencyKeys.use(request, account: principal.accountId, endpoint: "/api/stamp-hash", body: bytes)
+            return try await idempotency.run(use, replay: { entry in stampHashResponse(AttestationRecord(entry: entry, isNew: false)) }) { claims in
+                guard let body = try reader.parse(bytes).objectValue else { throw LedgerServerError(.invalidRequest, "the body must be a JSON object") }
+                guard let hash = try body.string("certificateHash") else { throw LedgerServerError(.invalidRequest, "certificateHash is required") }
+                let version = try body.string("protocolVersion")
+                if let version, CanonicalizationProfile.forProtocolVersion(version) == nil {
+                    throw LedgerServerError(.unsupportedProtocolVersion, "protocolVersion \(version.prefix(40)) is not supported (1.2.0, 1.3.0, 1.3.1)")
+                }
+                let record = try await attestation.stampHash(
+                    certificateHash: hash, protocolVersion: version, principal: principal, charge: charge, claims: claims)
+                return (stampHashResponse(record), record.meter)
             }
-            let record = try await attestation.stampHash(certificateHash: hash, protocolVersion: version, principal: principal, charge: charge)
-            var o = liveResponse(record, includeCer: false, asObject: true)
-            o["signatureB64Url"] = o["signature"]
-            return (JSONResponse.make(body: .object(o), headers: replayHeaders(record)), record.meter)
         }
+    }
+
+    func stampHashResponse(_ record: AttestationRecord) -> Response {
+        var o = liveResponse(record, includeCer: false, asObject: true)
+        o["signatureB64Url"] = o["signature"]
+        return JSONResponse.make(body: .object(o), headers: replayHeaders(record))
     }
 
     func replayHeaders(_ record: AttestationRecord) -> [(String, String)] {

@@ -18,7 +18,7 @@ extension LedgerServerError.Code {
         case .forbidden: return .forbidden
         case .notFound: return .notFound
         case .methodNotAllowed: return .methodNotAllowed
-        case .executionMutationDetected, .conflict: return .conflict
+        case .executionMutationDetected, .conflict, .idempotencyKeyReused: return .conflict
         case .quotaExceeded, .rateLimited: return .tooManyRequests
         case .requestTimeout: return .requestTimeout
         case .headersTooLarge: return .requestHeaderFieldsTooLarge

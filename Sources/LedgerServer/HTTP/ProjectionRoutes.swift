@@ -16,6 +16,7 @@ struct ProjectionRoutes: Sendable {
     let publicGate: AdmissionGate
     let expensiveGate: AdmissionGate
     let billing: Billing
+    let idempotency: IdempotencyKeys
     let visibilityLimiter: RateLimiter
     let maxSteps: Int
     let clock: @Sendable () -> Int64
@@ -169,10 +170,17 @@ struct ProjectionRoutes: Sendable {
         let visibility = try AttestationRoutes.visibility(request)
         return try await billing.billable(request, endpoint: "/v1/project-bundle/register") { principal, charge in
             let bytes = try await reader.body(request)
-            return try await expensiveGate.withPermit {
-                let value = try reader.parse(bytes)
-                let registration = try await projects.register(bundle: value, payload: bytes, principal: principal, visibility: visibility, charge: charge)
-                return (JSONResponse.make(body: projects.response(registration)), registration.meter)
+            let use = try IdempotencyKeys.use(request, account: principal.accountId, endpoint: "/v1/project-bundle/register", body: bytes)
+            let replay: (LedgerEntry) async throws -> Response = { entry in
+                JSONResponse.make(body: projects.response(ProjectService.Registration(entry: entry, isNew: false)))
+            }
+            return try await idempotency.run(use, replay: replay) { claims in
+                try await expensiveGate.withPermit {
+                    let value = try reader.parse(bytes)
+                    let registration = try await projects.register(
+                        bundle: value, payload: bytes, principal: principal, visibility: visibility, charge: charge, claims: claims)
+                    return (JSONResponse.make(body: projects.response(registration)), registration.meter)
+                }
             }
         }
     }
