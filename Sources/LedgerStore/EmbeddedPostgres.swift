@@ -99,11 +99,11 @@ public struct EmbeddedPostgres: Sendable {
         }
     }
 
-    /// Stops the cluster (fast shutdown) if it is running.
-    public func stop() throws(LedgerStoreError) {
+    /// Stops the cluster if it is running: `fast` by default; `immediate` is a crash (recovery on the next start).
+    public func stop(immediately: Bool = false) throws(LedgerStoreError) {
         let bin = try Self.binaries()
         guard isRunning(bin) else { return }
-        try run([bin.appendingPathComponent("pg_ctl").path, "stop", "-D", dataDirectory.path, "-m", "fast", "-w", "-t", "60"])
+        try run([bin.appendingPathComponent("pg_ctl").path, "stop", "-D", dataDirectory.path, "-m", immediately ? "immediate" : "fast", "-w", "-t", "60"])
     }
 
     /// True when a server is running on the data directory.

@@ -37,8 +37,9 @@ final class TestNode: @unchecked Sendable {
 
     /// Creates the database, a signing key, account `alpha` (with `monthlyLimit`) and its API key, and
     /// starts the server.
-    init(monthlyLimit: Int = 1_000_000, serveArguments: [String] = []) throws {
-        guard let admin = ProcessInfo.processInfo.environment["LEDGER_TEST_DATABASE_URL"], !admin.isEmpty else { throw Missing() }
+    /// `cluster` is an admin connection string of another cluster than the suite's (a fault test's own).
+    init(monthlyLimit: Int = 1_000_000, serveArguments: [String] = [], cluster: String? = nil) throws {
+        guard let admin = cluster ?? ProcessInfo.processInfo.environment["LEDGER_TEST_DATABASE_URL"], !admin.isEmpty else { throw Missing() }
         let name = "s_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
         let c = try PostgresConnection(conninfo: admin, statementTimeoutMilliseconds: 30_000, role: nil)
         try c.execute(SQLQuery(unsafeSQL: "CREATE DATABASE \(name)"))
