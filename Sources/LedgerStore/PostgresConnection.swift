@@ -144,15 +144,19 @@ public final class PostgresConnection: @unchecked Sendable {
         var results: [PostgresRows] = []
         var firstError: LedgerStoreError? = nil
         var command = 0
+        var previousWasEnd = false
         while true {
             guard let result = PQgetResult(handle) else {
-                // End of one statement's results; a NULL right after the sync result never comes.
-                if PQstatus(handle) != CONNECTION_OK {
+                // End of one statement's results. Two in a row mean nothing more will come (the server went
+                // away mid-pipeline without libpq noticing yet): waiting for the sync would spin forever.
+                if PQstatus(handle) != CONNECTION_OK || previousWasEnd {
                     isBroken = true
                     throw firstError ?? LedgerStoreError(.unavailable, "the connection broke during a pipeline")
                 }
+                previousWasEnd = true
                 continue
             }
+            previousWasEnd = false
             defer { PQclear(result) }
             let status = PQresultStatus(result)
             if status == PGRES_PIPELINE_SYNC { break }

@@ -1,10 +1,11 @@
 import Foundation
 import LedgerCore
 import Testing
+import TestSupport
 @testable import LedgerStore
 
 /// Crash safety and multi-process appends, with the real binary against real PostgreSQL.
-@Suite(.serialized) struct ProcessTests {
+@Suite(.serialized, .blockingIO) struct ProcessTests {
     struct Ack: Hashable {
         var index: Int64
         var subject: String
@@ -88,7 +89,7 @@ import Testing
 
 /// PostgreSQL stopped and restarted under load: appends fail with a retryable error while it is down
 /// and succeed again afterwards, with the same pool and no restart of ours.
-@Suite struct RestartTests {
+@Suite(.blockingIO) struct RestartTests {
     @Test func appendsRecoverAfterThePostgreSQLServerRestarts() async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ledger-restart-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
@@ -111,10 +112,10 @@ import Testing
                     outcome.success()
                     n += 1
                 } catch let error as LedgerStoreError {
-                    outcome.failure(retryable: error.isRetryable)
+                    outcome.failure(retryable: error.isRetryable, error)
                     try? await Task.sleep(for: .milliseconds(20))
                 } catch {
-                    outcome.failure(retryable: false)
+                    outcome.failure(retryable: false, error)
                 }
             }
         }
@@ -134,7 +135,7 @@ import Testing
         _ = await load.result
         let after = outcome.snapshot()
 
-        #expect(before.successes > 0)
+        #expect(before.successes > 0, "\(outcome.lastError)")
         #expect(down.failures > before.failures)  // the outage was seen
         #expect(after.nonRetryable == 0)  // and every failure said "retry"
         #expect(after.successes > down.successes)  // appends resumed without restarting anything
@@ -150,8 +151,9 @@ import Testing
     final class Outcomes: @unchecked Sendable {
         private let lock = NSLock()
         private var s = 0, f = 0, nr = 0
+        private(set) var lastError = ""
         func success() { lock.lock(); s += 1; lock.unlock() }
-        func failure(retryable: Bool) { lock.lock(); f += 1; if !retryable { nr += 1 }; lock.unlock() }
+        func failure(retryable: Bool, _ error: any Error) { lock.lock(); f += 1; if !retryable { nr += 1 }; if lastError.isEmpty { lastError = "\(error)" }; lock.unlock() }
         func snapshot() -> (successes: Int, failures: Int, nonRetryable: Int) { lock.lock(); defer { lock.unlock() }; return (s, f, nr) }
     }
 }
