@@ -65,6 +65,7 @@ let package = Package(
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -84,14 +85,16 @@ let package = Package(
             dependencies: ["CERKit"],
             path: "Benchmarks/CERKitBench"
         ),
-        .testTarget(name: "CERKitTests", dependencies: ["CERKit"]),
-        .testTarget(name: "EvidenceLedgerCLITests", dependencies: ["CERKit"]),
+        // What the test targets share: running blocking tests off the cooperative thread pool.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "CERKitTests", dependencies: ["CERKit", "TestSupport"]),
+        .testTarget(name: "EvidenceLedgerCLITests", dependencies: ["CERKit", "TestSupport"]),
         .testTarget(name: "LedgerCoreTests", dependencies: ["LedgerCore"]),
-        .testTarget(name: "LedgerStoreTests", dependencies: ["LedgerStore", "LedgerCore"]),
+        .testTarget(name: "LedgerStoreTests", dependencies: ["LedgerStore", "LedgerCore", "TestSupport"]),
         .testTarget(
             name: "LedgerServerTests",
             dependencies: [
-                "LedgerServer", "LedgerStore", "CERKit", "LedgerCore", "LedgerProjections", .product(name: "Yams", package: "Yams"),
+                "LedgerServer", "LedgerStore", "CERKit", "LedgerCore", "LedgerProjections", "TestSupport", .product(name: "Yams", package: "Yams"),
             ]),
     ],
     swiftLanguageModes: [.v6]

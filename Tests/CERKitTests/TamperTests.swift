@@ -1,10 +1,11 @@
 import Testing
+import TestSupport
 @testable import CERKit
 
 /// Flipping any one byte inside a hashed or signed region of a passing fixture turns the matching
 /// layer to FAIL (EXPECTED.md). Every byte of each file is flipped (XOR 0x01); a flip that breaks the
 /// JSON is rejected by the parser, one that changes a value is traced to its JSON path and checked.
-@Suite struct TamperTests {
+@Suite(.blockingIO) struct TamperTests {
     struct Outcome {
         var flips = 0
         var unparseable = 0

@@ -1,8 +1,9 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// `evidence-ledger verify` end to end: every fixture as EXPECTED.md says, output formats, exit codes.
-@Suite struct VerifyCommandTests {
+@Suite(.blockingIO) struct VerifyCommandTests {
     let keys = CLI.fixture("nexart-node-k1.json")
 
     func verifyJSON(_ args: [String]) throws -> (Int32, [String: Any]) {

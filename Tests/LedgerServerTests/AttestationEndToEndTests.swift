@@ -1,10 +1,11 @@
 import CERKit
 import Foundation
 import Testing
+import TestSupport
 
 /// Over real sockets against the real binary and PostgreSQL: what an integrator written for a NexArt
 /// node does, checked with CERKit using nothing but the published key manifest.
-@Suite struct AttestationEndToEndTests {
+@Suite(.blockingIO) struct AttestationEndToEndTests {
     @Test func attestedFixtureVerifiesWithOnlyTheKeyManifest() throws {
         let node = try TestNode()
         let bundle = try TestNode.fixture("node-attest-test-AI_CER_FIXTURE.json")

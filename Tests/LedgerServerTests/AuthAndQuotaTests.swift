@@ -1,8 +1,9 @@
 import CERKit
 import Foundation
 import Testing
+import TestSupport
 
-@Suite struct AuthAndQuotaTests {
+@Suite(.blockingIO) struct AuthAndQuotaTests {
     @Test func missingWrongAndRevokedKeysGet401AndRotatedKeysWork() throws {
         let node = try TestNode()
         let bundle = try freshBundle("auth")

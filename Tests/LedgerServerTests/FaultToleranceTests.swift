@@ -2,12 +2,13 @@ import CERKit
 import Foundation
 import LedgerStore
 import Testing
+import TestSupport
 
 /// Faults under load: PostgreSQL stopped (immediately, as in a crash) and started again twice, and a
 /// client resetting connections, while clients attest as fast as they can and retry whatever was not
 /// acknowledged with its Idempotency-Key. Every acknowledged record is in the log exactly once, every
 /// record is eventually acknowledged, and `ledger verify` is green.
-@Suite struct FaultToleranceTests {
+@Suite(.blockingIO) struct FaultToleranceTests {
     @Test func noAcknowledgedRecordIsLostOrDuplicatedAcrossDatabaseRestartsAndResets() throws {
         let dir = "/tmp/el-fault-\(UUID().uuidString.prefix(8))"
         let port = 30000 + Int.random(in: 0..<20000)
@@ -33,8 +34,16 @@ import Testing
         let state = State()
         let started = Date()
         let group = DispatchGroup()
-        // The faults: two immediate stops of PostgreSQL, and a client that resets connections throughout.
-        DispatchQueue.global().async(group: group) {
+        // The faults: two immediate stops of PostgreSQL, and a client that resets connections throughout,
+        // each on a thread of its own (Dispatch's queues are as narrow as the machine and would run them late).
+        func onThread(_ body: @escaping @Sendable () -> Void) {
+            group.enter()
+            Thread.detachNewThread {
+                body()
+                group.leave()
+            }
+        }
+        onThread {
             for _ in 0..<2 {
                 Thread.sleep(forTimeInterval: 0.8)
                 try? cluster.stop(immediately: true)
@@ -42,7 +51,7 @@ import Testing
                 try? cluster.start()
             }
         }
-        DispatchQueue.global().async(group: group) {
+        onThread {
             while !state.lock.withLock({ state.done }) && Date().timeIntervalSince(started) < 60 {
                 resetConnection(port: node.port)
                 Thread.sleep(forTimeInterval: 0.02)
@@ -86,20 +95,10 @@ import Testing
 
 /// Opens a connection, sends half a request and resets it (SO_LINGER 0 sends RST on close).
 func resetConnection(port: Int) {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { return }
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_port = in_port_t(UInt16(port).bigEndian)
-    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-    let connected = withUnsafePointer(to: &addr) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    if connected == 0 {
-        let partial = Array("POST /api/attest HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n{\"bundleType\":".utf8)
-        _ = partial.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-        var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
-        setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
-    }
+    guard let fd = RawHTTP.connectSocket(port: port) else { return }
+    let partial = Array("POST /api/attest HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n{\"bundleType\":".utf8)
+    _ = partial.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+    var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
     close(fd)
 }

@@ -1,9 +1,10 @@
 import CERKit
 import Foundation
 import Testing
+import TestSupport
 
 /// Whatever a client sends: a 4xx with a JSON error naming the problem, and the ledger unchanged.
-@Suite struct HostileRequestTests {
+@Suite(.blockingIO) struct HostileRequestTests {
     /// A request as raw bytes; a Content-Length matching the body is added unless one is given.
     static func raw(_ method: String, _ path: String, _ headers: [String], _ body: [UInt8]) -> [UInt8] {
         var all = headers

@@ -1,8 +1,9 @@
 import CERKit
 import Foundation
 import Testing
+import TestSupport
 
-@Suite struct IdempotencyKeyTests {
+@Suite(.blockingIO) struct IdempotencyKeyTests {
     let certifyBody: JSONValue = [
         "provider": "openai", "model": "gpt-test", "input": "what is due?", "output": "nothing",
         "parameters": ["temperature": 0, "maxTokens": 16],

@@ -1,8 +1,9 @@
 import CERKit
 import Foundation
 import Testing
+import TestSupport
 
-@Suite struct KeyRotationTests {
+@Suite(.blockingIO) struct KeyRotationTests {
     @Test func receiptsIssuedBeforeARotationStillVerifyAfterIt() throws {
         let node = try TestNode()
         let bundle = try freshBundle("before-rotation")

@@ -3,11 +3,12 @@ import Foundation
 import LedgerServer
 import Logging
 import Testing
+import TestSupport
 import Yams
 
 /// docs/openapi.yaml against the code: the same routes as the router, and the running server's
 /// responses use documented statuses and carry the documented required members.
-@Suite struct OpenAPITests {
+@Suite(.blockingIO) struct OpenAPITests {
     nonisolated(unsafe) static let document: [String: Any] = {
         let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("docs/openapi.yaml")

@@ -4,6 +4,7 @@ import LedgerCore
 import LedgerProjections
 import LedgerStore
 import Testing
+import TestSupport
 
 /// A sealed AI CER that is step `index` of `runId`, linked to `prev`.
 func stepBundle(runId: String, index: Int, prev: String?, workflowId: String = "wf-1", tag: String) throws -> (bytes: [UInt8], hash: String) {
@@ -19,7 +20,7 @@ func stepBundle(runId: String, index: Int, prev: String?, workflowId: String = "
     return (try CanonicalJSON.encode(.object(cer), profile: .nexartV1), cer["certificateHash"]!.stringValue!)
 }
 
-@Suite struct ProjectionTests {
+@Suite(.blockingIO) struct ProjectionTests {
     func attest(_ node: TestNode, _ bytes: [UInt8], key: String? = nil) throws {
         let r = try node.post("/api/attest", bytes, key: key ?? node.apiKey)
         #expect(r.status == 200, "\(r.text)")

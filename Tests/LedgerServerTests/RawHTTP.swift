@@ -50,19 +50,10 @@ enum RawHTTP {
 
     /// Writes `bytes` as they are, optionally half-closes, and reads until the server closes.
     static func send(port: Int, _ bytes: [UInt8], shutdownWrite: Bool = false, timeout: Int = 30) throws -> HTTPResult {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw HTTPFailure(description: "socket failed") }
+        guard let fd = connectSocket(port: port) else { throw HTTPFailure(description: "cannot connect to 127.0.0.1:\(port)") }
         defer { close(fd) }
         var tv = timeval(tv_sec: timeout, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = in_port_t(UInt16(port).bigEndian)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else { throw HTTPFailure(description: "cannot connect to 127.0.0.1:\(port)") }
         var offset = 0
         while offset < bytes.count {
             let n = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
@@ -82,6 +73,24 @@ enum RawHTTP {
             throw HTTPFailure(description: "no HTTP response (\(response.count) bytes: \(String(decoding: response.prefix(200), as: UTF8.self)))")
         }
         return parsed.result
+    }
+
+    /// A TCP connection to 127.0.0.1:`port`, or nil.
+    static func connectSocket(port: Int) -> Int32? {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return nil }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(port).bigEndian)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else {
+            close(fd)
+            return nil
+        }
+        return fd
     }
 
     static func parse(_ data: [UInt8]) -> (result: HTTPResult, complete: Bool)? {

@@ -4,10 +4,11 @@ import LedgerCore
 import LedgerStore
 import Synchronization
 import Testing
+import TestSupport
 
 /// The verifiable log over HTTP: checkpoints signed by the node, inclusion and consistency proofs that
 /// verify with LedgerCore and with `evidence-ledger proof verify`, and one tree across two processes.
-@Suite struct VerifiableLogTests {
+@Suite(.blockingIO) struct VerifiableLogTests {
     /// The log's origin and its trusted verifier keys, as published.
     func logKeys(_ node: TestNode) throws -> (origin: String, verifiers: [NoteVerifier], raw: [String]) {
         let info = try node.get("/v1/log")
