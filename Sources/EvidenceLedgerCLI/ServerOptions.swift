@@ -23,6 +23,8 @@ struct ServerOptions: ParsableArguments {
     var maxSteps: Int?
     @Option(name: .customLong("public-concurrency"), help: "Anonymous verifications at once; more get 503 (LEDGER_PUBLIC_CONCURRENCY, default 1).")
     var publicConcurrency: Int?
+    @Option(name: .customLong("public-cpu-share"), help: "Share of one core anonymous verification may use on average (LEDGER_PUBLIC_CPU_SHARE, default 0.25).")
+    var publicCPUShare: Double?
     @Option(name: .customLong("expensive-concurrency"), help: "Registrations and provenance reads at once; more get 503 (LEDGER_EXPENSIVE_CONCURRENCY, default 4).")
     var expensiveConcurrency: Int?
     @Option(name: .customLong("visibility-changes-per-minute"), help: "Visibility changes per account and minute (LEDGER_VISIBILITY_CHANGES_PER_MINUTE, default 60).")
@@ -79,6 +81,12 @@ struct ServerOptions: ParsableArguments {
         c.maxPublicBodyBytes = try int(maxPublicBodyBytes, "max-public-body-bytes", "LEDGER_MAX_PUBLIC_BODY_BYTES", 1024...(1 << 30), c.maxPublicBodyBytes)
         c.maxSteps = try int(maxSteps, "max-steps", "LEDGER_MAX_STEPS", 1...1_000_000, c.maxSteps)
         c.publicConcurrency = try int(publicConcurrency, "public-concurrency", "LEDGER_PUBLIC_CONCURRENCY", 1...1024, c.publicConcurrency)
+        if let share = publicCPUShare ?? Environment.value("LEDGER_PUBLIC_CPU_SHARE").flatMap({ $0.isEmpty ? nil : Double($0) }) {
+            guard share >= 0.01, share <= 64 else { throw ValidationError("the public CPU share must be from 0.01 to 64 (cores)") }
+            c.publicCPUShare = share
+        } else if let raw = Environment.value("LEDGER_PUBLIC_CPU_SHARE"), !raw.isEmpty {
+            throw ValidationError("LEDGER_PUBLIC_CPU_SHARE=\(raw.prefix(20)) must be a number from 0.01 to 64")
+        }
         c.expensiveConcurrency = try int(expensiveConcurrency, "expensive-concurrency", "LEDGER_EXPENSIVE_CONCURRENCY", 1...1024, c.expensiveConcurrency)
         c.visibilityChangesPerMinute = try int(
             visibilityChangesPerMinute, "visibility-changes-per-minute", "LEDGER_VISIBILITY_CHANGES_PER_MINUTE", 1...1_000_000, c.visibilityChangesPerMinute)

@@ -31,6 +31,15 @@ public enum LedgerServerApp {
     struct Gates: Sendable {
         var publicVerification: AdmissionGate
         var expensive: AdmissionGate
+        /// The lowest-priority threads anonymous verification runs on, charging its CPU time to the budget.
+        var publicWorkers: LowPriorityPool
+
+        init(publicCPU: WorkBudget, configuration: ServerConfiguration) {
+            publicVerification = AdmissionGate(
+                name: "anonymous verification", limit: configuration.publicConcurrency, refusalDelay: .seconds(1), budget: publicCPU)
+            expensive = AdmissionGate(name: "registration and provenance", limit: configuration.expensiveConcurrency)
+            publicWorkers = LowPriorityPool(threads: configuration.publicConcurrency, budget: publicCPU)
+        }
     }
 
     /// Migrates the database (as the login role), then builds the parts (as the application role).
@@ -62,9 +71,7 @@ public enum LedgerServerApp {
         let usage = UsageRecorder(store: accounts, interval: .seconds(configuration.usageFlushSeconds), logger: logger)
         return Parts(pool: pool, log: log, keys: keys, accounts: accounts, usage: usage, metrics: metrics, identity: identity, checkpointer: checkpointer,
             projections: ProjectionRunner(pool: pool),
-            gates: Gates(
-                publicVerification: AdmissionGate(name: "anonymous verification", limit: configuration.publicConcurrency),
-                expensive: AdmissionGate(name: "registration and provenance", limit: configuration.expensiveConcurrency)))
+            gates: Gates(publicCPU: WorkBudget(share: configuration.publicCPUShare), configuration: configuration))
     }
 
     /// The router with every route and the edge middleware.
@@ -96,7 +103,7 @@ public enum LedgerServerApp {
         AttestationRoutes(
             configuration: configuration, attestation: attestation, accounts: parts.accounts, usage: parts.usage, billing: billing,
             idempotency: IdempotencyKeys(log: parts.log), reader: reader, publicReader: publicReader, publicGate: parts.gates.publicVerification,
-            visibilityLimiter: visibilityLimiter, clock: clock
+            publicWorkers: parts.gates.publicWorkers, visibilityLimiter: visibilityLimiter, clock: clock
         ).register(on: router)
         AdminRoutes(
             adminToken: configuration.adminToken, accounts: parts.accounts, defaultMonthlyLimit: configuration.defaultMonthlyLimit,
@@ -106,7 +113,8 @@ public enum LedgerServerApp {
             queries: LedgerQueries(runner: parts.projections),
             projects: ProjectService(log: parts.log, keys: parts.keys, identity: parts.identity, maxSteps: configuration.maxSteps),
             attestation: attestation, accounts: parts.accounts, reader: reader, publicReader: publicReader,
-            publicGate: parts.gates.publicVerification, expensiveGate: parts.gates.expensive, billing: billing,
+            publicGate: parts.gates.publicVerification, publicWorkers: parts.gates.publicWorkers, expensiveGate: parts.gates.expensive,
+            billing: billing,
             idempotency: IdempotencyKeys(log: parts.log),
             visibilityLimiter: visibilityLimiter, maxSteps: configuration.maxSteps, clock: clock, log: parts.log
         ).register(on: router)

@@ -32,6 +32,16 @@ public struct UsageEvent: Sendable {
     public var status: Int
     public var durationMilliseconds: Int
     public var error: String?
+
+    public init(at: Int64, accountId: String?, apiKeyId: Int64?, endpoint: String, status: Int, durationMilliseconds: Int, error: String?) {
+        self.at = at
+        self.accountId = accountId
+        self.apiKeyId = apiKeyId
+        self.endpoint = endpoint
+        self.status = status
+        self.durationMilliseconds = durationMilliseconds
+        self.error = error
+    }
 }
 
 /// Accounts, API keys and quotas in PostgreSQL.

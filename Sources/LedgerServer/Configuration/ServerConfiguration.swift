@@ -19,8 +19,11 @@ public struct ServerConfiguration: Sendable {
     public var maxPublicBodyBytes = 2 * 1024 * 1024
     /// Most steps of a run verified by `/v1/cer/verify` and of a project bundle (`LEDGER_MAX_STEPS`).
     public var maxSteps = 1000
-    /// Anonymous verifications running at once; more are answered 503 (`LEDGER_PUBLIC_CONCURRENCY`).
-    public var publicConcurrency = 1
+    /// Anonymous verifications admitted at once (each on a lowest-priority thread); more are answered 503
+    /// (`LEDGER_PUBLIC_CONCURRENCY`).
+    public var publicConcurrency = 2
+    /// Share of one core that anonymous verification may use on average, from 0.01 to 64 (`LEDGER_PUBLIC_CPU_SHARE`).
+    public var publicCPUShare = 0.25
     /// Expensive authenticated requests (registration, provenance) running at once (`LEDGER_EXPENSIVE_CONCURRENCY`).
     public var expensiveConcurrency = 4
     /// Visibility changes an account may make per minute (`LEDGER_VISIBILITY_CHANGES_PER_MINUTE`).

@@ -1,7 +1,8 @@
 import Synchronization
 
 /// Admission control for expensive requests: at most `limit` run at once; one more is answered 503
-/// with `Retry-After` at once, without queueing, so a flood of them costs the server nothing but the refusal.
+/// with `Retry-After` without queueing (after `refusalDelay`, for anonymous routes), so a flood of them
+/// costs the server little more than the refusals.
 final class AdmissionGate: Sendable {
     let name: String
     let limit: Int
@@ -9,9 +10,20 @@ final class AdmissionGate: Sendable {
     /// Requests refused since start (for metrics).
     private let refusedCount = Mutex(0)
 
-    init(name: String, limit: Int) {
+    /// How long a refused request waits before its 503 (nil: none). A client that retries at once is slowed
+    /// to one attempt per `refusalDelay` per connection, so refusing a flood of large bodies, whose bytes
+    /// the server must still drain, stays cheap.
+    let refusalDelay: Duration?
+
+    /// A CPU budget that must have time left for a request to be admitted (nil: none); the work is
+    /// charged to it where it runs (`LowPriorityPool`).
+    let budget: WorkBudget?
+
+    init(name: String, limit: Int, refusalDelay: Duration? = nil, budget: WorkBudget? = nil) {
         self.name = name
         self.limit = max(1, limit)
+        self.refusalDelay = refusalDelay
+        self.budget = budget
     }
 
     var refused: Int { refusedCount.withLock { $0 } }
@@ -20,14 +32,15 @@ final class AdmissionGate: Sendable {
     /// Runs `body` holding a permit, or throws 503 `SERVICE_UNAVAILABLE` when all permits are taken.
     func withPermit<T: Sendable>(_ body: () async throws -> T) async throws -> T {
         let admitted = running.withLock { n -> Bool in
-            guard n < limit else { return false }
+            guard n < limit, budget?.hasBudget() ?? true else { return false }
             n += 1
             return true
         }
         guard admitted else {
             refusedCount.withLock { $0 += 1 }
+            if let refusalDelay { try? await Task.sleep(for: refusalDelay) }
             throw LedgerServerError(
-                .serviceUnavailable, "the server is busy with other \(name) requests (at most \(limit) at once); retry in a second",
+                .serviceUnavailable, "the server is busy with other \(name) requests (at most \(limit) at once, within a CPU budget); retry in a second",
                 headers: [("Retry-After", "1")])
         }
         defer { running.withLock { $0 -= 1 } }

@@ -17,8 +17,10 @@ struct AttestationRoutes: Sendable {
     let reader: RequestReader
     /// The anonymous verification routes' smaller body limit.
     let publicReader: RequestReader
-    /// Anonymous verifications running at once.
+    /// Anonymous verifications admitted at once (reading their body included).
     let publicGate: AdmissionGate
+    /// Where anonymous verifications run: at the lowest CPU priority.
+    let publicWorkers: LowPriorityPool
     /// Visibility changes per account and minute.
     let visibilityLimiter: RateLimiter
     let clock: @Sendable () -> Int64
@@ -216,16 +218,26 @@ struct AttestationRoutes: Sendable {
 
     // MARK: Verify (public, stateless)
 
-    /// Anonymous and stateless: the body is read first (bounded by the public limit), then parsed and
-    /// verified holding one of the few public permits, and the answer is bounded by the body's size.
+    /// Anonymous and stateless. A request is admitted (or refused with 503 before its body is read), its
+    /// body is read within the public limit, and it is parsed and verified on a lowest-priority thread, so
+    /// anonymous work uses only CPU that tenants leave idle; the answer is bounded by the body's size.
     func verify(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
-        let bytes = try await publicReader.body(request)
+        try publicReader.check(request)
         return try await publicGate.withPermit {
-            let value = try publicReader.parse(bytes)
-            let artifact = value["bundle"].flatMap { $0.objectValue != nil ? $0 : nil } ?? value
-            try Self.requireSteps(in: artifact, atMost: configuration.maxSteps)
-            let report = ArtifactVerifier.verify(artifact, options: VerificationOptions(keys: attestation.keys.current.manifest))
-            return JSONResponse.make(body: VerifyResponse.make(report, budget: VerifyResponse.budget(requestBytes: bytes.count)))
+            let bytes = try await publicReader.body(request)
+            // A run with too many steps is refused from a byte scan, before anything is parsed.
+            if let count = RequestReader.topLevelArrayCount(bytes, exceeding: configuration.maxSteps), count > configuration.maxSteps {
+                throw Self.tooManySteps(count, limit: configuration.maxSteps)
+            }
+            let reader = publicReader, maxSteps = configuration.maxSteps, keys = attestation.keys.current.manifest
+            let body = try await publicWorkers.run { () throws -> [UInt8] in
+                let value = try reader.parse(bytes)
+                let artifact = value["bundle"].flatMap { $0.objectValue != nil ? $0 : nil } ?? value
+                try Self.requireSteps(in: artifact, atMost: maxSteps)
+                let report = ArtifactVerifier.verify(artifact, options: VerificationOptions(keys: keys))
+                return VerifyResponse.make(report, budget: VerifyResponse.budget(requestBytes: bytes.count)).compactBytes()
+            }
+            return JSONResponse.bytes(body, contentType: "application/json; charset=utf-8")
         }
     }
 
@@ -237,9 +249,13 @@ struct AttestationRoutes: Sendable {
         case .projectBundle: count = artifact["stepRegistry"]?.arrayValue?.count ?? 0
         default: return
         }
-        if count > limit {
-            throw LedgerServerError(.payloadTooLarge, "the artifact has \(count) steps; at most \(limit) are verified per request", details: ["TOO_MANY_STEPS"])
-        }
+        if count > limit { throw tooManySteps(count, limit: limit) }
+    }
+
+    static func tooManySteps(_ count: Int, limit: Int) -> LedgerServerError {
+        LedgerServerError(
+            .payloadTooLarge, "the artifact has \(count > limit ? "more than \(limit)" : "\(count)") steps; at most \(limit) are verified per request",
+            details: ["TOO_MANY_STEPS"])
     }
 
     // MARK: Lookups
@@ -301,16 +317,8 @@ struct AttestationRoutes: Sendable {
     func setVisibility(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let principal = try await authenticate(request)
         let hash = try RequestReader.certificateHash(context)
-        let (body, _) = try await reader.object(request)
-        guard let raw = try body.string("visibility"), let visibility = Visibility(rawValue: raw) else {
-            throw LedgerServerError(.invalidRequest, "visibility must be \"private\" or \"public\"")
-        }
-        let now = clock()
-        guard visibilityLimiter.admit(principal.accountId, now: now) else {
-            throw LedgerServerError(
-                .rateLimited, "at most \(visibilityLimiter.perMinute) visibility changes per minute per account",
-                headers: [("Retry-After", "\(RateLimiter.retryAfter(now: now))")])
-        }
+        let visibility = try await reader.visibilityChange(request)
+        try visibilityLimiter.requireAdmission(principal.accountId, now: clock(), what: "visibility changes")
         let change = try await attestation.setVisibility(visibility, certificateHash: hash, principal: principal)
         return JSONResponse.make(body: [
             "ok": true, "certificateHash": .string(JSONString(hash)), "visibility": .string(JSONString(visibility.rawValue)),

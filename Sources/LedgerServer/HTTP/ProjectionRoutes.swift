@@ -14,6 +14,7 @@ struct ProjectionRoutes: Sendable {
     let reader: RequestReader
     let publicReader: RequestReader
     let publicGate: AdmissionGate
+    let publicWorkers: LowPriorityPool
     let expensiveGate: AdmissionGate
     let billing: Billing
     let idempotency: IdempotencyKeys
@@ -186,8 +187,12 @@ struct ProjectionRoutes: Sendable {
     }
 
     func verifyProject(_ request: Request) async throws -> Response {
-        let bytes = try await publicReader.body(request)
-        return try await publicGate.withPermit { try verifyProject(bytes) }
+        try publicReader.check(request)
+        return try await publicGate.withPermit {
+            let bytes = try await publicReader.body(request)
+            let routes = self
+            return try await publicWorkers.run { try routes.verifyProject(bytes) }
+        }
     }
 
     func verifyProject(_ bytes: [UInt8]) throws -> Response {
@@ -255,16 +260,8 @@ struct ProjectionRoutes: Sendable {
     func setProjectVisibility(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let principal = try await accounts.authenticate(rawKey: try AttestationRoutes.bearer(request))
         let hash = try RequestReader.certificateHash(context)
-        let (body, _) = try await reader.object(request)
-        guard let raw = try body.string("visibility"), let visibility = Visibility(rawValue: raw) else {
-            throw LedgerServerError(.invalidRequest, "visibility must be \"private\" or \"public\"")
-        }
-        let now = clock()
-        guard visibilityLimiter.admit(principal.accountId, now: now) else {
-            throw LedgerServerError(
-                .rateLimited, "at most \(visibilityLimiter.perMinute) visibility changes per minute per account",
-                headers: [("Retry-After", "\(RateLimiter.retryAfter(now: now))")])
-        }
+        let visibility = try await reader.visibilityChange(request)
+        try visibilityLimiter.requireAdmission(principal.accountId, now: clock(), what: "visibility changes")
         let change = try await projects.setVisibility(visibility, projectHash: hash, principal: principal)
         return JSONResponse.make(body: [
             "ok": true, "projectHash": .string(JSONString(hash)), "visibility": .string(JSONString(visibility.rawValue)),

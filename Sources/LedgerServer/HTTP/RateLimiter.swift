@@ -27,4 +27,12 @@ final class RateLimiter: Sendable {
 
     /// Seconds until the current window ends.
     static func retryAfter(now: Int64) -> Int { Int((60_000 - now % 60_000 + 999) / 1000) }
+
+    /// Takes one action from `key`'s budget, or throws 429 `RATE_LIMIT` with `Retry-After`.
+    func requireAdmission(_ key: String, now: Int64, what: String) throws {
+        guard admit(key, now: now) else {
+            throw LedgerServerError(
+                .rateLimited, "at most \(perMinute) \(what) per minute per account", headers: [("Retry-After", "\(Self.retryAfter(now: now))")])
+        }
+    }
 }

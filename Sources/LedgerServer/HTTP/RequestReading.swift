@@ -17,16 +17,7 @@ struct RequestReader: Sendable {
 
     /// The body's bytes (at most `maxBodyBytes`, never empty). Requires a JSON content type.
     func body(_ request: Request) async throws -> [UInt8] {
-        let contentType = request.headers[.contentType]?.lowercased() ?? ""
-        let mediaType = contentType.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
-        guard mediaType == "application/json" || (mediaType.hasPrefix("application/") && mediaType.hasSuffix("+json")) else {
-            throw LedgerServerError(
-                .unsupportedMediaType,
-                contentType.isEmpty ? "send the body as JSON with Content-Type: application/json" : "Content-Type \(contentType.prefix(100)) is not JSON; send application/json")
-        }
-        if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > maxBodyBytes {
-            throw LedgerServerError(.payloadTooLarge, "the body is \(length) bytes; this endpoint accepts at most \(maxBodyBytes)")
-        }
+        try check(request)
         let buffer: ByteBuffer
         do {
             buffer = try await request.body.collect(upTo: maxBodyBytes)
@@ -40,6 +31,21 @@ struct RequestReader: Sendable {
         let bytes = Array(buffer.readableBytesView)
         if bytes.isEmpty { throw LedgerServerError(.invalidJSON, "the request body is empty; send a JSON document") }
         return bytes
+    }
+
+    /// Cheap checks from the headers alone (a JSON content type; a declared length within the limit),
+    /// also made before a request is admitted, so such a refusal never waits for a permit.
+    func check(_ request: Request) throws {
+        let contentType = request.headers[.contentType]?.lowercased() ?? ""
+        let mediaType = contentType.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
+        guard mediaType == "application/json" || (mediaType.hasPrefix("application/") && mediaType.hasSuffix("+json")) else {
+            throw LedgerServerError(
+                .unsupportedMediaType,
+                contentType.isEmpty ? "send the body as JSON with Content-Type: application/json" : "Content-Type \(contentType.prefix(100)) is not JSON; send application/json")
+        }
+        if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > maxBodyBytes {
+            throw LedgerServerError(.payloadTooLarge, "the body is \(length) bytes; this endpoint accepts at most \(maxBodyBytes)")
+        }
     }
 
     /// Parses a body read by `body(_:)` with the server's limits.
@@ -57,6 +63,33 @@ struct RequestReader: Sendable {
         } catch let error as JSONParseError {
             throw LedgerServerError(.invalidJSON, "the body is not valid JSON: \(error.description)", details: [error.reason.rawValue])
         }
+    }
+
+    /// A lower bound of the number of elements of a top-level JSON array, found by a byte scan (strings
+    /// skipped, nesting tracked) without parsing; nil when the document does not start as an array. The
+    /// scan stops once the count exceeds `limit`, so refusing an oversized run costs no parse.
+    static func topLevelArrayCount(_ bytes: [UInt8], exceeding limit: Int) -> Int? {
+        var i = 0
+        while i < bytes.count, bytes[i] == 0x20 || bytes[i] == 0x09 || bytes[i] == 0x0A || bytes[i] == 0x0D { i += 1 }
+        guard i < bytes.count, bytes[i] == UInt8(ascii: "[") else { return nil }
+        var depth = 0, commas = 0, inString = false, escaped = false, sawElement = false
+        while i < bytes.count {
+            let c = bytes[i]
+            i += 1
+            if inString {
+                if escaped { escaped = false } else if c == UInt8(ascii: "\\") { escaped = true } else if c == UInt8(ascii: "\"") { inString = false }
+                continue
+            }
+            switch c {
+            case UInt8(ascii: "\""): inString = true; if depth == 1 { sawElement = true }
+            case UInt8(ascii: "["), UInt8(ascii: "{"): depth += 1; if depth == 2 { sawElement = true }
+            case UInt8(ascii: "]"), UInt8(ascii: "}"): depth -= 1; if depth == 0 { return commas + (sawElement ? 1 : 0) }
+            case UInt8(ascii: ","): if depth == 1 { commas += 1; if commas + 1 > limit { return commas + 1 } }
+            case 0x20, 0x09, 0x0A, 0x0D: break
+            default: if depth == 1 { sawElement = true }
+            }
+        }
+        return commas + (sawElement ? 1 : 0)
     }
 
     /// True when some number overflowed to ±Infinity (cheap: no paths are built).
@@ -88,6 +121,15 @@ struct RequestReader: Sendable {
         let (value, bytes) = try await json(request)
         guard let object = value.objectValue else { throw LedgerServerError(.invalidRequest, "the body must be a JSON object, not a \(value.typeName)") }
         return (object, bytes)
+    }
+
+    /// The body of a visibility change: `{"visibility": "private" | "public"}`.
+    func visibilityChange(_ request: Request) async throws -> Visibility {
+        let (body, _) = try await object(request)
+        guard let raw = try body.string("visibility"), let visibility = Visibility(rawValue: raw) else {
+            throw LedgerServerError(.invalidRequest, "visibility must be \"private\" or \"public\"")
+        }
+        return visibility
     }
 
     /// A path parameter holding a certificate hash, in `sha256:` or `sha256%3A` form.
