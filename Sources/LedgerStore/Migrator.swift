@@ -49,7 +49,8 @@ public enum Migrator {
             do {
                 // The advisory lock is per database; a migrator of another database in the same cluster
                 // may create the cluster-wide role between our check and our CREATE ROLE. That aborts
-                // this transaction with a unique violation on pg_authid; it is safe to run it again.
+                // this transaction with a unique violation on pg_authid, or with 42710 ("role already exists")
+                // when the other transaction committed first; it is safe to run it again.
                 for attempt in 1...3 {
                     do {
                         try connection.withTransaction {
@@ -57,7 +58,9 @@ public enum Migrator {
                             try connection.execute("INSERT INTO ledger_migrations (name, checksum) VALUES (\(m.name), \(m.checksum))")
                         }
                         break
-                    } catch let error as LedgerStoreError where attempt < 3 && error.sqlState == "23505" && error.message.contains("pg_authid") {
+                    } catch let error as LedgerStoreError
+                        where attempt < 3 && ((error.sqlState == "23505" && error.message.contains("pg_authid")) || error.sqlState == "42710")
+                    {
                         continue
                     }
                 }
