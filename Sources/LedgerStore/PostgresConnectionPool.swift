@@ -45,6 +45,9 @@ public final class PostgresConnectionPool: Sendable {
     /// Connections currently open and idle (for metrics).
     public var usage: (open: Int, idle: Int) { state.withLock { ($0.open, $0.idle.count) } }
 
+    /// Requests waiting for a connection now.
+    public var waiting: Int { state.withLock { $0.waiters.count } }
+
     /// Runs blocking `body` with a connection on the pool's threads.
     public func withConnection<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) throws -> T) async throws -> T {
         let connection = try await acquire()
