@@ -107,12 +107,13 @@ public final class ProjectionRunner: Sendable {
                 }
             }
             if !skips.isEmpty {
-                try c.execute(SQLQuery(
-                    unsafeSQL: """
-                        INSERT INTO projection_skips (name, idx, reason)
-                        SELECT n, i::bigint, r FROM unnest($1::text[], $2::text[], $3::text[]) AS t(n, i, r) ON CONFLICT DO NOTHING
-                        """,
-                    binds: [.textArray(skips.map(\.model)), .textArray(skips.map { String($0.index) }), .textArray(skips.map(\.reason))]))
+                try c.execute("""
+                    INSERT INTO projection_skips (name, idx, reason)
+                    SELECT n, i::bigint, r
+                    FROM unnest(\(textArray: skips.map(\.model))::text[], \(textArray: skips.map { String($0.index) })::text[],
+                                \(textArray: skips.map(\.reason))::text[]) AS t(n, i, r)
+                    ON CONFLICT DO NOTHING
+                    """)
             }
             try c.execute(SQLQuery(
                 unsafeSQL: "UPDATE projection_checkpoints SET position = $1, updated_at = now() WHERE name = ANY($2::text[])",
@@ -131,8 +132,7 @@ public final class ProjectionRunner: Sendable {
     /// The entries models passed over (newest first, at most `limit`), and how many there are per model.
     public func skips(limit: Int = 100) async throws -> (recent: [Skip], counts: [String: Int64]) {
         try await pool.withConnection { c in
-            let recent = try c.query(SQLQuery(
-                unsafeSQL: "SELECT name, idx, reason FROM projection_skips ORDER BY idx DESC, name LIMIT $1", binds: [.int(Int64(limit))])).rows
+            let recent = try c.query("SELECT name, idx, reason FROM projection_skips ORDER BY idx DESC, name LIMIT \(limit)").rows
             let counts = try c.query("SELECT name, count(*) FROM projection_skips GROUP BY name").rows
             return (
                 recent.map { Skip(model: $0[0] ?? "", index: $0[1].flatMap { Int64($0) } ?? -1, reason: $0[2] ?? "") },
@@ -235,7 +235,7 @@ public final class ProjectionRunner: Sendable {
                 unsafeSQL: "SELECT position FROM projection_checkpoints WHERE name = ANY($1::text[]) ORDER BY name FOR UPDATE",
                 binds: [.textArray(selected.map(\.name))]))
             for table in selected.flatMap(\.tables) { try c.execute(SQLQuery(unsafeSQL: "TRUNCATE \(table)")) }
-            try c.execute(SQLQuery(unsafeSQL: "DELETE FROM projection_skips WHERE name = ANY($1::text[])", binds: [.textArray(selected.map(\.name))]))
+            try c.execute("DELETE FROM projection_skips WHERE name = ANY(\(textArray: selected.map(\.name))::text[])")
             try c.execute(SQLQuery(
                 unsafeSQL: "UPDATE projection_checkpoints SET position = 0, updated_at = now() WHERE name = ANY($1::text[])",
                 binds: [.textArray(selected.map(\.name))]))

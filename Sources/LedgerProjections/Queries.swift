@@ -107,12 +107,12 @@ public struct LedgerQueries: Sendable {
     public func visibleCertificates(_ certificateHashes: [String], to account: String?) async throws -> Set<String> {
         guard !certificateHashes.isEmpty else { return [] }
         return try await current("certificates") { c -> (head: Int64, position: Int64, value: Set<String>) in
-            let rows = try c.query(SQLQuery(unsafeSQL: """
+            let rows = try c.query("""
                 SELECT 'h', (SELECT size FROM ledger_head WHERE id = 1)::text, (SELECT position FROM projection_checkpoints WHERE name = 'certificates')::text
                 UNION ALL
                 SELECT DISTINCT 'c', certificate_hash, NULL FROM proj_certificate_records
-                WHERE certificate_hash = ANY($1::text[]) AND (visibility = 'public' OR account = $2)
-                """, binds: [.textArray(certificateHashes), .text(account ?? "")])).rows
+                WHERE certificate_hash = ANY(\(textArray: certificateHashes)::text[]) AND (visibility = 'public' OR account = \(account ?? ""))
+                """).rows
             var head: Int64 = 0, position: Int64 = 0
             var visible = Set<String>()
             for row in rows {

@@ -68,6 +68,7 @@ public struct EmbeddedPostgres: Sendable {
             // A password only TCP connections need (unix ones use peer), kept where only we can read it.
             var generator = SystemRandomNumberGenerator()
             let password = (0..<24).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+            // DDL takes no bind parameters; the password is 48 hex digits we generated, never input.
             try admin.execute(SQLQuery(unsafeSQL: "ALTER ROLE postgres PASSWORD '\(password)'"))
             guard fm.createFile(atPath: passwordFile.path, contents: Data("*:*:*:postgres:\(password)\n".utf8), attributes: [.posixPermissions: 0o600])
             else { throw LedgerStoreError(.embedded, "cannot write \(passwordFile.path)") }

@@ -824,7 +824,7 @@ public final class PostgresEventLog: Sendable {
     /// A stored claim's value and the entry that made it, if the key is claimed.
     public func claim(scope: String, key: String) async throws -> (value: String, entryIndex: Int64)? {
         try await pool.withConnection { c in
-            try c.query(SQLQuery(unsafeSQL: "SELECT value, entry_idx FROM ledger_claims WHERE scope = $1 AND key = $2", binds: [.text(scope), .text(key)]))
+            try c.query("SELECT value, entry_idx FROM ledger_claims WHERE scope = \(scope) AND key = \(key)")
                 .rows.first.flatMap { row in row[0].flatMap { v in row[1].flatMap { Int64($0) }.map { (v, $0) } } }
         }
     }
