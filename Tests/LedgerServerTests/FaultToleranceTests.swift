@@ -29,9 +29,11 @@ import TestSupport
             var acknowledged: [Int: Int64] = [:]  // bundle → ledger index
             var failures = 0
             var done = false
-            func take() -> Int? { lock.lock(); defer { lock.unlock() }; if next < 240 { next += 1; return next - 1 }; return nil }
+            let total: Int
+            init(total: Int) { self.total = total }
+            func take() -> Int? { lock.lock(); defer { lock.unlock() }; if next < total { next += 1; return next - 1 }; return nil }
         }
-        let state = State()
+        let state = State(total: count)
         let started = Date()
         let group = DispatchGroup()
         // The faults: two immediate stops of PostgreSQL, and a client that resets connections throughout,

@@ -156,7 +156,11 @@ public struct ProjectService: Sendable {
     /// A project's registration with the visibility in force (the owner's latest change, else the
     /// registration's own), or nil when the hash was never registered.
     public func project(projectHash: String) async throws -> (entry: LedgerEntry, visibility: Visibility)? {
-        let entries = try await log.entries(subject: Self.subject(projectHash: projectHash)).entries
+        Self.project(try await log.entries(subject: Self.subject(projectHash: projectHash)).entries)
+    }
+
+    /// The registration and visibility in force, folded from a project subject's entries.
+    static func project(_ entries: [LedgerEntry]) -> (entry: LedgerEntry, visibility: Visibility)? {
         guard let registered = entries.first(where: { $0.type == Self.registered }) else { return nil }
         var visibility = Visibility(rawValue: registered.body["visibility"]?.stringValue ?? "") ?? .private
         for e in entries where e.type == Self.visibilityChanged && e.account == registered.account {
@@ -171,7 +175,7 @@ public struct ProjectService: Sendable {
         for _ in 0..<5 {
             let subject = Self.subject(projectHash: projectHash)
             let entries = try await log.entries(subject: subject).entries
-            guard let current = try await project(projectHash: projectHash), current.entry.account == principal.accountId else {
+            guard let current = Self.project(entries), current.entry.account == principal.accountId else {
                 throw LedgerServerError(.notFound, "No project bundle of this account is registered with this projectHash")
             }
             if current.visibility == visibility { return (entries.last { $0.account == principal.accountId } ?? current.entry, false) }

@@ -17,6 +17,7 @@ struct IdempotencyKeys: Sendable {
 
     /// One request's use of a key.
     struct Use: Sendable {
+        var account: String
         var scope: String
         var key: String
         /// SHA-256 of the endpoint, the query and the body.
@@ -33,7 +34,7 @@ struct IdempotencyKeys: Sendable {
         }
         var hashed = Array("\(endpoint)\n\(request.uri.query ?? "")\n".utf8)
         hashed += body
-        return Use(scope: "idempotency:\(account)", key: raw, requestHash: Hex.encode(ProtocolHash.sha256(hashed)))
+        return Use(account: account, scope: "idempotency:\(account)", key: raw, requestHash: Hex.encode(ProtocolHash.sha256(hashed)))
     }
 
     /// The entry the key's first use appended, when `use` repeats that request; nil when the key is
@@ -44,8 +45,9 @@ struct IdempotencyKeys: Sendable {
             throw LedgerServerError(
                 .idempotencyKeyReused, "this Idempotency-Key was already used for a different request; use a new key for a new request")
         }
-        guard let entry = try await log.entry(index: index) else {
-            throw LedgerStoreError(.database, "the entry \(index) named by an idempotency claim is missing; run `evidence-ledger ledger verify`")
+        // Claims are not hashed into the log: an altered one must never answer with another account's entry.
+        guard let entry = try await log.entry(index: index), entry.account == use.account else {
+            throw LedgerServerError(.conflict, "the record of this Idempotency-Key cannot be found for this account; use a new key")
         }
         return entry
     }

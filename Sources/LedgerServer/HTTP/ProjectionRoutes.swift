@@ -84,11 +84,14 @@ struct ProjectionRoutes: Sendable {
                 }
             }
             var links: [JSONValue] = []
+            var projectVisible: [String: Bool] = [:]  // one read per project, however many links name it
             for l in p.links {
-                if l.kind == "project", let project = try await projects.project(projectHash: l.ref),
-                    !(project.visibility == .public || (principal != nil && project.entry.account == principal?.accountId))
-                {
-                    continue
+                if l.kind == "project" {
+                    if projectVisible[l.ref] == nil {
+                        let project = try await projects.project(projectHash: l.ref)
+                        projectVisible[l.ref] = project.map { $0.visibility == .public || (principal != nil && $0.entry.account == principal?.accountId) } ?? true
+                    }
+                    if projectVisible[l.ref] == false { continue }
                 }
                 links.append([
                     "kind": .string(JSONString(l.kind)), "ref": .string(JSONString(l.ref)), "ledgerIndex": .number(Double(l.entry.index)),
