@@ -1,6 +1,14 @@
 // swift-tools-version:6.1
 import PackageDescription
 
+/// Compiler settings every target of ours shares: explicit existentials, imports that are visible only
+/// where they are written, and imports internal unless marked `public`.
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
 let package = Package(
     name: "EvidenceLedger",
     platforms: [.macOS(.v14)],
@@ -43,17 +51,21 @@ let package = Package(
         .target(
             name: "LedgerSchema",
             path: "schema",
-            resources: [.embedInCode("0001_create_ledger.sql"), .embedInCode("0002_create_accounts.sql"), .embedInCode("0003_create_tree.sql"), .embedInCode("0004_create_projections.sql"), .embedInCode("0005_create_projection_skips.sql")]
+            resources: [.embedInCode("0001_create_ledger.sql"), .embedInCode("0002_create_accounts.sql"), .embedInCode("0003_create_tree.sql"), .embedInCode("0004_create_projections.sql"), .embedInCode("0005_create_projection_skips.sql"), .embedInCode("0006_create_ledger_expect.sql")]
         ),
-        // PostgreSQL through libpq: pool, migrations, event log, sequencer, embedded cluster.
+        // PostgreSQL through libpq: connection, pool, migrations, event log (sequencer, batch writer),
+        // tree storage, audits.
         .target(
             name: "LedgerStore",
             dependencies: [
-                "LedgerCore", "LedgerSchema", "CLibpq",
+                "CERKit", "LedgerCore", "LedgerSchema", "CLibpq",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            swiftSettings: strict
         ),
+        // Child processes: the embedded PostgreSQL cluster, spawned and reaped.
+        .target(name: "LedgerProcesses", dependencies: ["LedgerStore"], swiftSettings: strict),
         // Read models rebuilt from the log: certificates and provenance, run chains, project bundles.
         .target(name: "LedgerProjections", dependencies: ["CERKit", "LedgerCore", "LedgerStore"]),
         // HTTP API, node keys, accounts and quotas, background services, service assembly.
@@ -75,7 +87,7 @@ let package = Package(
         .executableTarget(
             name: "EvidenceLedgerCLI",
             dependencies: [
-                "CERKit", "LedgerCore", "LedgerStore", "LedgerServer", "LedgerProjections",
+                "CERKit", "LedgerCore", "LedgerStore", "LedgerProcesses", "LedgerServer", "LedgerProjections",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -90,11 +102,12 @@ let package = Package(
         .testTarget(name: "CERKitTests", dependencies: ["CERKit", "TestSupport"]),
         .testTarget(name: "EvidenceLedgerCLITests", dependencies: ["CERKit", "TestSupport"]),
         .testTarget(name: "LedgerCoreTests", dependencies: ["LedgerCore"]),
-        .testTarget(name: "LedgerStoreTests", dependencies: ["LedgerStore", "LedgerCore", "TestSupport"]),
+        .testTarget(name: "LedgerStoreTests", dependencies: ["LedgerStore", "LedgerProcesses", "LedgerCore", "CERKit", "TestSupport"]),
         .testTarget(
             name: "LedgerServerTests",
             dependencies: [
-                "LedgerServer", "LedgerStore", "CERKit", "LedgerCore", "LedgerProjections", "TestSupport", .product(name: "Yams", package: "Yams"),
+                "LedgerServer", "LedgerStore", "LedgerProcesses", "CERKit", "LedgerCore", "LedgerProjections", "TestSupport",
+                .product(name: "Yams", package: "Yams"),
             ]),
     ],
     swiftLanguageModes: [.v6]

@@ -12,5 +12,6 @@ public enum LedgerSchema {
         ("0003_create_tree", PackageResources._003_create_tree_sql),
         ("0004_create_projections", PackageResources._004_create_projections_sql),
         ("0005_create_projection_skips", PackageResources._005_create_projection_skips_sql),
+        ("0006_create_ledger_expect", PackageResources._006_create_ledger_expect_sql),
     ]
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import LedgerProcesses
 import LedgerStore
 
 /// `evidence-ledger database start|stop|status`: manage an embedded PostgreSQL cluster.

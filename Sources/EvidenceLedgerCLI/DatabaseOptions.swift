@@ -1,5 +1,6 @@
 import ArgumentParser
 import LedgerServer
+import LedgerProcesses
 import LedgerStore
 
 #if canImport(Glibc)

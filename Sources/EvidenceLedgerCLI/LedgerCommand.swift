@@ -116,7 +116,7 @@ struct LedgerCommand: AsyncParsableCommand {
             var run: JSONObject = ["runId": .string(JSONString("load-run-\(n / 10)")), "stepIndex": .number(Double(n % 10)), "workflowId": "load"]
             if n % 10 > 0 { run["prevStepHash"] = .string(JSONString(certificateHash(n - 1))) }
             return AppendRequest(
-                subject: "cer:" + hash, type: "cer.attested", account: "bench",
+                subject: Subject.certificate(hash), type: EventType.cerAttested, account: "bench",
                 body: [
                     "source": "load", "certificateHash": .string(JSONString(hash)), "bundleType": "cer.ai.execution.v1",
                     "protocolVersion": "1.2.0", "executionId": .string(JSONString("load-\(n)")), "visibility": "public",
@@ -143,7 +143,7 @@ struct LedgerCommand: AsyncParsableCommand {
                             let request = attestations
                                 ? Self.attestation(n, filler: filler)
                                 : AppendRequest(
-                                    subject: "run:\(prefix)-\((n &* 7919 &+ worker) % subjects)", type: "load.event",
+                                    subject: Subject.run("\(prefix)-\((n &* 7919 &+ worker) % subjects)"), type: EventType.load,
                                     body: ["n": .number(Double(n)), "worker": .number(Double(worker)), "filler": .string(JSONString(filler))])
                             while true {
                                 let t0 = clock.now

@@ -28,7 +28,7 @@ public struct ProjectionEvent: Sendable, Equatable {
     /// Reads the events of `types` in `[from, to)`, in index order, with the bodies' fields extracted by
     /// the database (other entries only advance the checkpoints, so they are not read at all).
     static func read(from: Int64, to: Int64, types: [String], on c: PostgresConnection) throws -> [ProjectionEvent] {
-        let rows = try c.query(SQLQuery(unsafeSQL: """
+        let rows = try c.query("""
             SELECT e.idx, e.subject, e.type, e.account, e.payload_digest IS NOT NULL,
                    j->>'certificateHash', j->>'visibility', j->>'bundleType', j->>'executionId',
                    j->'run'->>'runId', j->'run'->>'workflowId', j->'run'->>'stepIndex', j->'run'->>'prevStepHash',
@@ -42,12 +42,12 @@ public struct ProjectionEvent: Sendable, Equatable {
             -- answers NULL instead of failing, so one such entry cannot stop a model.
             CROSS JOIN LATERAL (
                 SELECT CASE WHEN strpos(e.body, '\\u') = 0 THEN e.body::jsonb ELSE ledger_body_jsonb(e.body) END AS j OFFSET 0) x
-            WHERE e.idx >= $1 AND e.idx < $2 AND e.type = ANY($3::text[]) ORDER BY e.idx
-            """, binds: [.int(from), .int(to), .textArray(types)])).rows
-        return rows.map { r in
+            WHERE e.idx >= \(from) AND e.idx < \(to) AND e.type = ANY(\(textArray: types)::text[]) ORDER BY e.idx
+            """).rows
+        return try rows.map { r throws(LedgerStoreError) in
             ProjectionEvent(
-                index: Int64(r[0]!)!, subject: r[1]!, type: r[2]!, account: r[3], hasPayload: r[4] == "t", certificateHash: r[5],
-                visibility: r[6], bundleType: r[7], executionId: r[8], runId: r[9], workflowId: r[10], stepIndex: r[11].flatMap { Int64($0) },
+                index: try r.int64(0), subject: try r.text(1), type: try r.text(2), account: r[3], hasPayload: r[4] == "t", certificateHash: r[5],
+                visibility: r[6], bundleType: r[7], executionId: r[8], runId: r[9], workflowId: r[10], stepIndex: Int64(r[11] ?? ""),
                 prevStepHash: r[12], projectHash: r[13], projectBundleId: r[14], registeredAt: r[15],
                 stepHashes: r[16].map { $0.split(separator: ",").map(String.init) } ?? [], isUnreadable: r[17] == "t")
         }

@@ -39,9 +39,9 @@ public final class ProjectionRunner: Sendable {
 
     public func status() async throws -> [Status] {
         try await pool.withConnection { c in
-            let head = Int64(try c.query("SELECT size FROM ledger_head WHERE id = 1").rows[0][0]!)!
+            let head = try c.headSize()
             let rows = try c.query("SELECT name, position FROM projection_checkpoints ORDER BY name").rows
-            return rows.map { Status(name: $0[0]!, position: Int64($0[1]!)!, head: head) }
+            return try rows.map { r throws(LedgerStoreError) in Status(name: try r.text(0), position: try r.int64(1), head: head) }
         }
     }
 
@@ -61,19 +61,19 @@ public final class ProjectionRunner: Sendable {
     func step(_ models: [any Projection], wait: Bool, prefetched: Prefetched?, carefully: Bool) async throws -> (status: [Status], applied: Int64)? {
         let chunk = self.chunk
         return try await pool.withTransaction { c -> (status: [Status], applied: Int64)? in
-            let lock = wait ? "FOR UPDATE" : "FOR UPDATE SKIP LOCKED"
-            let rows = try c.query(SQLQuery(
-                unsafeSQL: "SELECT name, position FROM projection_checkpoints WHERE name = ANY($1::text[]) ORDER BY name \(lock)",
-                binds: [.textArray(models.map(\.name))])).rows
+            let lock: SQLFragment = wait ? "FOR UPDATE" : "FOR UPDATE SKIP LOCKED"
+            let rows = try c.query(
+                "SELECT name, position FROM projection_checkpoints WHERE name = ANY(\(textArray: models.map(\.name))::text[]) ORDER BY name \(sql: lock)"
+            ).rows
             var positions: [String: Int64] = [:]
-            for r in rows { positions[r[0]!] = Int64(r[1]!)! }
+            for r in rows { positions[try r.text(0)] = try r.int64(1) }
             if wait, let missing = models.first(where: { positions[$0.name] == nil }) {
                 throw LedgerStoreError(.database, "projection \(missing.name) has no checkpoint row; run migrations")
             }
             let held = models.filter { positions[$0.name] != nil }
-            guard let position = held.map({ positions[$0.name]! }).min() else { return nil }
-            let head = Int64(try c.query("SELECT size FROM ledger_head WHERE id = 1").rows[0][0]!)!
-            let behind = held.filter { positions[$0.name]! == position }
+            guard let position = held.compactMap({ positions[$0.name] }).min() else { return nil }
+            let head = try c.headSize()
+            let behind = held.filter { positions[$0.name] == position }
             guard position < head else { return (behind.map { Status(name: $0.name, position: position, head: head) }, 0) }
             let to = min(head, position + Int64(chunk))
             let types = Array(Set(behind.flatMap(\.types))).sorted()
@@ -109,15 +109,14 @@ public final class ProjectionRunner: Sendable {
             if !skips.isEmpty {
                 try c.execute("""
                     INSERT INTO projection_skips (name, idx, reason)
-                    SELECT n, i::bigint, r
-                    FROM unnest(\(textArray: skips.map(\.model))::text[], \(textArray: skips.map { String($0.index) })::text[],
+                    SELECT n, i, r
+                    FROM unnest(\(textArray: skips.map(\.model))::text[], \(int64Array: skips.map(\.index))::bigint[],
                                 \(textArray: skips.map(\.reason))::text[]) AS t(n, i, r)
                     ON CONFLICT DO NOTHING
                     """)
             }
-            try c.execute(SQLQuery(
-                unsafeSQL: "UPDATE projection_checkpoints SET position = $1, updated_at = now() WHERE name = ANY($2::text[])",
-                binds: [.int(to), .textArray(behind.map(\.name))]))
+            try c.execute(
+                "UPDATE projection_checkpoints SET position = \(to), updated_at = now() WHERE name = ANY(\(textArray: behind.map(\.name))::text[])")
             return (behind.map { Status(name: $0.name, position: to, head: head) }, to - position)
         }
     }
@@ -135,8 +134,8 @@ public final class ProjectionRunner: Sendable {
             let recent = try c.query("SELECT name, idx, reason FROM projection_skips ORDER BY idx DESC, name LIMIT \(limit)").rows
             let counts = try c.query("SELECT name, count(*) FROM projection_skips GROUP BY name").rows
             return (
-                recent.map { Skip(model: $0[0] ?? "", index: $0[1].flatMap { Int64($0) } ?? -1, reason: $0[2] ?? "") },
-                Dictionary(uniqueKeysWithValues: counts.map { ($0[0] ?? "", $0[1].flatMap { Int64($0) } ?? 0) }))
+                try recent.map { r throws(LedgerStoreError) in Skip(model: try r.text(0), index: try r.int64(1), reason: try r.text(2)) },
+                Dictionary(uniqueKeysWithValues: try counts.map { r throws(LedgerStoreError) in (try r.text(0), try r.int64(1)) }))
         }
     }
 
@@ -231,14 +230,12 @@ public final class ProjectionRunner: Sendable {
     public func reset(_ name: String? = nil) async throws {
         let selected = try name.map { [try projection($0)] } ?? projections
         try await pool.withTransaction { c in
-            _ = try c.query(SQLQuery(
-                unsafeSQL: "SELECT position FROM projection_checkpoints WHERE name = ANY($1::text[]) ORDER BY name FOR UPDATE",
-                binds: [.textArray(selected.map(\.name))]))
-            for table in selected.flatMap(\.tables) { try c.execute(SQLQuery(unsafeSQL: "TRUNCATE \(table)")) }
+            _ = try c.query(
+                "SELECT position FROM projection_checkpoints WHERE name = ANY(\(textArray: selected.map(\.name))::text[]) ORDER BY name FOR UPDATE")
+            for table in selected.flatMap(\.tables) { try c.execute("TRUNCATE \(sql: table)") }
             try c.execute("DELETE FROM projection_skips WHERE name = ANY(\(textArray: selected.map(\.name))::text[])")
-            try c.execute(SQLQuery(
-                unsafeSQL: "UPDATE projection_checkpoints SET position = 0, updated_at = now() WHERE name = ANY($1::text[])",
-                binds: [.textArray(selected.map(\.name))]))
+            try c.execute(
+                "UPDATE projection_checkpoints SET position = 0, updated_at = now() WHERE name = ANY(\(textArray: selected.map(\.name))::text[])")
         }
     }
 
@@ -248,7 +245,7 @@ public final class ProjectionRunner: Sendable {
         return try await pool.withConnection { c in
             var out = ""
             for q in p.dumpQueries {
-                for row in try c.query(SQLQuery(unsafeSQL: q)).rows { out += row.map { $0 ?? "∅" }.joined(separator: "\t") + "\n" }
+                for row in try c.query(q).rows { out += row.values.map { $0 ?? "∅" }.joined(separator: "\t") + "\n" }
                 out += "--\n"
             }
             return out

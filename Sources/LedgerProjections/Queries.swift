@@ -43,59 +43,57 @@ public struct LedgerQueries: Sendable {
         return try await runner.pool.withConnection(read).value
     }
 
-    static func positionRow(_ model: String) -> String {
-        "SELECT 'h', (SELECT size FROM ledger_head WHERE id = 1), NULL::text, (SELECT position FROM projection_checkpoints WHERE name = '\(model)'), NULL::text, NULL::text, NULL::bigint, NULL::text, NULL::bytea, NULL::bytea, NULL::text, NULL::bytea, NULL::text, NULL::text"
-    }
-
     public func provenance(certificateHash: String) async throws -> Provenance {
-        let subject = "cer:" + certificateHash
+        let subject = Subject.certificate(certificateHash)
         let (entries, links) = try await current("certificates") { c -> (head: Int64, position: Int64, value: ([LedgerEntry], [(String, String, LedgerEntry)])) in
-            let rows = try c.query(SQLQuery(unsafeSQL: """
-                \(Self.positionRow("certificates"))
+            let rows = try c.query("""
+                SELECT 'h', (SELECT size FROM ledger_head WHERE id = 1), NULL::text,
+                       (SELECT position FROM projection_checkpoints WHERE name = 'certificates'), NULL::text, NULL::text, NULL::bigint,
+                       NULL::text, NULL::bytea, NULL::bytea, NULL::text, NULL::bytea, NULL::text, NULL::text
                 UNION ALL
-                (SELECT 'e', \(PostgresEventLog.columns), NULL, NULL FROM ledger_entries WHERE subject = $1 ORDER BY subject_index)
+                (SELECT 'e', \(sql: EntryRows.columns), NULL, NULL FROM ledger_entries WHERE subject = \(subject) ORDER BY subject_index)
                 UNION ALL
                 (SELECT 'l', e.idx, e.subject, e.subject_index, e.type, e.account, (extract(epoch from e.recorded_at) * 1000)::bigint, e.body,
                         e.payload_digest, e.prev_subject_leaf, e.idempotency_key, e.leaf_hash, l.kind, l.ref
-                 FROM proj_certificate_links l JOIN ledger_entries e ON e.idx = l.idx WHERE l.certificate_hash = $2 ORDER BY l.idx)
-                """, binds: [.text(subject), .text(certificateHash)])).rows
+                 FROM proj_certificate_links l JOIN ledger_entries e ON e.idx = l.idx WHERE l.certificate_hash = \(certificateHash) ORDER BY l.idx)
+                """).rows
             var head: Int64 = 0, position: Int64 = 0
             var entries: [LedgerEntry] = []
             var links: [(String, String, LedgerEntry)] = []
             for row in rows {
                 switch row[0] {
                 case "h":
-                    head = Int64(row[1]!)!
-                    position = row[3].flatMap { Int64($0) } ?? 0
-                case "e": entries.append(try PostgresEventLog.decodeEntry(Array(row[1...11])))
-                default: links.append((row[12] ?? "", row[13] ?? "", try PostgresEventLog.decodeEntry(Array(row[1...11]))))
+                    head = try row.int64(1)
+                    position = try row.optionalInt64(3) ?? 0
+                case "e": entries.append(try EntryRows.decode(row, from: 1))
+                default: links.append((row[12] ?? "", row[13] ?? "", try EntryRows.decode(row, from: 1)))
                 }
             }
             return (head, position, (entries, links))
         }
-        return Provenance(entries: entries, chainProblems: PostgresEventLog.subjectChainProblems(subject: subject, entries), links: links.map { ($0.0, $0.1, $0.2) })
+        return Provenance(entries: entries, chainProblems: SubjectChain.problems(subject: subject, entries), links: links.map { ($0.0, $0.1, $0.2) })
     }
 
     /// The steps an account recorded under a runId, and the chain's state.
     public func run(account: String, runId: String) async throws -> RunChainStatus? {
         let steps = try await current("runs") { c -> (head: Int64, position: Int64, value: [RunChainStatus.Step]) in
-            let rows = try c.query(SQLQuery(unsafeSQL: """
+            let rows = try c.query("""
                 SELECT 'h', (SELECT size FROM ledger_head WHERE id = 1), (SELECT position FROM projection_checkpoints WHERE name = 'runs'),
                        NULL::text, NULL::bigint, NULL::text, NULL::text
                 UNION ALL
                 SELECT 's', idx, NULL, certificate_hash, step_index, prev_step_hash, workflow_id
-                FROM proj_run_steps WHERE account = $1 AND run_id = $2
-                """, binds: [.text(account), .text(runId)])).rows
+                FROM proj_run_steps WHERE account = \(account) AND run_id = \(runId)
+                """).rows
             var head: Int64 = 0, position: Int64 = 0
             var steps: [RunChainStatus.Step] = []
             for row in rows {
                 if row[0] == "h" {
-                    head = Int64(row[1]!)!
-                    position = row[2].flatMap { Int64($0) } ?? 0
+                    head = try row.int64(1)
+                    position = try row.optionalInt64(2) ?? 0
                 } else {
                     steps.append(RunChainStatus.Step(
-                        certificateHash: row[3]!, stepIndex: row[4].flatMap { Int64($0) }, prevStepHash: row[5], workflowId: row[6],
-                        ledgerIndex: Int64(row[1]!)!))
+                        certificateHash: try row.text(3), stepIndex: try row.optionalInt64(4), prevStepHash: row[5], workflowId: row[6],
+                        ledgerIndex: try row.int64(1)))
                 }
             }
             return (head, position, steps)

@@ -13,7 +13,7 @@ import Testing
         let (outcomes, size) = AppendPlanner.plan(
             requests: requests, size: 0, subjects: [:], existing: [:], payloadDigests: [], recordedAt: 0, groupSizes: [2, 1])
         #expect(size == 1)
-        #expect(outcomes[0] == .rejected(AppendPlanner.refusedWithGroup))
+        #expect(outcomes[0] == .rejected(.refusedWithGroup))
         #expect(outcomes[1] == .versionConflict(subject: "s:b", expected: 5, actual: 0))
         guard case .appended(let c) = outcomes[2] else {
             Issue.record("\(outcomes[2])")
@@ -31,15 +31,15 @@ import Testing
         failing.finalizer = BodyFinalizer { _, _ in throw Refused() }
         let (outcomes, size) = AppendPlanner.plan(
             requests: [Self.request("s:r"), finalized, failing], size: 7, subjects: [:], existing: [:], payloadDigests: [], recordedAt: 42,
-            rejections: ["not admitted", nil, nil])
-        #expect(outcomes[0] == .rejected("not admitted"))
+            rejections: [.notAdmitted(.unknownAccount), nil, nil])
+        #expect(outcomes[0] == .rejected(.notAdmitted(.unknownAccount)))
         guard case .appended(let e) = outcomes[1] else {
             Issue.record("\(outcomes[1])")
             return
         }
         #expect(e.index == 7 && e.body == ["index": 7, "time": 42])
         #expect(e.isLeafHashConsistent)
-        guard case .rejected(let why) = outcomes[2] else {
+        guard case .rejected(.invalid(let why)) = outcomes[2] else {
             Issue.record("\(outcomes[2])")
             return
         }

@@ -1,5 +1,6 @@
 import CERKit
 import Foundation
+import LedgerProcesses
 import LedgerStore
 import Testing
 import TestSupport

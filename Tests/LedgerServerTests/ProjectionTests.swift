@@ -2,6 +2,7 @@ import CERKit
 import Foundation
 import LedgerCore
 import LedgerProjections
+import LedgerProcesses
 import LedgerStore
 import Testing
 import TestSupport
@@ -263,7 +264,7 @@ func stepBundle(runId: String, index: Int, prev: String?, workflowId: String = "
         let c = try PostgresConnection(conninfo: node.conninfo, statementTimeoutMilliseconds: 5000, role: nil)
         let total = try node.ledgerSize()
         for _ in 0..<2000 {
-            let p = Int(try c.query("SELECT position FROM projection_checkpoints WHERE name = 'certificates'").rows[0][0]!)!
+            let p = Int(try c.scalarInt("SELECT position FROM projection_checkpoints WHERE name = 'certificates'"))
             if p > 0 && p < total { break }
             usleep(2_000)
         }

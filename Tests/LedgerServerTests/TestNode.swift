@@ -1,5 +1,6 @@
 import CERKit
 import Foundation
+import LedgerProcesses
 import LedgerStore
 import Testing
 
@@ -42,7 +43,7 @@ final class TestNode: @unchecked Sendable {
         guard let admin = cluster ?? ProcessInfo.processInfo.environment["LEDGER_TEST_DATABASE_URL"], !admin.isEmpty else { throw Missing() }
         let name = "s_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
         let c = try PostgresConnection(conninfo: admin, statementTimeoutMilliseconds: 30_000, role: nil)
-        try c.execute(SQLQuery(unsafeSQL: "CREATE DATABASE \(name)"))
+        try c.executeScript("CREATE DATABASE \(name)")
         c.close()
         conninfo = admin + " dbname=\(name)"
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("ledger-node-\(name)")
@@ -131,7 +132,7 @@ final class TestNode: @unchecked Sendable {
     func scalar(_ sql: String) throws -> String? {
         let c = try PostgresConnection(conninfo: conninfo, statementTimeoutMilliseconds: 30_000, role: nil)
         defer { c.close() }
-        return try c.query(SQLQuery(unsafeSQL: sql)).rows.first?[0]
+        return try c.executeScript(sql).rows.first?[0]
     }
 
     func ledgerSize() throws -> Int { Int(try scalar("SELECT size FROM ledger_head WHERE id = 1") ?? "-1") ?? -1 }

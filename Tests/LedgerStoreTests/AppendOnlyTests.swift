@@ -18,7 +18,7 @@ import Testing
         let owner = try PostgresConnection(conninfo: conninfo, statementTimeoutMilliseconds: 5000, role: nil)
         defer { owner.close() }
         for sql in ["UPDATE ledger_entries SET type = 'x' WHERE idx = 0", "DELETE FROM ledger_entries WHERE idx = 0", "TRUNCATE ledger_entries"] {
-            let error = #expect(throws: LedgerStoreError.self, "\(sql)") { try owner.execute(SQLQuery(unsafeSQL: sql)) }
+            let error = #expect(throws: LedgerStoreError.self, "\(sql)") { try owner.executeScript(sql) }
             #expect(error?.code == .refused, "\(sql): \(String(describing: error))")
         }
         #expect(throws: LedgerStoreError.self) { try owner.execute("UPDATE ledger_head SET size = 0 WHERE id = 1") }

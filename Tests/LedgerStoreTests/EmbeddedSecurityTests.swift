@@ -1,4 +1,5 @@
 import Foundation
+import LedgerProcesses
 import LedgerStore
 import Testing
 

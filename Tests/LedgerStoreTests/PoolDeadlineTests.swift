@@ -17,7 +17,7 @@ import Testing
         let watchdog = Task {
             try await Task.sleep(for: .seconds(10))
             let c = try PostgresConnection(conninfo: conninfo, statementTimeoutMilliseconds: 10_000, role: nil)
-            _ = try c.query(SQLQuery(unsafeSQL: "SELECT pg_terminate_backend(\(gatePid))"))
+            _ = try c.query("SELECT pg_terminate_backend(\(gatePid))")
             c.close()
         }
         let holders = (0..<2).map { _ in

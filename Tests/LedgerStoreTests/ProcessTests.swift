@@ -2,6 +2,7 @@ import Foundation
 import LedgerCore
 import Testing
 import TestSupport
+import LedgerProcesses
 @testable import LedgerStore
 
 /// Crash safety and multi-process appends, with the real binary against real PostgreSQL.

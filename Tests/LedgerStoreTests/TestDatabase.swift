@@ -1,4 +1,5 @@
 import Foundation
+import LedgerProcesses
 import LedgerStore
 import Testing
 
@@ -22,7 +23,7 @@ enum TestDatabase {
         let name = "t_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
         let admin = try PostgresConnection(conninfo: try adminConninfo(), statementTimeoutMilliseconds: 30_000, role: nil)
         defer { admin.close() }
-        try admin.execute(SQLQuery(unsafeSQL: "CREATE DATABASE \(name)"))
+        try admin.execute("CREATE DATABASE \(identifier: name)")
         let conninfo = try conninfo(name)
         if migrate { try Migrator.migrate(conninfo: conninfo) }
         return conninfo

@@ -51,13 +51,18 @@ public struct AccountStore: Sendable {
 
     public init(pool: PostgresConnectionPool) { self.pool = pool }
 
-    static let accountColumns = """
+    static let accountColumns: SQLFragment = """
         a.id, a.plan, a.monthly_limit, to_char(a.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
         COALESCE((SELECT used FROM quota_usage q WHERE q.account_id = a.id AND q.period = date_trunc('month', now() AT TIME ZONE 'UTC')::date), 0)
         """
 
-    static func account(_ row: [String?]) -> Account {
-        Account(id: row[0]!, plan: row[1]!, monthlyLimit: Int64(row[2]!)!, createdAt: row[3]!, usedThisMonth: Int64(row[4]!)!)
+    static func account(_ row: PostgresRow) throws(LedgerStoreError) -> Account {
+        Account(id: try row.text(0), plan: try row.text(1), monthlyLimit: try row.int64(2), createdAt: try row.text(3), usedThisMonth: try row.int64(4))
+    }
+
+    /// The account `id` as it is now, read on `c`.
+    static func account(id: String, on c: PostgresConnection) throws -> Account? {
+        try c.query("SELECT \(sql: accountColumns) FROM accounts a WHERE a.id = \(id)").rows.first.map { r throws(LedgerStoreError) in try account(r) }
     }
 
     /// Why an account id cannot be used, or nil.
@@ -76,19 +81,18 @@ public struct AccountStore: Sendable {
         return try await pool.withConnection { c in
             let inserted = try c.execute("INSERT INTO accounts (id, plan, monthly_limit) VALUES (\(id), \(plan), \(monthlyLimit)) ON CONFLICT (id) DO NOTHING")
             if inserted == 0 { throw LedgerServerError(.conflict, "account \(id) already exists") }
-            return Self.account(try c.query(SQLQuery(unsafeSQL: "SELECT \(Self.accountColumns) FROM accounts a WHERE a.id = $1", binds: [.text(id)])).rows[0])
+            guard let account = try Self.account(id: id, on: c) else { throw LedgerStoreError(.database, "account \(id) vanished after it was created") }
+            return account
         }
     }
 
     public func account(id: String) async throws -> Account? {
-        try await pool.withConnection { c in
-            try c.query(SQLQuery(unsafeSQL: "SELECT \(Self.accountColumns) FROM accounts a WHERE a.id = $1", binds: [.text(id)])).rows.first.map(Self.account)
-        }
+        try await pool.withConnection { c in try Self.account(id: id, on: c) }
     }
 
     public func listAccounts() async throws -> [Account] {
         try await pool.withConnection { c in
-            try c.query(SQLQuery(unsafeSQL: "SELECT \(Self.accountColumns) FROM accounts a ORDER BY a.id")).rows.map(Self.account)
+            try c.query("SELECT \(sql: Self.accountColumns) FROM accounts a ORDER BY a.id").rows.map { r throws(LedgerStoreError) in try Self.account(r) }
         }
     }
 
@@ -100,18 +104,20 @@ public struct AccountStore: Sendable {
                 UPDATE accounts SET plan = COALESCE(\(plan), plan), monthly_limit = COALESCE(\(monthlyLimit.map { SQLValue.int($0) } ?? .null)::bigint, monthly_limit),
                 updated_at = now() WHERE id = \(id)
                 """)
-            if n == 0 { throw LedgerServerError(.notFound, "no account \(id)") }
-            return Self.account(try c.query(SQLQuery(unsafeSQL: "SELECT \(Self.accountColumns) FROM accounts a WHERE a.id = $1", binds: [.text(id)])).rows[0])
+            guard n > 0, let account = try Self.account(id: id, on: c) else { throw LedgerServerError(.notFound, "no account \(id)") }
+            return account
         }
     }
 
-    static let keyColumns = """
+    static let keyColumns: SQLFragment = """
         id, account_id, key_prefix, label, status, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
         to_char(revoked_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
         """
 
-    static func key(_ row: [String?]) -> APIKeyRecord {
-        APIKeyRecord(id: Int64(row[0]!)!, accountId: row[1]!, prefix: row[2]!, label: row[3]!, status: row[4]!, createdAt: row[5]!, revokedAt: row[6])
+    static func key(_ row: PostgresRow) throws(LedgerStoreError) -> APIKeyRecord {
+        APIKeyRecord(
+            id: try row.int64(0), accountId: try row.text(1), prefix: try row.text(2), label: try row.text(3), status: try row.text(4),
+            createdAt: try row.text(5), revokedAt: row[6])
     }
 
     /// Makes a key for `accountId`; the returned raw key is the only copy.
@@ -122,29 +128,28 @@ public struct AccountStore: Sendable {
             guard try c.query("SELECT 1 FROM accounts WHERE id = \(accountId)").rows.count == 1 else {
                 throw LedgerServerError(.notFound, "no account \(accountId)")
             }
-            return Self.key(try c.query(SQLQuery(unsafeSQL: """
-                INSERT INTO api_keys (account_id, key_hash, key_prefix, label) VALUES ($1, $2, $3, $4) RETURNING \(Self.keyColumns)
-                """, binds: [.text(accountId), .bytes(APIKey.hash(raw)), .text(APIKey.displayPrefix(raw)), .text(label)])).rows[0])
+            return try Self.key(try c.query("""
+                INSERT INTO api_keys (account_id, key_hash, key_prefix, label)
+                VALUES (\(accountId), \(APIKey.hash(raw)), \(APIKey.displayPrefix(raw)), \(label)) RETURNING \(sql: Self.keyColumns)
+                """).single("the new API key"))
         }
         return (raw, record)
     }
 
     public func listAPIKeys(accountId: String?) async throws -> [APIKeyRecord] {
         try await pool.withConnection { c in
-            try c.query(SQLQuery(
-                unsafeSQL: "SELECT \(Self.keyColumns) FROM api_keys WHERE $1::text IS NULL OR account_id = $1 ORDER BY id",
-                binds: [accountId.map(SQLValue.text) ?? .null])
-            ).rows.map(Self.key)
+            try c.query("SELECT \(sql: Self.keyColumns) FROM api_keys WHERE \(accountId)::text IS NULL OR account_id = \(accountId) ORDER BY id")
+                .rows.map { r throws(LedgerStoreError) in try Self.key(r) }
         }
     }
 
     /// Revokes a key; effective on the next request. Records it issued stay valid.
     public func revokeAPIKey(id: Int64) async throws -> APIKeyRecord {
         try await pool.withConnection { c in
-            let rows = try c.query(SQLQuery(unsafeSQL: """
-                UPDATE api_keys SET status = 'revoked', revoked_at = now() WHERE id = $1 AND status = 'active' RETURNING \(Self.keyColumns)
-                """, binds: [.int(id)])).rows
-            if let row = rows.first { return Self.key(row) }
+            let rows = try c.query("""
+                UPDATE api_keys SET status = 'revoked', revoked_at = now() WHERE id = \(id) AND status = 'active' RETURNING \(sql: Self.keyColumns)
+                """).rows
+            if let row = rows.first { return try Self.key(row) }
             if try c.query("SELECT 1 FROM api_keys WHERE id = \(id)").rows.isEmpty { throw LedgerServerError(.notFound, "no API key \(id)") }
             throw LedgerServerError(.conflict, "API key \(id) is already revoked")
         }
@@ -158,9 +163,10 @@ public struct AccountStore: Sendable {
                 throw LedgerServerError(.notFound, "no API key \(id)")
             }
             guard row[2] == "active" else { throw LedgerServerError(.conflict, "API key \(id) is revoked; create a new one instead") }
-            let new = Self.key(try c.query(SQLQuery(unsafeSQL: """
-                INSERT INTO api_keys (account_id, key_hash, key_prefix, label) VALUES ($1, $2, $3, $4) RETURNING \(Self.keyColumns)
-                """, binds: [.text(row[0]!), .bytes(APIKey.hash(raw)), .text(APIKey.displayPrefix(raw)), .text(row[1]!)])).rows[0])
+            let new = try Self.key(try c.query("""
+                INSERT INTO api_keys (account_id, key_hash, key_prefix, label)
+                VALUES (\(try row.text(0)), \(APIKey.hash(raw)), \(APIKey.displayPrefix(raw)), \(try row.text(1))) RETURNING \(sql: Self.keyColumns)
+                """).single("the new API key"))
             _ = try c.execute("UPDATE api_keys SET status = 'revoked', revoked_at = now(), replaced_by = \(new.id) WHERE id = \(id)")
             return new
         }
@@ -182,7 +188,7 @@ public struct AccountStore: Sendable {
             throw LedgerServerError(.unauthorized, "Invalid API key")
         }
         guard row[2] == "active" else { throw LedgerServerError(.unauthorized, "API key is inactive") }
-        return Principal(accountId: row[3]!, apiKeyId: Int64(row[0]!)!, plan: row[4]!, monthlyLimit: Int64(row[5]!)!)
+        return Principal(accountId: try row.text(3), apiKeyId: try row.int64(0), plan: try row.text(4), monthlyLimit: try row.int64(5))
     }
 
     /// As `authenticate`, answered from memory for up to `PrincipalCache.lifetime` after a lookup. Only
@@ -212,29 +218,22 @@ public struct AccountStore: Sendable {
             totals[k] = (t.requests + 1, t.duration + Int64(e.durationMilliseconds))
         }
         guard !totals.isEmpty else { return }
-        // Bounded statements: 8 parameters a row, far below libpq's 65,535 whatever the buffer holds.
-        let rows = Array(totals)
-        for start in stride(from: 0, to: rows.count, by: Self.usageRowsPerStatement) {
-            var values: [SQLValue] = []
-            var tuples: [String] = []
-            for (k, t) in rows[start..<min(rows.count, start + Self.usageRowsPerStatement)] {
-                let n = values.count
-                tuples.append("(to_timestamp($\(n + 1)::bigint / 1000.0), $\(n + 2), $\(n + 3)::bigint, $\(n + 4), $\(n + 5)::int, $\(n + 6), $\(n + 7)::bigint, $\(n + 8)::bigint)")
-                values += [.int(k.minute), .text(k.account), .int(k.key), .text(k.endpoint), .int(Int64(k.status)), .text(k.error), .int(t.requests), .int(t.duration)]
-            }
-            let query = SQLQuery(
-                unsafeSQL: """
-                    INSERT INTO usage_minutes AS u (minute, account_id, api_key_id, endpoint, status_code, error, requests, duration_ms_total)
-                    VALUES \(tuples.joined(separator: ", "))
-                    ON CONFLICT (account_id, minute, api_key_id, endpoint, status_code, error)
-                    DO UPDATE SET requests = u.requests + EXCLUDED.requests, duration_ms_total = u.duration_ms_total + EXCLUDED.duration_ms_total
-                    """, binds: values)
-            _ = try await pool.withConnection { c in try c.execute(query) }
+        // One statement whatever the buffer holds: each column is one array parameter.
+        let rows = totals.sorted { ($0.key.account, $0.key.minute, $0.key.key, $0.key.endpoint) < ($1.key.account, $1.key.minute, $1.key.key, $1.key.endpoint) }
+        _ = try await pool.withConnection { c in
+            try c.execute("""
+                INSERT INTO usage_minutes AS u (minute, account_id, api_key_id, endpoint, status_code, error, requests, duration_ms_total)
+                SELECT to_timestamp(m / 1000.0), a, k, e, s::int, er, n, d
+                FROM unnest(\(int64Array: rows.map(\.key.minute))::bigint[], \(textArray: rows.map(\.key.account))::text[],
+                            \(int64Array: rows.map(\.key.key))::bigint[], \(textArray: rows.map(\.key.endpoint))::text[],
+                            \(int64Array: rows.map { Int64($0.key.status) })::bigint[], \(textArray: rows.map(\.key.error))::text[],
+                            \(int64Array: rows.map(\.value.requests))::bigint[], \(int64Array: rows.map(\.value.duration))::bigint[])
+                     AS t(m, a, k, e, s, er, n, d)
+                ON CONFLICT (account_id, minute, api_key_id, endpoint, status_code, error)
+                DO UPDATE SET requests = u.requests + EXCLUDED.requests, duration_ms_total = u.duration_ms_total + EXCLUDED.duration_ms_total
+                """)
         }
     }
-
-    /// Rows of one usage statement.
-    static let usageRowsPerStatement = 1000
 
     /// Usage per account and endpoint for a month (`YYYY-MM`).
     public func usage(month: String) async throws -> [(accountId: String?, endpoint: String, count: Int64, errors: Int64, averageMilliseconds: Double)] {
@@ -244,7 +243,7 @@ public struct AccountStore: Sendable {
                     sum(duration_ms_total)::float8 / sum(requests)
                 FROM usage_minutes WHERE minute >= (\(month + "-01"))::date AND minute < ((\(month + "-01"))::date + interval '1 month')
                 GROUP BY account_id, endpoint ORDER BY account_id, endpoint
-                """).rows.map { ($0[0], $0[1]!, Int64($0[2]!)!, Int64($0[3]!)!, Double($0[4]!) ?? 0) }
+                """).rows.map { r throws(LedgerStoreError) in (r[0], try r.text(1), try r.int64(2), try r.int64(3), try r.double(4)) }
         }
     }
 }

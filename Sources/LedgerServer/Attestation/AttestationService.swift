@@ -24,8 +24,8 @@ public struct AttestationRecord: Sendable {
 /// Attesting, certifying and stamping: verify, record one ledger event per attestation (the signed
 /// receipt inside it, carrying the entry's ledger index), and answer in the live node's shape.
 public struct AttestationService: Sendable {
-    public static let attested = "cer.attested"
-    public static let visibilityChanged = "cer.visibility_changed"
+    public static let attested = EventType.cerAttested
+    public static let visibilityChanged = EventType.cerVisibilityChanged
 
     public let log: PostgresEventLog
     public let keys: KeyRing
@@ -39,7 +39,7 @@ public struct AttestationService: Sendable {
         self.clock = clock
     }
 
-    public static func subject(certificateHash: String) -> String { "cer:\(certificateHash)" }
+    public static func subject(certificateHash: String) -> String { Subject.certificate(certificateHash) }
 
     // MARK: Attest
 
@@ -286,35 +286,23 @@ public struct AttestationService: Sendable {
             ?? candidates.min { $0.entry.index < $1.entry.index }
     }
 
+    /// Each account's record, folded by `CertificateRecord` (the reducer the read model uses too).
     static func fold(_ entries: [LedgerEntry]) -> [AccountRecord] {
-        var records: [AccountRecord] = []
-        var position: [String: Int] = [:]
+        var folded: [String: CertificateRecord] = [:]
+        var accounts: [String] = []
+        var byIndex: [Int64: LedgerEntry] = [:]
         for e in entries {
             guard let account = e.account else { continue }
-            switch e.type {
-            case attested, ProjectService.cerRegistered:
-                let visibility = Visibility(rawValue: e.body["visibility"]?.stringValue ?? "") ?? .private
-                if let i = position[account] {
-                    // Prefer a signed attestation over a registration through a project, and the
-                    // attestation that carries the bundle over a hash-only stamp.
-                    let replacesRegistration = records[i].entry.type != attested && e.type == attested
-                    if replacesRegistration || (records[i].entry.payloadDigest == nil && e.payloadDigest != nil && e.type == attested) {
-                        records[i].entry = e
-                        if visibility == .public { records[i].visibility = .public }
-                    }
-                } else {
-                    position[account] = records.count
-                    records.append(AccountRecord(entry: e, visibility: visibility))
-                }
-            case visibilityChanged:
-                if let i = position[account], let v = e.body["visibility"]?.stringValue.flatMap(Visibility.init(rawValue:)) {
-                    records[i].visibility = v
-                }
-            default:
-                continue
-            }
+            byIndex[e.index] = e
+            let before = folded[account]
+            folded[account] = CertificateRecord.fold(before, CertificateRecord.Event(
+                index: e.index, type: e.type, hasPayload: e.payloadDigest != nil, visibility: e.body["visibility"]?.stringValue))
+            if before == nil, folded[account] != nil { accounts.append(account) }
         }
-        return records
+        return accounts.compactMap { account in
+            guard let r = folded[account], let entry = byIndex[r.recordIndex] else { return nil }
+            return AccountRecord(entry: entry, visibility: Visibility(rawValue: r.visibility) ?? .private)
+        }
     }
 
     /// The stored bundle of an attestation, or nil (hash-only, or its payload was deleted).

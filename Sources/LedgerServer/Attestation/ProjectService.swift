@@ -8,9 +8,9 @@ import LedgerStore
 /// `project:<projectHash>` (idempotent on the hash), with the embedded steps' CERs recorded as
 /// `cer.registered` events when the ledger does not know them yet.
 public struct ProjectService: Sendable {
-    public static let registered = "project.registered"
-    public static let cerRegistered = "cer.registered"
-    public static let visibilityChanged = "project.visibility_changed"
+    public static let registered = EventType.projectRegistered
+    public static let cerRegistered = EventType.cerRegistered
+    public static let visibilityChanged = EventType.projectVisibilityChanged
     static let idempotencyKey = "registration"
 
     let log: PostgresEventLog
@@ -31,7 +31,7 @@ public struct ProjectService: Sendable {
         self.clock = clock
     }
 
-    public static func subject(projectHash: String) -> String { "project:\(projectHash)" }
+    public static func subject(projectHash: String) -> String { Subject.project(projectHash) }
 
     public struct Registration: Sendable {
         public var entry: LedgerEntry

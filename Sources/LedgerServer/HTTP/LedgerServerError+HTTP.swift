@@ -1,3 +1,4 @@
+import LedgerCore
 import CERKit
 import HTTPTypes
 import Hummingbird

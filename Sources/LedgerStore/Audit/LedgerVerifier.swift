@@ -1,5 +1,5 @@
-import CERKit
-import LedgerCore
+public import CERKit
+public import LedgerCore
 
 /// `ledger verify`: recomputes every leaf hash and subject chain from the rows, checks index density,
 /// payload digests, and that the append-only guards (triggers and grants) are still in place; recomputes
@@ -21,7 +21,7 @@ public enum LedgerVerifier {
     /// Audits the log in chunks of `chunk` entries.
     public static func verify(pool: PostgresConnectionPool, chunk: Int = 5000) async throws -> Report {
         var problems: [LedgerProblem] = try await pool.withConnection { c in try guardProblems(c) }
-        let size = try await pool.withConnection { c in Int64(try c.query("SELECT size FROM ledger_head WHERE id = 1").rows[0][0]!)! }
+        let size = try await pool.withConnection { c in try c.headSize() }
         let log = PostgresEventLog(pool: pool)
         var tree = TreeAudit(checkpoints: try await checkpointsToCheck(log), keys: try await log.keyEvents())
         var audit = LedgerAudit()
@@ -31,17 +31,18 @@ public enum LedgerVerifier {
         while true {
             let start = from
             let rows = try await pool.withConnection { c in
-                try c.query(SQLQuery(
-                    unsafeSQL: "SELECT \(PostgresEventLog.columns), p.salt, p.content FROM ledger_entries e LEFT JOIN ledger_payloads p ON p.digest = e.payload_digest WHERE e.idx >= $1 ORDER BY e.idx LIMIT $2",
-                    binds: [.int(start), .int(Int64(chunk))])).rows
+                try c.query("""
+                    SELECT \(sql: EntryRows.columns), p.salt, p.content FROM ledger_entries e LEFT JOIN ledger_payloads p ON p.digest = e.payload_digest
+                    WHERE e.idx >= \(start) ORDER BY e.idx LIMIT \(chunk)
+                    """).rows
             }
             if rows.isEmpty { break }
             var leaves: [(Int64, [UInt8])] = []
             for row in rows {
-                let entry = try PostgresEventLog.decodeEntry(Array(row.prefix(11)))
+                let entry = try EntryRows.decode(row)
                 audit.check(entry)
                 checked += 1
-                if let digest = entry.payloadDigest, let salt = decodeBytea(row[11]), let content = decodeBytea(row[12]) {
+                if let digest = entry.payloadDigest, let salt = try row.optionalBytes(11), let content = try row.optionalBytes(12) {
                     payloadsChecked += 1
                     if ProtocolHash.sha256(salt + content) != digest {
                         problems.append(LedgerProblem(index: entry.index, what: "stored payload does not match the entry's payload digest"))
@@ -52,16 +53,17 @@ public enum LedgerVerifier {
             }
             tree.add(leaves)
             let expected = tree.takeCompleted()
-            let stored = try await pool.withConnection { c in try PostgresEventLog.readNodes(expected.map(\.id), on: c) }
+            let ids = expected.map(\.id)
+            let stored = ids.isEmpty ? [:] : try await pool.withConnection { c in try TreeStorage.readTree(ids, checkpoints: [], on: c).nodes }
             tree.compare(expected, stored)
         }
         audit.finish(headSize: size)
-        let storedCount = try await pool.withConnection { c in Int64(try c.query("SELECT count(*) FROM ledger_tree_nodes").rows[0][0]!)! }
+        let storedCount = try await pool.withConnection { c in try c.scalarInt("SELECT count(*) FROM ledger_tree_nodes") }
         if tree.isAligned, storedCount != tree.nodesChecked {
             let extra = try await pool.withConnection { c in
                 try c.query("SELECT level, idx FROM ledger_tree_nodes WHERE (idx + 1) * (1::bigint << level) > \(size) ORDER BY level, idx LIMIT 5").rows
             }
-            let named = extra.map { "node \($0[0]!)/\($0[1]!)" }.joined(separator: ", ")
+            let named = extra.map { "node \($0[0] ?? "?")/\($0[1] ?? "?")" }.joined(separator: ", ")
             tree.problems.append(LedgerProblem(
                 index: nil, what: "the tree table holds \(storedCount) nodes where a log of \(size) entries has \(tree.nodesChecked)"
                     + (named.isEmpty ? "" : " (beyond the head: \(named))")))
@@ -96,8 +98,8 @@ public enum LedgerVerifier {
             WHERE tgrelid IN ('ledger_entries'::regclass, 'ledger_tree_nodes'::regclass, 'ledger_checkpoints'::regclass) AND NOT tgisinternal
             """)
         var state: [String: String] = [:]
-        for row in triggers.rows { state[row[0]!] = row[1]! }
-        for name in requiredTriggers.keys.sorted().flatMap({ requiredTriggers[$0]! }) {
+        for row in triggers.rows { state[try row.text(0)] = try row.text(1) }
+        for name in requiredTriggers.keys.sorted().flatMap({ requiredTriggers[$0] ?? [] }) {
             switch state[name] {
             case nil: problems.append(LedgerProblem(index: nil, what: "append-only trigger \(name) is missing"))
             case "D"?: problems.append(LedgerProblem(index: nil, what: "append-only trigger \(name) is disabled"))
@@ -110,8 +112,8 @@ public enum LedgerVerifier {
         } else {
             for table in requiredTriggers.keys.sorted() {
                 for privilege in ["UPDATE", "DELETE", "TRUNCATE"] {
-                    let has = try c.query(SQLQuery(unsafeSQL: "SELECT has_table_privilege('ledger_app', '\(table)', '\(privilege)')"))
-                    if has.rows.first?.first == "t" {
+                    let has = try c.query("SELECT has_table_privilege('ledger_app', \(table), \(privilege))")
+                    if has.rows.first?[0] == "t" {
                         problems.append(LedgerProblem(index: nil, what: "the application role may \(privilege) \(table)"))
                     }
                 }

@@ -3,14 +3,14 @@ import CERKit
 /// The node's signing keys as the ledger records them: `key.activated`, `key.retired` and
 /// `key.revoked` events on `key:<kid>` subjects, folded into the published key manifest.
 public enum NodeKeyHistory {
-    public static let activated = "key.activated"
-    public static let retired = "key.retired"
-    public static let revoked = "key.revoked"
+    public static let activated = EventType.keyActivated
+    public static let retired = EventType.keyRetired
+    public static let revoked = EventType.keyRevoked
     /// Every event type this fold reads.
     public static let eventTypes = [activated, retired, revoked]
 
     /// The subject of a key's events.
-    public static func subject(kid: String) -> String { "key:\(kid)" }
+    public static func subject(kid: String) -> String { Subject.key(kid) }
 
     /// Why a kid cannot be used, or nil. Kids appear in URLs, file names and signed notes.
     public static func kidProblem(_ kid: String) -> String? {

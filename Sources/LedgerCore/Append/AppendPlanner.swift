@@ -120,8 +120,8 @@ public enum AppendOutcome: Sendable, Equatable {
     case existing(LedgerEntry)
     /// The subject's version was not the expected one.
     case versionConflict(subject: String, expected: Int64, actual: Int64)
-    /// The request is malformed.
-    case rejected(String)
+    /// Refused: malformed, not admitted, a claim conflict, or refused with its group.
+    case rejected(AppendRefusal)
 }
 
 /// Decides a batch of appends from the log's state (pure; the sequencer does the I/O).
@@ -138,9 +138,6 @@ public enum AppendPlanner {
         }
     }
 
-    /// What a member of a refused group reports when another member caused the refusal.
-    public static let refusedWithGroup = "not appended: another append in the same group was refused"
-
     /// Plans `requests` in order: dense indexes from `size`, subject chains from `subjects`, retries
     /// answered from `existing`. `payloadDigests[i]` is the salted digest of request i's payload.
     /// `groupSizes` splits the requests into consecutive all-or-nothing groups (default: one each):
@@ -148,7 +145,7 @@ public enum AppendPlanner {
     /// refuses request i before anything else (admission decided by the caller).
     public static func plan(
         requests: [AppendRequest], size: Int64, subjects: [String: SubjectHead], existing: [IdempotencyKey: LedgerEntry],
-        payloadDigests: [[UInt8]?], recordedAt: Int64, groupSizes: [Int]? = nil, rejections: [String?] = []
+        payloadDigests: [[UInt8]?], recordedAt: Int64, groupSizes: [Int]? = nil, rejections: [AppendRefusal?] = []
     ) -> (outcomes: [AppendOutcome], newSize: Int64) {
         var next = size
         var heads = subjects
@@ -178,7 +175,7 @@ public enum AppendPlanner {
                 (next, heads, seen) = saved
                 for i in start..<(start + groupSize) {
                     switch outcomes[i] {
-                    case .appended, .existing: outcomes[i] = .rejected(refusedWithGroup)
+                    case .appended, .existing: outcomes[i] = .rejected(.refusedWithGroup)
                     case .versionConflict, .rejected: break
                     }
                 }
@@ -192,7 +189,7 @@ public enum AppendPlanner {
         _ request: AppendRequest, payloadDigest: [UInt8]?, recordedAt: Int64, next: inout Int64, heads: inout [String: SubjectHead],
         seen: inout [IdempotencyKey: LedgerEntry]
     ) -> AppendOutcome {
-        if let problem = request.validationProblem() { return .rejected(problem) }
+        if let problem = request.validationProblem() { return .rejected(.invalid(problem)) }
         let idKey = request.idempotencyKey.map { IdempotencyKey(subject: request.subject, type: request.type, key: $0) }
         if let idKey, let entry = seen[idKey] { return .existing(entry) }
         let head = heads[request.subject] ?? SubjectHead(count: 0, lastLeaf: nil)
@@ -204,11 +201,11 @@ public enum AppendPlanner {
             do {
                 body = try finalizer.make(next, recordedAt)
             } catch {
-                return .rejected("the entry's body could not be completed: \(error)")
+                return .rejected(.invalid("the entry's body could not be completed: \(error)"))
             }
             var checked = request
             checked.body = body
-            if let problem = checked.validationProblem() { return .rejected(problem) }
+            if let problem = checked.validationProblem() { return .rejected(.invalid(problem)) }
         }
         do {
             let entry = try LedgerEntry(
@@ -220,7 +217,7 @@ public enum AppendPlanner {
             if let idKey { seen[idKey] = entry }
             return .appended(entry)
         } catch {
-            return .rejected("body has no canonical form: \(error.message)")
+            return .rejected(.invalid("body has no canonical form: \(error.message)"))
         }
     }
 }

@@ -1,5 +1,6 @@
-import CERKit
-import LedgerCore
+import Synchronization
+public import CERKit
+public import LedgerCore
 
 /// A signed checkpoint as stored: the tree size, its root and the signed note (c2sp.org/signed-note
 /// over a c2sp.org/tlog-checkpoint body).
@@ -31,8 +32,7 @@ extension PostgresEventLog {
     public func frontier() async throws -> MerkleFrontier {
         try await pool.withConnection { c in
             try c.withTransaction {
-                let size = Int64(try c.query("SELECT size FROM ledger_head WHERE id = 1").rows[0][0]!)!
-                return try Self.loadFrontier(size: size, on: c)
+                try TreeStorage.loadFrontier(size: try c.headSize(), on: c)
             }
         }
     }
@@ -47,7 +47,7 @@ extension PostgresEventLog {
         var known: [MerkleNodeID: [UInt8]] = [:]
         nodeCache.withLock { cache in for id in needed { if let h = cache[id] { known[id] = h } } }
         let missing = needed.filter { known[$0] == nil }
-        let (head, read, checkpoints) = try await pool.withConnection { c in try Self.readTree(missing, checkpoints: sizes, on: c) }
+        let (head, read, checkpoints) = try await pool.withConnection { c in try TreeStorage.readTree(missing, checkpoints: sizes, on: c) }
         guard size <= head else { throw TreeRangeError("the log has \(head) entries; a tree of \(size) does not exist yet") }
         let high = read.filter { $0.key.level >= Self.cachedNodeLevel }
         if !high.isEmpty {
@@ -120,14 +120,6 @@ extension PostgresEventLog {
 
     // MARK: Checkpoints
 
-    static let checkpointColumns = "tree_size, root_hash, note, (extract(epoch from signed_at) * 1000)::bigint"
-
-    static func decodeCheckpoint(_ row: [String?]) -> StoredCheckpoint? {
-        guard let size = row[0].flatMap({ Int64($0) }), let root = decodeBytea(row[1]), let note = row[2], let at = row[3].flatMap({ Int64($0) })
-        else { return nil }
-        return StoredCheckpoint(size: size, rootHash: root, note: Array(note.utf8), signedAt: at)
-    }
-
     /// Stores a signed checkpoint. Returns false when one for that size exists already (kept as it is).
     /// Refuses a root that is not the stored tree's root at that size.
     @discardableResult
@@ -147,44 +139,92 @@ extension PostgresEventLog {
     /// The checkpoint with the largest tree.
     public func latestCheckpoint() async throws -> StoredCheckpoint? {
         try await pool.withConnection { c in
-            try c.query(SQLQuery(unsafeSQL: "SELECT \(Self.checkpointColumns) FROM ledger_checkpoints ORDER BY tree_size DESC LIMIT 1"))
-                .rows.first.flatMap(Self.decodeCheckpoint)
+            try TreeStorage.checkpoints(c.query("SELECT \(sql: TreeStorage.checkpointColumns) FROM ledger_checkpoints ORDER BY tree_size DESC LIMIT 1")).first
         }
     }
 
     /// The checkpoint of exactly `size` entries, if one was signed.
     public func checkpoint(size: Int64) async throws -> StoredCheckpoint? {
         try await pool.withConnection { c in
-            try c.query(SQLQuery(unsafeSQL: "SELECT \(Self.checkpointColumns) FROM ledger_checkpoints WHERE tree_size = $1", binds: [.int(size)]))
-                .rows.first.flatMap(Self.decodeCheckpoint)
+            try TreeStorage.checkpoints(c.query("SELECT \(sql: TreeStorage.checkpointColumns) FROM ledger_checkpoints WHERE tree_size = \(size)")).first
         }
     }
 
     /// The first (smallest) checkpoint whose tree contains entry `index`.
     public func firstCheckpoint(covering index: Int64) async throws -> StoredCheckpoint? {
         try await pool.withConnection { c in
-            try c.query(SQLQuery(
-                unsafeSQL: "SELECT \(Self.checkpointColumns) FROM ledger_checkpoints WHERE tree_size > $1 ORDER BY tree_size LIMIT 1",
-                binds: [.int(index)])
-            ).rows.first.flatMap(Self.decodeCheckpoint)
+            try TreeStorage.checkpoints(c.query(
+                "SELECT \(sql: TreeStorage.checkpointColumns) FROM ledger_checkpoints WHERE tree_size > \(index) ORDER BY tree_size LIMIT 1")).first
         }
     }
 
     /// Checkpoints with a tree larger than `after`, smallest first.
     public func checkpoints(after: Int64, limit: Int) async throws -> [StoredCheckpoint] {
         try await pool.withConnection { c in
-            try c.query(SQLQuery(
-                unsafeSQL: "SELECT \(Self.checkpointColumns) FROM ledger_checkpoints WHERE tree_size > $1 ORDER BY tree_size LIMIT $2",
-                binds: [.int(after), .int(Int64(limit))])
-            ).rows.compactMap(Self.decodeCheckpoint)
+            try TreeStorage.checkpoints(c.query(
+                "SELECT \(sql: TreeStorage.checkpointColumns) FROM ledger_checkpoints WHERE tree_size > \(after) ORDER BY tree_size LIMIT \(limit)"))
         }
     }
+}
 
-    /// The entry at `index`, if the log has it.
-    public func entry(index: Int64) async throws -> LedgerEntry? {
-        try await pool.withConnection { c in
-            try c.query(SQLQuery(unsafeSQL: "SELECT \(Self.columns) FROM ledger_entries WHERE idx = $1", binds: [.int(index)]))
-                .rows.first.map { row throws(LedgerStoreError) in try Self.decodeEntry(row) }
+/// The SQL of the stored tree: nodes of level ≥ 1 in `ledger_tree_nodes` (level 0 is the entries'
+/// leaf hashes), signed checkpoints in `ledger_checkpoints`.
+enum TreeStorage {
+    static let checkpointColumns: SQLFragment = "tree_size, root_hash, note, (extract(epoch from signed_at) * 1000)::bigint"
+
+    /// The checkpoint in `row` from column `o` (the `checkpointColumns`).
+    static func checkpoint(_ row: PostgresRow, from o: Int = 0) throws(LedgerStoreError) -> StoredCheckpoint {
+        StoredCheckpoint(size: try row.int64(o), rootHash: try row.bytes(o + 1), note: Array(try row.text(o + 2).utf8), signedAt: try row.int64(o + 3))
+    }
+
+    static func checkpoints(_ rows: PostgresRows) throws(LedgerStoreError) -> [StoredCheckpoint] {
+        try rows.rows.map { r throws(LedgerStoreError) in try checkpoint(r) }
+    }
+
+    /// The compact range of the tree of `size` leaves, read from the stored nodes.
+    static func loadFrontier(size: Int64, on connection: PostgresConnection) throws(LedgerStoreError) -> MerkleFrontier {
+        let ids = MerkleFrontier.nodes(size: size)
+        let hashes = ids.isEmpty ? [:] : try readTree(ids, checkpoints: [], on: connection).nodes
+        guard let frontier = MerkleFrontier(size: size, hashes: hashes) else {
+            let missing = ids.first { hashes[$0] == nil }.map(\.description) ?? "a node"
+            throw LedgerStoreError(.database, "the log's tree is incomplete at size \(size) (\(missing) is missing); run `evidence-ledger ledger verify`")
         }
+        return frontier
+    }
+
+    /// In one statement (one snapshot): the head's size, the stored nodes `ids` (level 0 from the
+    /// entries' leaf hashes, one index probe per node), and the checkpoints of the given sizes that
+    /// were signed. A proof request is then one round trip.
+    static func readTree(
+        _ ids: [MerkleNodeID], checkpoints sizes: [Int64], on connection: PostgresConnection
+    ) throws(LedgerStoreError) -> (head: Int64, nodes: [MerkleNodeID: [UInt8]], checkpoints: [Int64: StoredCheckpoint]) {
+        let leaves = ids.filter { $0.level == 0 }, interior = ids.filter { $0.level > 0 }
+        let rows = try connection.query("""
+            SELECT -1, size, NULL::bytea, NULL::text, NULL::bigint FROM ledger_head WHERE id = 1
+            UNION ALL
+            SELECT w.l, w.i, n.hash, NULL, NULL
+            FROM unnest(\(int64Array: interior.map { Int64($0.level) })::bigint[], \(int64Array: interior.map(\.index))::bigint[]) AS w(l, i)
+            CROSS JOIN LATERAL (SELECT hash FROM ledger_tree_nodes WHERE level = w.l::smallint AND idx = w.i) n
+            UNION ALL
+            SELECT 0, e.idx, e.leaf_hash, NULL, NULL FROM ledger_entries e WHERE e.idx = ANY(\(int64Array: leaves.map(\.index))::bigint[])
+            UNION ALL
+            SELECT -2, c.tree_size, c.root_hash, c.note, (extract(epoch from c.signed_at) * 1000)::bigint
+            FROM ledger_checkpoints c WHERE c.tree_size = ANY(\(int64Array: sizes)::bigint[])
+            """).rows
+        var head: Int64 = -1
+        var hashes: [MerkleNodeID: [UInt8]] = [:]
+        var checkpoints: [Int64: StoredCheckpoint] = [:]
+        for row in rows {
+            let level = try row.int64(0), index = try row.int64(1)
+            switch level {
+            case -1: head = index
+            case -2:
+                let c = try checkpoint(row, from: 1)
+                checkpoints[c.size] = c
+            default: hashes[MerkleNodeID(level: Int(level), index: index)] = try row.bytes(2)
+            }
+        }
+        guard head >= 0 else { throw LedgerStoreError(.database, "the ledger head row is missing; run migrations") }
+        return (head, hashes, checkpoints)
     }
 }

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
-    import Glibc
+    public import Glibc
 #endif
+public import LedgerStore
 
 /// A child process started with `posix_spawn`, reaped with `waitpid`. (Foundation's `Process` does not
 /// reliably reap children when the caller blocks inside async code.)

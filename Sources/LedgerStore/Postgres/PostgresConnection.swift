@@ -31,12 +31,12 @@ public final class PostgresConnection: @unchecked Sendable {
         }
         PQsetNoticeProcessor(conn, { _, _ in }, nil)
         try execute("SET client_min_messages = warning")
-        try execute(SQLQuery(unsafeSQL: "SET statement_timeout = \(max(0, statementTimeoutMilliseconds))"))
+        try execute("SELECT set_config('statement_timeout', \(String(max(0, statementTimeoutMilliseconds))), false)")
         if let role {
             // Run with the application role's privileges (INSERT/SELECT on the log) even when the
             // login role owns the tables.
             let exists = try query("SELECT 1 FROM pg_roles WHERE rolname = \(role)")
-            if !exists.rows.isEmpty { try execute(SQLQuery(unsafeSQL: "SET ROLE \(quoteIdentifier(role))")) }
+            if !exists.rows.isEmpty { try execute("SET ROLE \(identifier: role)") }
         }
     }
 
@@ -56,8 +56,11 @@ public final class PostgresConnection: @unchecked Sendable {
         return result.affectedRows
     }
 
-    /// Runs several statements without parameters (migrations).
-    public func executeScript(_ sql: String) throws(LedgerStoreError) {
+    /// Runs a whole script of statements without parameters, in the simple query protocol, and returns
+    /// the last statement's rows. For migrations (and tests' fixtures): the one way to send SQL text
+    /// that was not written as a literal, so never with anything a request carried.
+    @discardableResult
+    public func executeScript(_ sql: String) throws(LedgerStoreError) -> PostgresRows {
         guard let handle, !isBroken else { throw LedgerStoreError(.unavailable, "the database connection is closed") }
         guard let result = PQexec(handle, sql) else {
             isBroken = PQstatus(handle) != CONNECTION_OK
@@ -65,7 +68,8 @@ public final class PostgresConnection: @unchecked Sendable {
         }
         defer { PQclear(result) }
         let status = PQresultStatus(result)
-        guard status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK else {
+        if status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK { return PostgresRows(result) }
+        do {
             let state = PQresultErrorField(result, CLIBPQ_DIAG_SQLSTATE).map { String(cString: $0) }
             let primary = PQresultErrorField(result, CLIBPQ_DIAG_MESSAGE_PRIMARY).map { String(cString: $0) } ?? "script failed"
             if PQstatus(handle) != CONNECTION_OK { isBroken = true }
@@ -106,13 +110,10 @@ public final class PostgresConnection: @unchecked Sendable {
         var preparing: [String: String] = [:]
         var sentPrepares: [(name: String, sql: String)] = []
         for query in queries {
-            let values = query.binds.map(\.textFormat)
-            var cStrings: [UnsafeMutablePointer<CChar>?] = values.map { $0.flatMap { strdup($0) } }
-            defer { for p in cStrings { free(p) } }
             var name = prepared[query.sql] ?? preparing[query.sql]
             if name == nil, Self.isPreparable(query.sql), prepared.count + preparing.count < Self.maxPrepared {
                 let fresh = statementName()
-                guard PQsendPrepare(handle, fresh, query.sql, Int32(values.count), nil) == 1 else {
+                guard PQsendPrepare(handle, fresh, query.sql, Int32(query.binds.count), nil) == 1 else {
                     // Part of the pipeline (its BEGIN, say) may be queued: never reuse this connection.
                     isBroken = true
                     throw LedgerStoreError(.unavailable, "could not send a statement", detail: String(cString: PQerrorMessage(handle)))
@@ -122,13 +123,9 @@ public final class PostgresConnection: @unchecked Sendable {
                 sentPrepares.append((fresh, query.sql))
                 name = fresh
             }
-            let sent = cStrings.withUnsafeMutableBufferPointer { params in
-                params.baseAddress!.withMemoryRebound(to: UnsafePointer<CChar>?.self, capacity: max(params.count, 1)) { p in
-                    if let name {
-                        return PQsendQueryPrepared(handle, name, Int32(values.count), values.isEmpty ? nil : p, nil, nil, 0)
-                    }
-                    return PQsendQueryParams(handle, query.sql, Int32(values.count), nil, values.isEmpty ? nil : p, nil, nil, 0)
-                }
+            let sent = Self.withParameters(query.binds) { n, values, lengths, formats in
+                if let name { return PQsendQueryPrepared(handle, name, n, values, lengths, formats, 0) }
+                return PQsendQueryParams(handle, query.sql, n, nil, values, lengths, formats, 0)
             }
             guard sent == 1 else {
                 isBroken = true  // part of the pipeline may be queued inside a transaction: never reuse it
@@ -190,6 +187,45 @@ public final class PostgresConnection: @unchecked Sendable {
         return results
     }
 
+    /// Calls `body` with libpq's parameter arrays for `binds`: values, lengths and formats (text or
+    /// binary, per `SQLValue.wire`). The buffers live until `body` returns.
+    static func withParameters<R>(
+        _ binds: [SQLValue],
+        _ body: (Int32, UnsafePointer<UnsafePointer<CChar>?>?, UnsafePointer<Int32>?, UnsafePointer<Int32>?) -> R
+    ) -> R {
+        if binds.isEmpty { return body(0, nil, nil, nil) }
+        let wires = binds.map(\.wire)
+        // One buffer for all values, each followed by a NUL (text values are read as C strings).
+        var total = 0
+        for w in wires { total += (w.bytes?.count ?? 0) + 1 }
+        let buffer = UnsafeMutablePointer<UInt8>.allocate(capacity: max(total, 1))
+        defer { buffer.deallocate() }
+        var values: [UnsafePointer<CChar>?] = []
+        var lengths: [Int32] = []
+        var formats: [Int32] = []
+        values.reserveCapacity(wires.count)
+        var offset = 0
+        for w in wires {
+            guard let bytes = w.bytes else {
+                values.append(nil)
+                lengths.append(0)
+                formats.append(0)
+                continue
+            }
+            bytes.withUnsafeBufferPointer { b in
+                if let base = b.baseAddress { (buffer + offset).update(from: base, count: b.count) }
+            }
+            buffer[offset + bytes.count] = 0
+            values.append(UnsafeRawPointer(buffer + offset).assumingMemoryBound(to: CChar.self))
+            lengths.append(Int32(bytes.count))
+            formats.append(w.binary ? 1 : 0)
+            offset += bytes.count + 1
+        }
+        return values.withUnsafeBufferPointer { v in
+            lengths.withUnsafeBufferPointer { l in formats.withUnsafeBufferPointer { f in body(Int32(wires.count), v.baseAddress, l.baseAddress, f.baseAddress) } }
+        }
+    }
+
     /// Only plannable statements can be prepared (not BEGIN, SET, DDL …).
     static func isPreparable(_ sql: String) -> Bool {
         let head = sql.utf8.prefix(while: { $0 == 0x20 || $0 == 0x0A || $0 == 0x09 }).count
@@ -200,13 +236,10 @@ public final class PostgresConnection: @unchecked Sendable {
 
     private func run(_ query: SQLQuery) throws(LedgerStoreError) -> PostgresRows {
         guard let handle, !isBroken else { throw LedgerStoreError(.unavailable, "the database connection is closed") }
-        let values = query.binds.map(\.textFormat)
-        var cStrings: [UnsafeMutablePointer<CChar>?] = values.map { $0.flatMap { strdup($0) } }
-        defer { for p in cStrings { free(p) } }
         var name = prepared[query.sql]
         if name == nil, Self.isPreparable(query.sql), prepared.count < Self.maxPrepared {
             let fresh = statementName()
-            if let r = PQprepare(handle, fresh, query.sql, Int32(values.count), nil) {
+            if let r = PQprepare(handle, fresh, query.sql, Int32(query.binds.count), nil) {
                 if PQresultStatus(r) == PGRES_COMMAND_OK {
                     prepared[query.sql] = fresh
                     name = fresh
@@ -214,11 +247,9 @@ public final class PostgresConnection: @unchecked Sendable {
                 PQclear(r)
             }
         }
-        let result: OpaquePointer? = cStrings.withUnsafeMutableBufferPointer { params in
-            params.baseAddress!.withMemoryRebound(to: UnsafePointer<CChar>?.self, capacity: max(params.count, 1)) { p in
-                if let name { return PQexecPrepared(handle, name, Int32(values.count), values.isEmpty ? nil : p, nil, nil, 0) }
-                return PQexecParams(handle, query.sql, Int32(values.count), nil, values.isEmpty ? nil : p, nil, nil, 0)
-            }
+        let result: OpaquePointer? = Self.withParameters(query.binds) { n, values, lengths, formats in
+            if let name { return PQexecPrepared(handle, name, n, values, lengths, formats, 0) }
+            return PQexecParams(handle, query.sql, n, nil, values, lengths, formats, 0)
         }
         guard let result else {
             isBroken = PQstatus(handle) != CONNECTION_OK
@@ -244,40 +275,30 @@ public final class PostgresConnection: @unchecked Sendable {
 /// Rows of a result in text format.
 public struct PostgresRows: Sendable {
     public var columns: [String]
-    public var rows: [[String?]]
+    public var rows: [PostgresRow]
     public var affectedRows: Int
 
     init(_ result: OpaquePointer) {
         let n = Int(PQntuples(result)), m = Int(PQnfields(result))
         columns = (0..<m).map { String(cString: PQfname(result, Int32($0))) }
-        var rows: [[String?]] = []
+        var rows: [PostgresRow] = []
         rows.reserveCapacity(n)
         for r in 0..<n {
-            rows.append((0..<m).map { c in
+            rows.append(PostgresRow(values: (0..<m).map { c in
                 PQgetisnull(result, Int32(r), Int32(c)) == 1 ? nil : String(cString: PQgetvalue(result, Int32(r), Int32(c)))
-            })
+            }))
         }
         self.rows = rows
         let tuples = String(cString: PQcmdTuples(result))
         affectedRows = Int(tuples) ?? 0
     }
 
-    /// The value of `column` in row `row`.
-    public subscript(row: Int, column: String) -> String? {
-        guard let c = columns.firstIndex(of: column) else { return nil }
-        return rows[row][c]
+    /// The only row of a result that must have exactly one (`what` names it in the error).
+    public func single(_ what: @autoclosure () -> String) throws(LedgerStoreError) -> PostgresRow {
+        guard rows.count == 1 else { throw LedgerStoreError(.database, "expected one row for \(what()), got \(rows.count)") }
+        return rows[0]
     }
 }
-
-/// Decodes PostgreSQL's hex bytea output (`\x…`).
-/// A bytea column in text format (`\\x…`) as bytes.
-public func decodeBytea(_ text: String?) -> [UInt8]? {
-    guard let text, text.hasPrefix("\\x") else { return nil }
-    return Hex.decode(String(text.dropFirst(2)))
-}
-
-/// Double-quotes an identifier.
-func quoteIdentifier(_ name: String) -> String { "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }
 
 extension String {
     func trimmingTrailingWhitespace() -> String {

@@ -30,7 +30,7 @@ public enum Migrator {
             """)
         let rows = try connection.query("SELECT name, checksum FROM ledger_migrations ORDER BY name")
         var applied: [String: String] = [:]
-        for row in rows.rows { applied[row[0]!] = row[1]! }
+        for row in rows.rows { applied[try row.text(0)] = try row.text(1) }
         let known = Set(migrations.map(\.name))
         if let unknown = applied.keys.sorted().first(where: { !known.contains($0) }) {
             throw LedgerStoreError(
@@ -79,9 +79,9 @@ public enum Migrator {
         let connection = try PostgresConnection(conninfo: conninfo, statementTimeoutMilliseconds: 10_000, role: nil)
         defer { connection.close() }
         let exists = try connection.query("SELECT to_regclass('ledger_migrations') IS NOT NULL")
-        guard exists.rows.first?.first == "t" else { return [] }
-        return try connection.query("SELECT name, checksum FROM ledger_migrations ORDER BY name").rows.map {
-            Applied(name: $0[0]!, checksum: $0[1]!)
+        guard exists.rows.first?[0] == "t" else { return [] }
+        return try connection.query("SELECT name, checksum FROM ledger_migrations ORDER BY name").rows.map { r throws(LedgerStoreError) in
+            Applied(name: try r.text(0), checksum: try r.text(1))
         }
     }
 }

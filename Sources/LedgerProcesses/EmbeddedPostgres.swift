@@ -1,4 +1,5 @@
-import Foundation
+public import Foundation
+public import LedgerStore
 
 /// A private PostgreSQL cluster under a directory of ours (`.ledger/postgres` by default), reached on a
 /// unix socket there, and on 127.0.0.1 only if asked. Used when no database URL is configured, and by tests.
@@ -68,13 +69,13 @@ public struct EmbeddedPostgres: Sendable {
             // A password only TCP connections need (unix ones use peer), kept where only we can read it.
             var generator = SystemRandomNumberGenerator()
             let password = (0..<24).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
-            // DDL takes no bind parameters; the password is 48 hex digits we generated, never input.
-            try admin.execute(SQLQuery(unsafeSQL: "ALTER ROLE postgres PASSWORD '\(password)'"))
+            // DDL takes no bind parameters: the password (48 hex digits we generated) is a quoted constant.
+            try admin.execute("ALTER ROLE postgres PASSWORD \(literal: password)")
             guard fm.createFile(atPath: passwordFile.path, contents: Data("*:*:*:postgres:\(password)\n".utf8), attributes: [.posixPermissions: 0o600])
             else { throw LedgerStoreError(.embedded, "cannot write \(passwordFile.path)") }
         }
         if try admin.query("SELECT 1 FROM pg_database WHERE datname = \(databaseName)").rows.isEmpty {
-            try admin.execute(SQLQuery(unsafeSQL: "CREATE DATABASE \(quoteIdentifier(databaseName))"))
+            try admin.execute("CREATE DATABASE \(identifier: databaseName)")
         }
         return startedByUs
     }
@@ -148,7 +149,7 @@ public struct EmbeddedPostgres: Sendable {
         guard code == 0 else {
             throw LedgerStoreError(
                 .embedded, "\((arguments[0] as NSString).lastPathComponent) \(arguments.dropFirst().first ?? "") failed (exit \(code.map(String.init) ?? "by signal"))",
-                detail: output.trimmingTrailingWhitespace())
+                detail: String(output.reversed().drop(while: \.isWhitespace).reversed()))
         }
         return output
     }

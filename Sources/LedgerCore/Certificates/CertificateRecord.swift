@@ -1,0 +1,99 @@
+/// An account's record of one certificate hash, folded from its `cer.*` events in log order (pure):
+/// the entry holding its best evidence, its visibility and lifecycle state. The live lookup and the
+/// certificates read model both fold with this one reducer, so they cannot disagree.
+public struct CertificateRecord: Sendable, Equatable {
+    /// The record's lifecycle state.
+    public enum State: String, Sendable {
+        /// A signed attestation that carries its bundle.
+        case attested
+        /// A signed attestation of the bare hash.
+        case stamped
+        /// Known only through a registered project bundle.
+        case registered
+    }
+
+    /// What the fold reads of one event.
+    public struct Event: Sendable, Equatable {
+        public var index: Int64
+        public var type: String
+        public var hasPayload: Bool
+        public var visibility: String?
+        public var bundleType: String?
+        public var executionId: String?
+        public init(index: Int64, type: String, hasPayload: Bool, visibility: String?, bundleType: String? = nil, executionId: String? = nil) {
+            self.index = index
+            self.type = type
+            self.hasPayload = hasPayload
+            self.visibility = visibility
+            self.bundleType = bundleType
+            self.executionId = executionId
+        }
+    }
+
+    /// The entry with the record's best evidence.
+    public var recordIndex: Int64
+    public var hasBundle: Bool
+    /// `public` or `private`.
+    public var visibility: String
+    public var state: State
+    public var bundleType: String?
+    public var executionId: String?
+    public var firstIndex: Int64
+    public var lastIndex: Int64
+    /// Events folded into the record.
+    public var events: Int64
+
+    public init(
+        recordIndex: Int64, hasBundle: Bool, visibility: String, state: State, bundleType: String?, executionId: String?, firstIndex: Int64,
+        lastIndex: Int64, events: Int64
+    ) {
+        self.recordIndex = recordIndex
+        self.hasBundle = hasBundle
+        self.visibility = visibility
+        self.state = state
+        self.bundleType = bundleType
+        self.executionId = executionId
+        self.firstIndex = firstIndex
+        self.lastIndex = lastIndex
+        self.events = events
+    }
+
+    /// The event types the fold reads.
+    public static let eventTypes = [EventType.cerAttested, EventType.cerRegistered, EventType.cerVisibilityChanged]
+
+    /// Folds `event` into `record` (nil: no record yet). Returns the record after it; an event that
+    /// cannot start a record (a visibility change of an unknown one, another type) leaves it as it was.
+    public static func fold(_ record: CertificateRecord?, _ e: Event) -> CertificateRecord? {
+        switch e.type {
+        case EventType.cerAttested, EventType.cerRegistered:
+            let state: State = e.type == EventType.cerRegistered ? .registered : (e.hasPayload ? .attested : .stamped)
+            guard var r = record else {
+                return CertificateRecord(
+                    recordIndex: e.index, hasBundle: e.hasPayload, visibility: e.visibility == "public" ? "public" : "private", state: state,
+                    bundleType: e.bundleType, executionId: e.executionId, firstIndex: e.index, lastIndex: e.index, events: 1)
+            }
+            r.events += 1
+            r.lastIndex = e.index
+            // A signed attestation is better evidence than a registration through a project, and one
+            // that carries the bundle better than a hash-only stamp; the first such stays the record.
+            let isAttestation = e.type == EventType.cerAttested
+            if isAttestation && (r.state == .registered || (!r.hasBundle && e.hasPayload)) {
+                r.recordIndex = e.index
+                r.state = state
+                r.hasBundle = r.hasBundle || e.hasPayload
+                r.bundleType = e.bundleType ?? r.bundleType
+                r.executionId = e.executionId ?? r.executionId
+                if e.visibility == "public" { r.visibility = "public" }
+            }
+            return r
+        case EventType.cerVisibilityChanged:
+            guard var r = record, let v = e.visibility else { return record }
+            r.visibility = v
+            r.events += 1
+            r.lastIndex = e.index
+            return r
+        default:
+            return record
+        }
+    }
+}

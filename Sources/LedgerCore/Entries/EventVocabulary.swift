@@ -1,0 +1,36 @@
+/// The ledger's event types: every module names them through these constants, never as literals.
+public enum EventType {
+    /// A CER attested by this node (its signed receipt in the body, the bundle as payload when kept).
+    public static let cerAttested = "cer.attested"
+    /// A CER embedded in a registered project bundle, recorded by hash.
+    public static let cerRegistered = "cer.registered"
+    /// A certificate's visibility changed (public / private).
+    public static let cerVisibilityChanged = "cer.visibility_changed"
+    /// A project bundle registered (`cer.project.bundle.v1`).
+    public static let projectRegistered = "project.registered"
+    /// A project bundle's visibility changed.
+    public static let projectVisibilityChanged = "project.visibility_changed"
+    /// Node signing-key lifecycle.
+    public static let keyActivated = "key.activated"
+    public static let keyRetired = "key.retired"
+    public static let keyRevoked = "key.revoked"
+    /// Synthetic events of `ledger append-load`.
+    public static let load = "load.event"
+}
+
+/// The ledger's subjects: `<kind>:<id>`. Every module builds and reads them through these functions.
+public enum Subject {
+    /// A certificate's subject, by its `sha256:…` hash.
+    public static func certificate(_ certificateHash: String) -> String { "cer:" + certificateHash }
+    /// A project bundle's subject, by its project hash.
+    public static func project(_ projectHash: String) -> String { "project:" + projectHash }
+    /// A node signing key's subject, by its kid.
+    public static func key(_ kid: String) -> String { "key:" + kid }
+    /// A synthetic run's subject (`ledger append-load`).
+    public static func run(_ id: String) -> String { "run:" + id }
+
+    /// The certificate hash of a `cer:` subject, or nil for another kind.
+    public static func certificateHash(of subject: String) -> String? {
+        subject.hasPrefix("cer:") ? String(subject.dropFirst(4)) : nil
+    }
+}
