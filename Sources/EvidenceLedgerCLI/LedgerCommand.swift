@@ -180,7 +180,8 @@ struct LedgerCommand: AsyncParsableCommand {
                 "appendsPerSec": .number((Double(latencies.count) / seconds).rounded()),
                 "p50Ms": .number((percentile(0.5) * 1000).rounded() / 1000), "p99Ms": .number((percentile(0.99) * 1000).rounded() / 1000),
                 "batches": .number(Double(stats.batches)), "retryableFailures": .number(Double(counter.failures)),
-                "concurrency": .number(Double(concurrency)),
+                "concurrency": .number(Double(concurrency)), "overlapped": .number(Double(log.writerCounts.overlapped)),
+                "failedAssumptions": .number(Double(log.writerCounts.failedAssumptions)), "careful": .number(Double(log.writerCounts.careful)),
             ]
             FileOutput.standardOutput(summary.compactText() + "\n")
         }

@@ -51,6 +51,8 @@ final class AppendSequencer: Sendable {
 
     var statistics: (batches: Int, appended: Int) { state.withLock { ($0.batches, $0.appended) } }
     var isolatedBatches: Int { state.withLock { $0.isolated } }
+    /// The writer's counters, read when no writer is running (for benchmarks).
+    var writerCounts: (overlapped: Int, failedAssumptions: Int, careful: Int) { state.withLock { _ in writer.counts } }
 
     /// Queues `requests` as one ticket and waits for its batch to commit.
     func append(_ requests: [AppendRequest]) async throws -> GroupResult {
@@ -115,25 +117,90 @@ final class AppendSequencer: Sendable {
         }
     }
 
+    /// A batch sent and not yet answered.
+    private struct InFlight {
+        let tickets: [Ticket]
+        let sent: BatchWriter.Sent
+    }
+
     /// The writer: writes batch after batch while appends are pending, so no thread hop or handoff
-    /// separates two batches; when the queue is empty it watches it a little longer before it stops.
+    /// separates two batches. Up to `BatchWriter.slots` optimistic batches are in flight at once: the
+    /// next one is planned and sent while the previous one commits. When the queue is empty the writer
+    /// watches it a little longer before it stops.
     private func writeWhilePending() {
+        var inFlight: [InFlight] = []
         while true {
-            var batch = takeBatch(keepWriting: true)
-            if batch.isEmpty {
-                let until = MonotonicClock.now() + Self.lingerNanoseconds
-                while batch.isEmpty, MonotonicClock.now() < until {
-                    sched_yield()
-                    batch = takeBatch(keepWriting: true)
+            // Send while a connection is free and appends are pending.
+            while inFlight.count < BatchWriter.slots {
+                var batch = takeBatch(keepWriting: true)
+                if batch.isEmpty, inFlight.isEmpty {
+                    let until = MonotonicClock.now() + Self.lingerNanoseconds
+                    while batch.isEmpty, MonotonicClock.now() < until {
+                        sched_yield()
+                        batch = takeBatch(keepWriting: true)
+                    }
+                    if batch.isEmpty { batch = takeBatch(keepWriting: false) }
+                    if batch.isEmpty { return }
                 }
-                if batch.isEmpty { batch = takeBatch(keepWriting: false) }
+                if batch.isEmpty { break }
+                let requests = batch.flatMap(\.requests)
+                do {
+                    if let sent = try writer.send(requests, groupSizes: batch.map(\.requests.count), recordedAt: clock(), follows: !inFlight.isEmpty) {
+                        inFlight.append(InFlight(tickets: batch, sent: sent))
+                        continue
+                    }
+                } catch {
+                    // Nothing of this batch reached the database (the connection broke while sending).
+                    // What is in flight is answered first, then this batch is written carefully.
+                    settle(&inFlight)
+                    writeCarefully([batch])
+                    continue
+                }
+                // This batch must be written carefully: first settle what is in flight.
+                settle(&inFlight)
+                writeCarefully([batch])
             }
-            if batch.isEmpty { return }
+            settle(&inFlight, oldestOnly: true)
+        }
+    }
+
+    /// Receives in-flight batches in the order they were sent (all, or the oldest) and completes their
+    /// tickets; batches that failed are written again carefully, in order, once every batch sent after
+    /// them has been answered (those fail too when they built on a failed one, by their guards).
+    private func settle(_ inFlight: inout [InFlight], oldestOnly: Bool = false) {
+        var rewrite: [[Ticket]] = []
+        var failed = false
+        var received = 0
+        while !inFlight.isEmpty {
+            // After a failure every later batch is received too: it may have built on the failed one.
+            if oldestOnly, received > 0, !failed { break }
+            let first = inFlight.removeFirst()
+            received += 1
+            do {
+                if let outcome = try writer.receive(first.sent) {
+                    complete(first.tickets, outcome)
+                } else {
+                    rewrite.append(first.tickets)
+                    failed = true
+                }
+            } catch let error as LedgerStoreError where Self.isRequestFault(error) {
+                rewrite.append(first.tickets)
+                failed = true
+            } catch {
+                fail(first.tickets, error)
+                failed = true
+            }
+        }
+        if !rewrite.isEmpty { writeCarefully(rewrite) }
+    }
+
+    /// Writes batches carefully, in order; a batch the database refuses because of one ticket's content
+    /// is written again ticket by ticket, so only the tickets it refuses fail.
+    private func writeCarefully(_ batches: [[Ticket]]) {
+        for batch in batches {
             do {
                 try write(batch)
             } catch let error as LedgerStoreError where batch.count > 1 && Self.isRequestFault(error) {
-                // The database refused something one ticket carries: write each ticket alone, so only the
-                // tickets it refuses fail and the others of the batch are committed.
                 state.withLock { $0.isolated += 1 }
                 for ticket in batch {
                     do { try write([ticket]) } catch { fail([ticket], error) }
@@ -152,10 +219,23 @@ final class AppendSequencer: Sendable {
         return ["22", "23", "54", "42"].contains(String(state.prefix(2)))
     }
 
-    /// Writes a batch of tickets in one transaction and completes each; throws when the batch failed.
+    /// Writes a batch of tickets carefully in one transaction and completes each; throws when it failed.
+    /// A deadlock or serialization failure (another process's writer) is tried again, twice.
     private func write(_ batch: [Ticket]) throws {
         let requests = batch.flatMap(\.requests)
-        let written = try writer.write(requests, groupSizes: batch.map(\.requests.count), recordedAt: clock())
+        var attempt = 1
+        while true {
+            do {
+                complete(batch, try writer.writeCarefully(requests, groupSizes: batch.map(\.requests.count), recordedAt: clock()))
+                return
+            } catch let error as LedgerStoreError where error.code == .conflict && attempt < 3 {
+                attempt += 1
+            }
+        }
+    }
+
+    /// Completes a written batch's tickets: each group's entries, or its first refusal.
+    private func complete(_ batch: [Ticket], _ written: BatchWriter.Outcome) {
         let appended = written.outcomes.reduce(0) { n, o in if case .appended = o { return n + 1 } else { return n } }
         state.withLock { s in
             s.batches += 1

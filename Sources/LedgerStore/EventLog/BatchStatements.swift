@@ -11,6 +11,9 @@ enum BatchStatements {
     /// serialised and the log stays dense).
     static let lockHead: SQLQuery = "SELECT size FROM ledger_head WHERE id = 1 FOR UPDATE"
 
+    /// A careful batch waits for locks as long as it takes (the writer's session default is short).
+    static let waitForLocks: SQLQuery = "SET LOCAL lock_timeout = 0"
+
     /// The last entry of each subject: one index probe per subject (stays O(log n) as subjects grow).
     static func subjectHeads(_ subjects: [String]) -> SQLQuery {
         """
@@ -66,11 +69,64 @@ enum BatchStatements {
 
     // MARK: Writes (both modes; each assumption a guard)
 
-    /// Grows the head from `size` to `newSize`, guarded: the head must still be at `size`.
-    static func growHead(from size: Int64, to newSize: Int64) -> SQLQuery {
+    /// A batch's whole write as one statement: every INSERT and UPDATE a data-modifying CTE (each runs
+    /// exactly once, to completion), the head grown from `size` to `newSize`, the guards (the head was
+    /// at `size`, every charged meter had room, every charging credential is active) and in the answer's
+    /// last column the meters after the charge as `account TAB period TAB used TAB limit` lines. One
+    /// statement instead of six: one executor start, one round of constraint set-up per table.
+    ///
+    /// The answer's target list fixes the order of the work (its columns are evaluated left to right,
+    /// each CTE when first read): take this batch's baton, insert the rows, wait for the predecessor's
+    /// baton (`waitFor`, when a batch sent earlier on another connection is still in flight: its
+    /// transaction holds that advisory lock until it commits or rolls back), then grow the head. So a
+    /// batch's inserts overlap its predecessor's commit, and its head guard is only evaluated once the
+    /// predecessor has finished. Batons are transaction-level advisory locks `(writer, sequence % 3)`.
+    static func writeBatch(
+        growFrom size: Int64, to newSize: Int64, entries: [LedgerEntry], recordedAt: Int64,
+        payloads: [(digest: [UInt8], salt: [UInt8], content: [UInt8])], claims: [(claim: Claim, entryIndex: Int64)],
+        nodes: [(id: MerkleNodeID, hash: [UInt8])], increments: [(key: MeterKey, count: Int64)], credentials: [Int64],
+        baton: (writer: Int64, own: Int64, waitFor: Int64?)
+    ) -> SQLQuery {
+        // `size = size + n`, checked against the expected result, rather than `WHERE size = expected`: a
+        // READ COMMITTED UPDATE that finds the head changed since its snapshot (the predecessor grew it)
+        // follows it to the newest version, where a WHERE on the old value would skip the row.
+        var q: SQLQuery = "WITH h AS (UPDATE ledger_head SET size = size + \(newSize - size) WHERE id = 1 RETURNING size)"
+        q.append(", e AS (\(embedding: insertEntries(entries, recordedAt: recordedAt)) RETURNING 1)")
+        if !payloads.isEmpty { q.append(", p AS (\(embedding: insertPayloads(payloads)))") }
+        if !claims.isEmpty { q.append(", c AS (\(embedding: insertClaims(claims)))") }
+        q.append(nodes.isEmpty ? ", n AS (SELECT 1 WHERE false)" : ", n AS (\(embedding: insertNodes(nodes)) RETURNING 1)")
+        if !increments.isEmpty {
+            q.append("""
+                , v AS (SELECT * FROM unnest(\(textArray: increments.map(\.key.account))::text[], \(textArray: increments.map(\.key.period))::text[],
+                                             \(int64Array: increments.map(\.count))::bigint[]) AS v(a, p, n)),
+                m AS (UPDATE quota_usage q SET used = q.used + v.n FROM v, accounts a
+                      WHERE q.account_id = v.a AND q.period = v.p::date AND a.id = q.account_id AND q.used + v.n <= a.monthly_limit
+                      RETURNING q.account_id, q.period::text AS period, q.used, a.monthly_limit AS lim)
+                """)
+        }
+        q.append(" SELECT pg_advisory_xact_lock(\(baton.writer)::int, \(baton.own)::int)::text, (SELECT count(*) FROM e), (SELECT count(*) FROM n), ")
+        if let waitFor = baton.waitFor { q.append("pg_advisory_xact_lock(\(baton.writer)::int, \(waitFor)::int)::text, ") } else { q.append("NULL::text, ") }
+        q.append("ledger_expect((SELECT size FROM h) = \(newSize), 'the log head is at the size the writer expects')")
+        if increments.isEmpty {
+            q.append(", NULL::text")
+        } else {
+            q.append("""
+                , ledger_expect((SELECT count(*) FROM m) = \(increments.count), 'every charged meter has room')
+                  AND ledger_expect((SELECT count(*) FROM api_keys WHERE id = ANY(\(int64Array: credentials)::bigint[]) AND status = 'active')
+                                    = \(credentials.count), 'every charging credential is active'),
+                  (SELECT string_agg(m.account_id || E'\\t' || m.period || E'\\t' || m.used || E'\\t' || m.lim, E'\\n') FROM m)
+                """)
+        }
+        return q
+    }
+
+    /// A follower's second statement (a fresh snapshot, taken once its head wait is over): the entry
+    /// its predecessor wrote last is in the log. Only the predecessor's commit can put it there, so a
+    /// follower can never build on a predecessor that rolled back (whatever another writer did since).
+    static func expectCommitted(index: Int64, leafHash: [UInt8]) -> SQLQuery {
         """
-        WITH u AS (UPDATE ledger_head SET size = \(newSize) WHERE id = 1 AND size = \(size) RETURNING 1)
-        SELECT ledger_expect(count(*) = 1, 'the log head is at the size the writer read') FROM u
+        SELECT ledger_expect(EXISTS (SELECT 1 FROM ledger_entries WHERE idx = \(index) AND leaf_hash = \(leafHash)),
+                             'the previous batch committed')
         """
     }
 
@@ -86,7 +142,7 @@ enum BatchStatements {
                     \(textArray: entries.map { String(decoding: $0.canonicalBody, as: UTF8.self) })::text[],
                     \(byteaArray: entries.map(\.payloadDigest))::bytea[], \(byteaArray: entries.map(\.prevSubjectLeaf))::bytea[],
                     \(.nullableTextArray(entries.map(\.idempotencyKey)))::text[], \(byteaArray: entries.map { $0.leafHash })::bytea[])
-             AS e(i, s, si, t, a, b, pd, pl, k, l)
+             AS r(i, s, si, t, a, b, pd, pl, k, l)
         """
     }
 
@@ -118,32 +174,10 @@ enum BatchStatements {
         """
     }
 
-    /// Charges the meters, guarded: each must exist and have room for its increment. Answers one row:
-    /// the guard, and each meter after it as `account TAB period TAB used TAB limit` lines.
-    static func chargeMeters(_ increments: [(key: MeterKey, count: Int64)]) -> SQLQuery {
-        """
-        WITH v AS (SELECT * FROM unnest(\(textArray: increments.map(\.key.account))::text[], \(textArray: increments.map(\.key.period))::text[],
-                                        \(int64Array: increments.map(\.count))::bigint[]) AS v(a, p, n)),
-        u AS (UPDATE quota_usage q SET used = q.used + v.n FROM v, accounts a
-              WHERE q.account_id = v.a AND q.period = v.p::date AND a.id = q.account_id AND q.used + v.n <= a.monthly_limit
-              RETURNING q.account_id, q.period::text AS period, q.used, a.monthly_limit AS lim)
-        SELECT ledger_expect(count(*) = \(increments.count), 'every charged meter has room'),
-               string_agg(u.account_id || E'\\t' || u.period || E'\\t' || u.used || E'\\t' || u.lim, E'\\n') FROM u
-        """
-    }
-
-    /// Guard: every credential that charges is active.
-    static func expectActive(_ credentials: [Int64]) -> SQLQuery {
-        """
-        SELECT ledger_expect(count(*) = \(credentials.count), 'every charging credential is active') FROM api_keys
-        WHERE id = ANY(\(int64Array: credentials)::bigint[]) AND status = 'active'
-        """
-    }
-
-    /// The meters after a charge, from `chargeMeters`' answer.
+    /// The meters after a charge, from `writeBatch`' answer (its last column).
     static func meters(fromCharge rows: PostgresRows) -> [MeterKey: MeterReading] {
         var after: [MeterKey: MeterReading] = [:]
-        for line in (rows.rows.first?[1] ?? "").split(separator: "\n") {
+        for line in (rows.rows.first.flatMap { $0[$0.count - 1] } ?? "").split(separator: "\n") {
             let f = line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
             guard f.count == 4, let used = Int64(f[2]), let limit = Int64(f[3]) else { continue }
             after[MeterKey(account: f[0], period: f[1])] = MeterReading(used: used, limit: limit)

@@ -100,11 +100,24 @@ public final class PostgresConnection: @unchecked Sendable {
 
     /// Sends `queries` in one round trip (libpq pipeline mode, one sync at the end) and returns their
     /// results in order. After a failing statement the rest are skipped and the first error is thrown.
-    /// Statements share the caller's explicit transaction, if one is open.
+    /// Statements share the caller's explicit transaction, if one is open; without one, they form one
+    /// implicit transaction that commits at the sync.
     public func pipeline(_ queries: [SQLQuery]) throws(LedgerStoreError) -> [PostgresRows] {
+        try receive(try send(queries))
+    }
+
+    /// What a sent pipeline will answer: per command, whether it is a prepare (skipped) or a statement.
+    public struct SentPipeline: Sendable {
+        fileprivate var producesRows: [Bool]
+        fileprivate var sentPrepares: [(name: String, sql: String)]
+    }
+
+    /// The first half of `pipeline`: sends `queries` and the sync without waiting for an answer, so the
+    /// caller can do other work (send on another connection) meanwhile. `receive` must follow before
+    /// anything else is sent on this connection.
+    public func send(_ queries: [SQLQuery]) throws(LedgerStoreError) -> SentPipeline {
         guard let handle, !isBroken else { throw LedgerStoreError(.unavailable, "the database connection is closed") }
         guard PQenterPipelineMode(handle) == 1 else { throw LedgerStoreError(.database, "cannot enter pipeline mode") }
-        defer { PQexitPipelineMode(handle) }
         // What each sent command produces: a prepare (its result is skipped) or a statement's rows.
         var producesRows: [Bool] = []
         var preparing: [String: String] = [:]
@@ -116,6 +129,7 @@ public final class PostgresConnection: @unchecked Sendable {
                 guard PQsendPrepare(handle, fresh, query.sql, Int32(query.binds.count), nil) == 1 else {
                     // Part of the pipeline (its BEGIN, say) may be queued: never reuse this connection.
                     isBroken = true
+                    PQexitPipelineMode(handle)
                     throw LedgerStoreError(.unavailable, "could not send a statement", detail: String(cString: PQerrorMessage(handle)))
                 }
                 producesRows.append(false)
@@ -129,15 +143,25 @@ public final class PostgresConnection: @unchecked Sendable {
             }
             guard sent == 1 else {
                 isBroken = true  // part of the pipeline may be queued inside a transaction: never reuse it
+                PQexitPipelineMode(handle)
                 throw LedgerStoreError(.unavailable, "could not send a statement", detail: String(cString: PQerrorMessage(handle)))
             }
             producesRows.append(true)
         }
-        var preparedIndex = 0
         guard PQpipelineSync(handle) == 1 else {
-            isBroken = PQstatus(handle) != CONNECTION_OK
+            isBroken = true
+            PQexitPipelineMode(handle)
             throw LedgerStoreError(.unavailable, "could not send the pipeline", detail: String(cString: PQerrorMessage(handle)))
         }
+        return SentPipeline(producesRows: producesRows, sentPrepares: sentPrepares)
+    }
+
+    /// The second half of `pipeline`: waits for the answers of a sent pipeline, through its sync.
+    public func receive(_ sent: SentPipeline) throws(LedgerStoreError) -> [PostgresRows] {
+        guard let handle, !isBroken else { throw LedgerStoreError(.unavailable, "the database connection is closed") }
+        defer { PQexitPipelineMode(handle) }
+        let producesRows = sent.producesRows, sentPrepares = sent.sentPrepares
+        var preparedIndex = 0
         var results: [PostgresRows] = []
         var firstError: LedgerStoreError? = nil
         var command = 0
@@ -177,8 +201,9 @@ public final class PostgresConnection: @unchecked Sendable {
                     let state = PQresultErrorField(result, CLIBPQ_DIAG_SQLSTATE).map { String(cString: $0) }
                     let primary = PQresultErrorField(result, CLIBPQ_DIAG_MESSAGE_PRIMARY).map { String(cString: $0) }
                         ?? String(cString: PQerrorMessage(handle)).trimmingTrailingWhitespace()
-                    firstError = LedgerStoreError.fromServer(sqlState: state, message: primary, detail: nil)
-                    if PQstatus(handle) != CONNECTION_OK || state == nil { firstError!.code = .unavailable }
+                    var error = LedgerStoreError.fromServer(sqlState: state, message: primary, detail: nil)
+                    if PQstatus(handle) != CONNECTION_OK || state == nil { error.code = .unavailable }
+                    firstError = error
                 }
             }
         }

@@ -18,6 +18,34 @@ public struct SQLQuery: Sendable, ExpressibleByStringInterpolation {
         binds = stringInterpolation.binds
     }
 
+    /// `sql` with each parameter reference `$n` made `$(n + offset)`. Text outside references is copied
+    /// as is; the SQL we write holds no `$` followed by a digit anywhere else (no dollar-quoted bodies).
+    static func renumbered(_ sql: String, by offset: Int) -> String {
+        guard offset > 0 else { return sql }
+        var out = ""
+        out.reserveCapacity(sql.utf8.count + 16)
+        var bytes = sql.utf8[...]
+        while let dollar = bytes.firstIndex(of: UInt8(ascii: "$")) {
+            out += String(Substring(bytes[..<dollar]))
+            var digitsEnd = bytes.index(after: dollar)
+            while digitsEnd < bytes.endIndex, bytes[digitsEnd] >= 0x30, bytes[digitsEnd] <= 0x39 { digitsEnd = bytes.index(after: digitsEnd) }
+            if let n = Int(String(Substring(bytes[bytes.index(after: dollar)..<digitsEnd]))) {
+                out += "$\(n + offset)"
+            } else {
+                out += "$"
+            }
+            bytes = bytes[digitsEnd...]
+        }
+        out += String(Substring(bytes))
+        return out
+    }
+
+    /// Appends `other` (its parameters renumbered after these).
+    public mutating func append(_ other: SQLQuery) {
+        sql += Self.renumbered(other.sql, by: binds.count)
+        binds += other.binds
+    }
+
     public struct StringInterpolation: StringInterpolationProtocol {
         var sql = ""
         var binds: [SQLValue] = []
@@ -43,6 +71,12 @@ public struct SQLQuery: Sendable, ExpressibleByStringInterpolation {
         public mutating func appendInterpolation(sql fragment: SQLFragment) {
             // A fragment never holds `$n` of its own, so it cannot shift the parameters around it.
             sql += fragment.sql
+        }
+        /// Another statement's text and parameters, embedded (as a CTE, say): its `$n` are renumbered
+        /// after the parameters already bound here.
+        public mutating func appendInterpolation(embedding sub: SQLQuery) {
+            sql += SQLQuery.renumbered(sub.sql, by: binds.count)
+            binds += sub.binds
         }
         /// An identifier (a database, role or table name), double-quoted.
         public mutating func appendInterpolation(identifier name: String) { sql += quoteIdentifier(name) }
