@@ -143,18 +143,23 @@ final class AppendSequencer: Sendable {
                     if batch.isEmpty { return }
                 }
                 if batch.isEmpty { break }
-                let requests = batch.flatMap(\.requests)
+                let requests = batch.flatMap(\.requests), groupSizes = batch.map(\.requests.count)
                 do {
-                    if let sent = try writer.send(requests, groupSizes: batch.map(\.requests.count), recordedAt: clock(), follows: !inFlight.isEmpty) {
+                    if let sent = try writer.send(requests, groupSizes: groupSizes, recordedAt: clock(), follows: !inFlight.isEmpty) {
                         inFlight.append(InFlight(tickets: batch, sent: sent))
                         continue
+                    }
+                    if !inFlight.isEmpty {
+                        // It cannot follow: once what is in flight is answered, it may still lead.
+                        settle(&inFlight)
+                        if let sent = try writer.send(requests, groupSizes: groupSizes, recordedAt: clock(), follows: false) {
+                            inFlight.append(InFlight(tickets: batch, sent: sent))
+                            continue
+                        }
                     }
                 } catch {
                     // Nothing of this batch reached the database (the connection broke while sending).
                     // What is in flight is answered first, then this batch is written carefully.
-                    settle(&inFlight)
-                    writeCarefully([batch])
-                    continue
                 }
                 // This batch must be written carefully: first settle what is in flight.
                 settle(&inFlight)
