@@ -21,7 +21,7 @@ public enum LedgerServerApp {
         public var usage: UsageRecorder
         public var metrics: ServerMetrics
         public var identity: NodeIdentity
-        public var checkpointer: LogCheckpointer
+        public var checkpointer: CheckpointSigner
         public var projections: ProjectionRunner
         /// Admission control of expensive requests.
         var gates: Gates
@@ -66,7 +66,7 @@ public enum LedgerServerApp {
             await pool.shutdown()
             throw LedgerServerError(.badRequest, "the log origin \"\(origin.prefix(80))\" cannot name a signed-note key: \(error); set --log-origin")
         }
-        let checkpointer = LogCheckpointer(origin: origin, log: log, keys: keys)
+        let checkpointer = CheckpointSigner(origin: origin, log: log, keys: keys)
         let accounts = AccountStore(pool: pool)
         let usage = UsageRecorder(store: accounts, interval: .seconds(configuration.usageFlushSeconds), logger: logger)
         return Parts(pool: pool, log: log, keys: keys, accounts: accounts, usage: usage, metrics: metrics, identity: identity, checkpointer: checkpointer,
@@ -75,8 +75,8 @@ public enum LedgerServerApp {
     }
 
     /// The router with every route and the edge middleware.
-    public static func makeRouter(configuration: ServerConfiguration, parts: Parts) -> Router<BasicRequestContext> {
-        let router = Router(context: BasicRequestContext.self)
+    public static func makeRouter(configuration: ServerConfiguration, parts: Parts) -> Router<LedgerRequestContext> {
+        let router = Router(context: LedgerRequestContext.self)
         router.add(middleware: MetricsMiddleware())
         router.add(middleware: CORSMiddleware(
             allowOrigin: configuration.corsAllowOrigin == "*" ? .all : .custom(configuration.corsAllowOrigin),
@@ -89,6 +89,7 @@ public enum LedgerServerApp {
                 "Idempotent-Replayed", "Retry-After",
             ]))
         router.add(middleware: EdgeMiddleware(timeout: .seconds(configuration.requestTimeoutSeconds)))
+        router.add(middleware: AuthenticationMiddleware(accounts: parts.accounts, adminToken: configuration.adminToken))
         let reader = RequestReader(maxBodyBytes: configuration.maxBodyBytes, maxJSONDepth: configuration.maxJSONDepth)
         let publicReader = RequestReader(
             maxBodyBytes: min(configuration.maxPublicBodyBytes, configuration.maxBodyBytes), maxJSONDepth: configuration.maxJSONDepth)
@@ -149,8 +150,10 @@ public enum LedgerServerApp {
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
                 services: [
+                    // First, so it is shut down last: every service below uses the pool.
+                    .init(service: PoolService(pool: parts.pool)),
                     .init(service: parts.usage),
-                    .init(service: KeyRingRefresher(ring: parts.keys, interval: .seconds(configuration.keyRefreshSeconds), logger: logger)),
+                    .init(service: KeyRingRefresher.service(ring: parts.keys, interval: .seconds(configuration.keyRefreshSeconds), logger: logger)),
                     // A checkpoint of the tree whenever it grew.
                     .init(service: PeriodicService(every: .seconds(configuration.checkpointIntervalSeconds), logger: logger, what: "sign a checkpoint") {
                         try await parts.checkpointer.checkpoint()

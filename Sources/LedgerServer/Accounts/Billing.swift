@@ -19,12 +19,12 @@ struct Billing: Sendable {
     /// active (decision 0007): never more than the limit, nothing charged for a replay or a failure.
     /// An account found out of quota is answered 429 without any work for the next few seconds.
     func billable(
-        _ request: Request, endpoint: String,
+        _ request: Request, _ context: LedgerRequestContext, endpoint: String,
         _ operation: (Principal, Charge?) async throws -> (response: Response, meter: MeterReading?)
     ) async throws -> Response {
         let started = clock()
         let period = QuotaPeriod(milliseconds: started)
-        let principal = try await accounts.authenticateForCharge(rawKey: try AttestationRoutes.bearer(request), now: started)
+        let principal = try await context.auth.accountForCharge(now: started)
         func quotaExceeded(used: Int64, limit: Int64) -> LedgerServerError {
             LedgerServerError(
                 .quotaExceeded, "Monthly certified run quota exceeded",

@@ -55,12 +55,8 @@ public final class UsageRecorder: Service, Sendable {
     }
 
     public func run() async throws {
-        while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            // Wakes at once on graceful shutdown, so stopping never waits out an interval.
-            let interval = self.interval
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+        try await PeriodicService(every: interval, logger: logger, what: "write usage", startsAfterInterval: true, runsOnShutdown: true) { [self] in
             await flush()
-        }
-        await flush()
+        }.run()
     }
 }

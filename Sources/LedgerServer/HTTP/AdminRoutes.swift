@@ -10,14 +10,14 @@ struct AdminRoutes: Sendable {
     let reader: RequestReader
     let clock: @Sendable () -> Int64
 
-    func register(on router: Router<BasicRequestContext>) {
+    func register(on router: Router<LedgerRequestContext>) {
         let group = router.group("/v1/admin")
-        group.get("/accounts") { request, _ in
-            try authorize(request)
+        group.get("/accounts") { request, context in
+            try context.auth.requireAdmin()
             return JSONResponse.make(body: ["accounts": .array(try await accounts.listAccounts().map(Self.json))])
         }
-        group.post("/accounts") { request, _ in
-            try authorize(request)
+        group.post("/accounts") { request, context in
+            try context.auth.requireAdmin()
             let (body, _) = try await reader.object(request)
             guard let id = try body.string("id") else { throw LedgerServerError(.invalidRequest, "id is required") }
             let account = try await accounts.createAccount(
@@ -25,40 +25,40 @@ struct AdminRoutes: Sendable {
             return JSONResponse.make(status: .created, body: Self.json(account))
         }
         group.get("/accounts/:id") { request, context in
-            try authorize(request)
+            try context.auth.requireAdmin()
             let id = context.parameters.get("id") ?? ""
             guard let account = try await accounts.account(id: id) else { throw LedgerServerError(.notFound, "no account \(id.prefix(64))") }
             return JSONResponse.make(body: Self.json(account))
         }
         group.post("/accounts/:id") { request, context in
-            try authorize(request)
+            try context.auth.requireAdmin()
             let (body, _) = try await reader.object(request)
             let account = try await accounts.updateAccount(
                 id: context.parameters.get("id") ?? "", plan: try body.string("plan"), monthlyLimit: try body.integer("monthlyLimit"))
             return JSONResponse.make(body: Self.json(account))
         }
         group.get("/accounts/:id/api-keys") { request, context in
-            try authorize(request)
+            try context.auth.requireAdmin()
             let keys = try await accounts.listAPIKeys(accountId: context.parameters.get("id") ?? "")
             return JSONResponse.make(body: ["apiKeys": .array(keys.map { Self.json($0) })])
         }
         group.post("/accounts/:id/api-keys") { request, context in
-            try authorize(request)
+            try context.auth.requireAdmin()
             let (body, _) = try await reader.object(request)
             let (raw, record) = try await accounts.createAPIKey(accountId: context.parameters.get("id") ?? "", label: try body.string("label") ?? "")
             return JSONResponse.make(status: .created, body: Self.json(record, raw: raw))
         }
         group.post("/api-keys/:id/revoke") { request, context in
-            try authorize(request)
+            try context.auth.requireAdmin()
             return JSONResponse.make(body: Self.json(try await accounts.revokeAPIKey(id: try Self.keyId(context))))
         }
         group.post("/api-keys/:id/rotate") { request, context in
-            try authorize(request)
+            try context.auth.requireAdmin()
             let (raw, record) = try await accounts.rotateAPIKey(id: try Self.keyId(context))
             return JSONResponse.make(status: .created, body: Self.json(record, raw: raw))
         }
-        group.get("/usage") { request, _ in
-            try authorize(request)
+        group.get("/usage") { request, context in
+            try context.auth.requireAdmin()
             let now = Timestamp.iso8601(milliseconds: clock())
             let month: String = request.uri.queryParameters.get("month").map { String($0) } ?? String(now.prefix(7))
             guard month.utf8.count == 7, month.utf8.enumerated().allSatisfy({ i, c in i == 4 ? c == 0x2D : (c >= 0x30 && c <= 0x39) }),
@@ -76,18 +76,7 @@ struct AdminRoutes: Sendable {
         }
     }
 
-    func authorize(_ request: Request) throws { try Self.authorize(request, adminToken: adminToken) }
-
-    static func authorize(_ request: Request, adminToken: String?) throws {
-        guard let token = adminToken, !token.isEmpty else {
-            throw LedgerServerError(.adminNotConfigured, "the admin API is disabled: set LEDGER_ADMIN_TOKEN to enable it")
-        }
-        guard let given = request.headers[HTTPField.Name("X-Admin-Secret")!],
-            ConstantTime.isEqual(ProtocolHash.sha256(Array(given.utf8)), ProtocolHash.sha256(Array(token.utf8)))
-        else { throw LedgerServerError(.unauthorized, "Missing or wrong X-Admin-Secret header") }
-    }
-
-    static func keyId(_ context: BasicRequestContext) throws -> Int64 {
+    static func keyId(_ context: LedgerRequestContext) throws -> Int64 {
         guard let id = context.parameters.get("id").flatMap({ Int64($0) }), id > 0 else {
             throw LedgerServerError(.invalidRequest, "the API key id must be a positive integer")
         }

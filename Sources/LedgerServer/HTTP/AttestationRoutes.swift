@@ -25,7 +25,7 @@ struct AttestationRoutes: Sendable {
     let visibilityLimiter: RateLimiter
     let clock: @Sendable () -> Int64
 
-    func register(on router: Router<BasicRequestContext>) {
+    func register(on router: Router<LedgerRequestContext>) {
         router.post("/api/attest") { request, context in try await attest(request, context, endpoint: "/api/attest") }
         router.post("/api/stamp") { request, context in try await attest(request, context, endpoint: "/api/stamp") }
         router.post("/api/stamp-hash") { request, context in try await stampHash(request, context) }
@@ -40,28 +40,11 @@ struct AttestationRoutes: Sendable {
 
     // MARK: Authentication and quota
 
-    func bearerKey(_ request: Request) throws -> String { try Self.bearer(request) }
-
-    static func bearer(_ request: Request) throws -> String {
-        guard let header = request.headers[.authorization], header.hasPrefix("Bearer "), header.count > 7 else {
-            throw LedgerServerError(.unauthorized, "Missing or invalid Authorization header. Use: Authorization: Bearer <api_key>")
-        }
-        // Spaces and tabs around the key are ignored (byte-wise: Foundation's trimming is slow here).
-        let bytes = header.utf8.dropFirst(7)
-        let start = bytes.firstIndex(where: { $0 != 0x20 && $0 != 0x09 }) ?? bytes.endIndex
-        let end = bytes.lastIndex(where: { $0 != 0x20 && $0 != 0x09 }).map { bytes.index(after: $0) } ?? start
-        return String(decoding: header.utf8[start..<max(start, end)], as: UTF8.self)
-    }
-
-    func authenticate(_ request: Request) async throws -> Principal {
-        try await accounts.authenticate(rawKey: try bearerKey(request))
-    }
-
     func billable(
-        _ request: Request, endpoint: String,
+        _ request: Request, _ context: LedgerRequestContext, endpoint: String,
         _ operation: (Principal, Charge?) async throws -> (response: Response, meter: MeterReading?)
     ) async throws -> Response {
-        try await billing.billable(request, endpoint: endpoint, operation)
+        try await billing.billable(request, context, endpoint: endpoint, operation)
     }
 
     func recordUsage(_ principal: Principal, _ endpoint: String, status: Int, started: Int64, error: String?) {
@@ -78,9 +61,9 @@ struct AttestationRoutes: Sendable {
 
     // MARK: Attest and certify
 
-    func attest(_ request: Request, _ context: BasicRequestContext, endpoint: String) async throws -> Response {
+    func attest(_ request: Request, _ context: LedgerRequestContext, endpoint: String) async throws -> Response {
         let visibility = try Self.visibility(request)
-        return try await billable(request, endpoint: endpoint) { principal, charge in
+        return try await billable(request, context, endpoint: endpoint) { principal, charge in
             let bytes = try await reader.body(request)
             let use = try IdempotencyKeys.use(request, account: principal.accountId, endpoint: "/api/attest", body: bytes)
             return try await idempotency.run(use, replay: { entry in liveResponse(AttestationRecord(entry: entry, isNew: false), includeCer: false) }) { claims in
@@ -92,7 +75,7 @@ struct AttestationRoutes: Sendable {
         }
     }
 
-    func certify(_ request: Request, _ context: BasicRequestContext, persist: Bool) async throws -> Response {
+    func certify(_ request: Request, _ context: LedgerRequestContext, persist: Bool) async throws -> Response {
         let endpoint = persist ? "/v1/cer/ai/certify" : "/v1/cer/ai/create"
         let build: ([UInt8]?) async throws -> (JSONObject, JSONObject) = { read in
             let bytes: [UInt8]
@@ -103,7 +86,7 @@ struct AttestationRoutes: Sendable {
             return (body, try CertifyRequest.parse(body, now: now))
         }
         guard persist else {
-            let principal = try await authenticate(request)
+            let principal = try await context.auth.account()
             let (_, cer) = try await build(nil)
             let response = JSONResponse.make(body: [
                 "ok": true, "bundle": .object(cer), "certificateHash": cer["certificateHash"]!, "bundleType": cer["bundleType"]!,
@@ -111,7 +94,7 @@ struct AttestationRoutes: Sendable {
             recordUsage(principal, endpoint, status: 200, started: clock(), error: nil)
             return response
         }
-        return try await billable(request, endpoint: endpoint) { principal, charge in
+        return try await billable(request, context, endpoint: endpoint) { principal, charge in
             let bytes = try await reader.body(request)
             let use = try IdempotencyKeys.use(request, account: principal.accountId, endpoint: endpoint, body: bytes)
             let replay: (LedgerEntry) async throws -> Response = { entry in
@@ -132,8 +115,8 @@ struct AttestationRoutes: Sendable {
         }
     }
 
-    func stampHash(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
-        try await billable(request, endpoint: "/api/stamp-hash") { principal, charge in
+    func stampHash(_ request: Request, _ context: LedgerRequestContext) async throws -> Response {
+        try await billable(request, context, endpoint: "/api/stamp-hash") { principal, charge in
             let bytes = try await reader.body(request)
             let use = try IdempotencyKeys.use(request, account: principal.accountId, endpoint: "/api/stamp-hash", body: bytes)
             return try await idempotency.run(use, replay: { entry in stampHashResponse(AttestationRecord(entry: entry, isNew: false)) }) { claims in
@@ -221,7 +204,7 @@ struct AttestationRoutes: Sendable {
     /// Anonymous and stateless. A request is admitted (or refused with 503 before its body is read), its
     /// body is read within the public limit, and it is parsed and verified on a lowest-priority thread, so
     /// anonymous work uses only CPU that tenants leave idle; the answer is bounded by the body's size.
-    func verify(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+    func verify(_ request: Request, _ context: LedgerRequestContext) async throws -> Response {
         try publicReader.check(request)
         return try await publicGate.withPermit {
             let bytes = try await publicReader.body(request)
@@ -260,7 +243,7 @@ struct AttestationRoutes: Sendable {
 
     // MARK: Lookups
 
-    func resolve(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+    func resolve(_ request: Request, _ context: LedgerRequestContext) async throws -> Response {
         let hash = try RequestReader.certificateHash(context)
         guard let record = AttestationService.publicRecord(try await attestation.records(certificateHash: hash)) else {
             throw LedgerServerError(.notFound, "No public record for this certificate hash")
@@ -278,8 +261,8 @@ struct AttestationRoutes: Sendable {
     }
 
     /// The caller's own record of a certificate (private ones included).
-    func proof(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
-        let principal = try await authenticate(request)
+    func proof(_ request: Request, _ context: LedgerRequestContext) async throws -> Response {
+        let principal = try await context.auth.account()
         let hash = try RequestReader.certificateHash(context)
         guard let record = try await attestation.records(certificateHash: hash).first(where: { $0.entry.account == principal.accountId && $0.entry.type == AttestationService.attested }) else {
             throw LedgerServerError(.notFound, "No proof found for this certificate hash")
@@ -295,11 +278,11 @@ struct AttestationRoutes: Sendable {
     }
 
     /// The caller's records, newest first.
-    func proofs(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
-        let principal = try await authenticate(request)
-        let q = request.uri.queryParameters
-        let limit = try Self.boundedInteger(q.get("limit"), name: "limit", default: 50, range: 1...200)
-        let offset = try Self.boundedInteger(q.get("offset"), name: "offset", default: 0, range: 0...Int.max)
+    func proofs(_ request: Request, _ context: LedgerRequestContext) async throws -> Response {
+        let principal = try await context.auth.account()
+        let q = QueryParameters(request)
+        let limit = try q.get("limit", default: 50, in: 1...200)
+        let offset = try q.get("offset", default: 0, in: 0...Int.max)
         let entries = try await attestation.log.entries(account: principal.accountId, type: AttestationService.attested, limit: limit, offset: offset)
         let proofs: [JSONValue] = entries.map { e in
             [
@@ -314,8 +297,8 @@ struct AttestationRoutes: Sendable {
         ])
     }
 
-    func setVisibility(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
-        let principal = try await authenticate(request)
+    func setVisibility(_ request: Request, _ context: LedgerRequestContext) async throws -> Response {
+        let principal = try await context.auth.account()
         let hash = try RequestReader.certificateHash(context)
         let visibility = try await reader.visibilityChange(request)
         try visibilityLimiter.requireAdmission(principal.accountId, now: clock(), what: "visibility changes")
@@ -324,13 +307,5 @@ struct AttestationRoutes: Sendable {
             "ok": true, "certificateHash": .string(JSONString(hash)), "visibility": .string(JSONString(visibility.rawValue)),
             "ledgerIndex": .number(Double(change.entry.index)), "changed": .bool(change.changed),
         ])
-    }
-
-    static func boundedInteger(_ raw: String?, name: String, default value: Int, range: ClosedRange<Int>) throws -> Int {
-        guard let raw else { return value }
-        guard let n = Int(raw), range.contains(n) else {
-            throw LedgerServerError(.invalidRequest, "\(name) must be an integer from \(range.lowerBound) to \(range.upperBound == Int.max ? "any" : String(range.upperBound))")
-        }
-        return n
     }
 }

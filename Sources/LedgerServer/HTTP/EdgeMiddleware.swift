@@ -6,7 +6,7 @@ import Logging
 /// response carries `X-Request-Id`, each request gets one log line (no payloads, keys or tokens),
 /// and a request that outlives the timeout is answered 408.
 struct EdgeMiddleware: RouterMiddleware {
-    typealias Context = BasicRequestContext
+    typealias Context = LedgerRequestContext
     let timeout: Duration
     /// Largest total size of request headers answered normally (larger: 431).
     static let maxHeaderBytes = 32 * 1024

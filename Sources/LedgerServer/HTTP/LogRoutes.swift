@@ -9,20 +9,20 @@ import LedgerStore
 /// `?format=text`.
 struct LogRoutes: Sendable {
     let log: PostgresEventLog
-    let checkpointer: LogCheckpointer
+    let checkpointer: CheckpointSigner
     let keys: KeyRing
     let accounts: AccountStore
     let adminToken: String?
 
-    func register(on router: Router<BasicRequestContext>) {
+    func register(on router: Router<LedgerRequestContext>) {
         router.get("/v1/log") { _, _ in try await info() }
         router.get("/v1/log/checkpoint") { request, _ in try await latestCheckpoint(request) }
         router.get("/v1/log/checkpoints") { request, _ in try await checkpoints(request) }
         router.get("/v1/log/entries/:index") { request, context in try await entry(request, context) }
         router.get("/v1/log/proof/inclusion") { request, _ in try await inclusion(request) }
         router.get("/v1/log/proof/consistency") { request, _ in try await consistency(request) }
-        router.post("/v1/admin/log/checkpoint") { request, _ in
-            try AdminRoutes.authorize(request, adminToken: adminToken)
+        router.post("/v1/admin/log/checkpoint") { _, context in
+            try context.auth.requireAdmin()
             return JSONResponse.make(body: Self.json(try await checkpointer.checkpoint()))
         }
     }
@@ -35,16 +35,6 @@ struct LogRoutes: Sendable {
         return accept.contains("text/plain") && !accept.contains("application/json")
     }
 
-    static func integer(_ request: Request, _ name: String, required: Bool) throws -> Int64? {
-        guard let raw = request.uri.queryParameters.get(name) else {
-            if required { throw LedgerServerError(.invalidRequest, "the query parameter \(name) is required") }
-            return nil
-        }
-        guard let v = Int64(raw), v >= 0, String(v) == raw else {
-            throw LedgerServerError(.invalidRequest, "\(name) must be a non-negative decimal integer without leading zeros")
-        }
-        return v
-    }
 
     static func json(_ c: StoredCheckpoint) -> JSONValue {
         [
@@ -77,8 +67,9 @@ struct LogRoutes: Sendable {
 
     /// Checkpoints with a tree larger than `after`, oldest first.
     func checkpoints(_ request: Request) async throws -> Response {
-        let after = try Self.integer(request, "after", required: false) ?? -1
-        let limit = try AttestationRoutes.boundedInteger(request.uri.queryParameters.get("limit"), name: "limit", default: 100, range: 1...1000)
+        let q = QueryParameters(request)
+        let after = try q.get("after", as: Int64.self) ?? -1
+        let limit = try q.get("limit", default: 100, in: 1...1000)
         let page = try await log.checkpoints(after: after, limit: limit)
         return JSONResponse.make(body: [
             "origin": .string(JSONString(checkpointer.origin)), "checkpoints": .array(page.map(Self.json)),
@@ -88,11 +79,11 @@ struct LogRoutes: Sendable {
 
     /// One entry: its fields and the exact bytes its leaf hash covers. Entries without an account (the
     /// node's key events) are public; an account's entries need its API key or the admin secret.
-    func entry(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+    func entry(_ request: Request, _ context: LedgerRequestContext) async throws -> Response {
         guard let raw = context.parameters.get("index"), let index = Int64(raw), index >= 0, String(index) == raw else {
             throw LedgerServerError(.invalidRequest, "the entry index must be a non-negative decimal integer")
         }
-        guard let entry = try await log.entry(index: index), try await mayRead(entry, request) else {
+        guard let entry = try await log.entry(index: index), try await mayRead(entry, context) else {
             throw LedgerServerError(.notFound, "no entry \(index) visible to this caller")
         }
         let leafData = try entry.canonicalBytes()
@@ -108,24 +99,24 @@ struct LogRoutes: Sendable {
         ])
     }
 
-    func mayRead(_ entry: LedgerEntry, _ request: Request) async throws -> Bool {
+    /// An entry with an owner is shown to its owner and the operator only.
+    func mayRead(_ entry: LedgerEntry, _ context: LedgerRequestContext) async throws -> Bool {
         guard let owner = entry.account else { return true }
-        if request.headers[HTTPField.Name("X-Admin-Secret")!] != nil {
-            try AdminRoutes.authorize(request, adminToken: adminToken)
-            return true
+        switch try await context.auth.caller() {
+        case .admin: return true
+        case .account(let principal): return principal.accountId == owner
+        case .anonymous: return false
         }
-        guard request.headers[.authorization] != nil else { return false }
-        let principal = try await accounts.authenticate(rawKey: try AttestationRoutes.bearer(request))
-        return principal.accountId == owner
     }
 
     /// `?index=&size=`: the inclusion proof of an entry. Without `size`, against the first checkpoint
     /// that covers the entry (404 until one is signed).
     func inclusion(_ request: Request) async throws -> Response {
-        let index = try Self.integer(request, "index", required: true)!
+        let q = QueryParameters(request)
+        let index = try q.require("index", as: Int64.self)
         var checkpoint: StoredCheckpoint?
         let size: Int64
-        if let given = try Self.integer(request, "size", required: false) {
+        if let given = try q.get("size", as: Int64.self) {
             size = given
         } else {
             guard let first = try await log.firstCheckpoint(covering: index) else {
@@ -156,8 +147,9 @@ struct LogRoutes: Sendable {
 
     /// `?from=&to=`: the consistency proof between two tree sizes.
     func consistency(_ request: Request) async throws -> Response {
-        let from = try Self.integer(request, "from", required: true)!
-        let to = try Self.integer(request, "to", required: true)!
+        let q = QueryParameters(request)
+        let from = try q.require("from", as: Int64.self)
+        let to = try q.require("to", as: Int64.self)
         let (proof, fromRoot, toRoot, fromCheckpoint, toCheckpoint) = try await log.consistencyProof(from: from, to: to)
         if Self.wantsText(request) {
             var text = "evidence-ledger/consistency-proof@v1\nold \(from)\nnew \(to)\n"

@@ -17,7 +17,7 @@ struct NodeRoutes: Sendable {
     var gates: [AdmissionGate] = []
     var usage: UsageRecorder? = nil
 
-    func register(on router: Router<BasicRequestContext>) {
+    func register(on router: Router<LedgerRequestContext>) {
         router.get("/health") { _, _ in health() }
         router.get("/v1/health") { _, _ in health() }
         router.get("/ready") { _, _ in await ready() }

@@ -23,21 +23,16 @@ struct ProjectionRoutes: Sendable {
     let clock: @Sendable () -> Int64
     let log: PostgresEventLog
 
-    func register(on router: Router<BasicRequestContext>) {
+    func register(on router: Router<LedgerRequestContext>) {
         router.get("/v1/provenance/:hash") { request, context in try await provenance(request, context) }
         router.get("/v1/runs/:runId") { request, context in try await run(request, context) }
-        router.post("/v1/project-bundle/register") { request, _ in try await registerProject(request) }
-        router.post("/api/register/project-bundle") { request, _ in try await registerProject(request) }
+        router.post("/v1/project-bundle/register") { request, context in try await registerProject(request, context) }
+        router.post("/api/register/project-bundle") { request, context in try await registerProject(request, context) }
         router.post("/v1/project-bundle/verify") { request, _ in try await verifyProject(request) }
         router.get("/api/project-bundles/:hash") { request, context in try await projectBundle(request, context) }
         router.post("/v1/project-bundles/:hash/visibility") { request, context in try await setProjectVisibility(request, context) }
     }
 
-    /// The caller's account when an API key is sent (a bad key is a 401), nil for an anonymous caller.
-    func optionalPrincipal(_ request: Request) async throws -> Principal? {
-        guard request.headers[.authorization] != nil else { return nil }
-        return try await accounts.authenticate(rawKey: try AttestationRoutes.bearer(request))
-    }
 
     static func entryJSON(_ e: LedgerEntry, publicURL: String) -> JSONObject {
         [
@@ -54,13 +49,13 @@ struct ProjectionRoutes: Sendable {
     /// all its entries. Events of other accounts' private records are counted, not shown; links to
     /// projects are shown only for projects the caller may see. `?proofs=true` adds every shown event's
     /// inclusion proof against the latest checkpoint, read in one round trip.
-    func provenance(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+    func provenance(_ request: Request, _ context: LedgerRequestContext) async throws -> Response {
         let hash = try RequestReader.certificateHash(context)
-        let principal = try await optionalPrincipal(request)
-        let q = request.uri.queryParameters
-        let withProofs = try Self.flag(q.get("proofs"), name: "proofs")
-        let limit = try AttestationRoutes.boundedInteger(q.get("limit"), name: "limit", default: 100, range: 1...Self.maxProvenancePage)
-        let after = try AttestationRoutes.boundedInteger(q.get("after"), name: "after", default: -1, range: -1...Int.max)
+        let principal = try await context.auth.optionalAccount()
+        let q = QueryParameters(request)
+        let withProofs = try q.flag("proofs")
+        let limit = try q.get("limit", default: 100, in: 1...Self.maxProvenancePage)
+        let after = try q.get("after", default: -1, in: -1...Int.max)
         return try await expensiveGate.withPermit {
             let p = try await queries.provenance(certificateHash: hash)
             let records = AttestationService.fold(p.entries)
@@ -127,19 +122,9 @@ struct ProjectionRoutes: Sendable {
     /// Most events in one provenance page.
     static let maxProvenancePage = 1000
 
-    /// A boolean query flag: absent, `true` or `false`.
-    static func flag(_ raw: String?, name: String) throws -> Bool {
-        guard let raw else { return false }
-        switch raw {
-        case "true": return true
-        case "false": return false
-        default: throw LedgerServerError(.invalidRequest, "\(name) must be true or false")
-        }
-    }
-
     /// A run: its steps in order, the RunSummary and the chain's state. The caller's own run only.
-    func run(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
-        let principal = try await accounts.authenticate(rawKey: try AttestationRoutes.bearer(request))
+    func run(_ request: Request, _ context: LedgerRequestContext) async throws -> Response {
+        let principal = try await context.auth.account()
         let raw = context.parameters.get("runId") ?? ""
         let runId = raw.removingPercentEncoding ?? raw
         guard !runId.isEmpty, runId.utf8.count <= 512 else { throw LedgerServerError(.invalidRequest, "the runId must be 1 to 512 bytes") }
@@ -170,9 +155,9 @@ struct ProjectionRoutes: Sendable {
     }
 
     /// Billable like an attestation: it signs a receipt and appends (decision 0012).
-    func registerProject(_ request: Request) async throws -> Response {
+    func registerProject(_ request: Request, _ context: LedgerRequestContext) async throws -> Response {
         let visibility = try AttestationRoutes.visibility(request)
-        return try await billing.billable(request, endpoint: "/v1/project-bundle/register") { principal, charge in
+        return try await billing.billable(request, context, endpoint: "/v1/project-bundle/register") { principal, charge in
             let bytes = try await reader.body(request)
             let use = try IdempotencyKeys.use(request, account: principal.accountId, endpoint: "/v1/project-bundle/register", body: bytes)
             let replay: (LedgerEntry) async throws -> Response = { entry in
@@ -224,9 +209,9 @@ struct ProjectionRoutes: Sendable {
     /// `{proof, bundle, nodeReceipt}` for a registered projectHash. The owner sees its bundle whole; anyone
     /// else only a published project, and without the embedded CERs of steps that are private to them
     /// (listed in `withheldSteps`).
-    func projectBundle(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+    func projectBundle(_ request: Request, _ context: LedgerRequestContext) async throws -> Response {
         let hash = try RequestReader.certificateHash(context)
-        let principal = try await optionalPrincipal(request)
+        let principal = try await context.auth.optionalAccount()
         guard let (entry, visibility) = try await projects.project(projectHash: hash),
             visibility == .public || (principal != nil && entry.account == principal?.accountId)
         else {
@@ -260,8 +245,8 @@ struct ProjectionRoutes: Sendable {
         ])
     }
 
-    func setProjectVisibility(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
-        let principal = try await accounts.authenticate(rawKey: try AttestationRoutes.bearer(request))
+    func setProjectVisibility(_ request: Request, _ context: LedgerRequestContext) async throws -> Response {
+        let principal = try await context.auth.account()
         let hash = try RequestReader.certificateHash(context)
         let visibility = try await reader.visibilityChange(request)
         try visibilityLimiter.requireAdmission(principal.accountId, now: clock(), what: "visibility changes")

@@ -8,7 +8,7 @@ import ServiceLifecycle
 /// c2sp.org/tlog-checkpoint body (origin, size, base64 root) in a c2sp.org/signed-note signed by the
 /// active key and by every retired key still inside its overlap. Checkpoints are stored append-only,
 /// one per tree size; processes that race to sign the same size keep the first.
-public final class LogCheckpointer: Sendable {
+public final class CheckpointSigner: Sendable {
     public let origin: String
     let log: PostgresEventLog
     let keys: KeyRing
