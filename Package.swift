@@ -43,10 +43,11 @@ let package = Package(
                 "CSodium",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
-            ]
+            ],
+            swiftSettings: strict
         ),
         // Pure ledger: entries, leaf hashes, append decisions, audits. No I/O.
-        .target(name: "LedgerCore", dependencies: ["CERKit"]),
+        .target(name: "LedgerCore", dependencies: ["CERKit"], swiftSettings: strict),
         // The SQL migrations in schema/, embedded in the binary.
         .target(
             name: "LedgerSchema",
@@ -67,7 +68,7 @@ let package = Package(
         // Child processes: the embedded PostgreSQL cluster, spawned and reaped.
         .target(name: "LedgerProcesses", dependencies: ["LedgerStore"], swiftSettings: strict),
         // Read models rebuilt from the log: certificates and provenance, run chains, project bundles.
-        .target(name: "LedgerProjections", dependencies: ["CERKit", "LedgerCore", "LedgerStore"]),
+        .target(name: "LedgerProjections", dependencies: ["CERKit", "LedgerCore", "LedgerStore"], swiftSettings: strict),
         // HTTP API, node keys, accounts and quotas, background services, service assembly.
         .target(
             name: "LedgerServer",
@@ -79,10 +80,12 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
-            ]
+            ],
+            swiftSettings: strict
         ),
         .executableTarget(
             name: "EvidenceLedgerCLI",
@@ -90,15 +93,17 @@ let package = Package(
                 "CERKit", "LedgerCore", "LedgerStore", "LedgerProcesses", "LedgerServer", "LedgerProjections",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            swiftSettings: strict
         ),
         .executableTarget(
             name: "CERKitBench",
             dependencies: ["CERKit"],
-            path: "Benchmarks/CERKitBench"
+            path: "Benchmarks/CERKitBench",
+            swiftSettings: strict
         ),
         // What the test targets share: running blocking tests off the cooperative thread pool.
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "CERKitTests", dependencies: ["CERKit", "TestSupport"]),
         .testTarget(name: "EvidenceLedgerCLITests", dependencies: ["CERKit", "TestSupport"]),
         .testTarget(name: "LedgerCoreTests", dependencies: ["LedgerCore"]),

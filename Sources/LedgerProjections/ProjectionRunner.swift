@@ -1,7 +1,7 @@
 import Foundation
-import LedgerCore
+public import LedgerCore
 import Synchronization
-import LedgerStore
+public import LedgerStore
 
 /// Applies the log to the read models. Each step is one transaction that locks the model's checkpoint
 /// row, applies the next chunk of events and moves the checkpoint: a runner killed at any moment

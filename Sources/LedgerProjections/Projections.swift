@@ -1,5 +1,5 @@
-import LedgerCore
-import LedgerStore
+public import LedgerCore
+public import LedgerStore
 
 /// A read model rebuilt from the log. `apply` runs inside the runner's transaction, which also moves
 /// the model's checkpoint, so a model is always exactly "the log up to its position".

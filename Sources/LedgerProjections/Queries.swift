@@ -1,5 +1,5 @@
-import LedgerCore
-import LedgerStore
+public import LedgerCore
+public import LedgerStore
 
 /// A read model too far behind the log for a reader to catch it up: it is being rebuilt or caught up.
 public struct ProjectionLagging: Error, Sendable, CustomStringConvertible {

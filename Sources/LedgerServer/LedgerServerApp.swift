@@ -1,11 +1,12 @@
+import UnixSignals
 import CERKit
 import HTTPTypes
-import Hummingbird
+public import Hummingbird
 import HummingbirdCore
 import LedgerCore
-import LedgerProjections
-import LedgerStore
-import Logging
+public import LedgerProjections
+public import LedgerStore
+public import Logging
 import NIOCore
 import ServiceLifecycle
 

@@ -1,5 +1,5 @@
-import CERKit
-import LedgerCore
+public import CERKit
+public import LedgerCore
 
 /// A request the server refuses or cannot serve. `code` is the stable wire `error`; the HTTP edge
 /// maps it to a status in one place (`LedgerServerError+HTTP.swift`). `description` is safe to show.

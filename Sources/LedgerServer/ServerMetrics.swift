@@ -1,6 +1,6 @@
-import LedgerStore
+public import LedgerStore
 import Metrics
-import Prometheus
+public import Prometheus
 import Synchronization
 
 /// Prometheus metrics: HTTP requests by route and status (Hummingbird's MetricsMiddleware through

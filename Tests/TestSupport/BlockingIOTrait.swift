@@ -1,5 +1,5 @@
 import Foundation
-import Testing
+public import Testing
 
 /// Shared by the test targets.
 ///

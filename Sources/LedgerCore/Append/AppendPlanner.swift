@@ -1,4 +1,4 @@
-import CERKit
+public import CERKit
 
 /// Computes an entry's body once its index and time are known (for example a receipt that carries
 /// the ledger index); runs inside the batch, so it must be quick and must not block.

@@ -1,4 +1,4 @@
-import CERKit
+public import CERKit
 
 /// Why a signed note, a verifier key or a checkpoint could not be read.
 public struct SignedNoteError: Error, Sendable, Equatable, CustomStringConvertible {

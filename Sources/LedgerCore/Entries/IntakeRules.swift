@@ -1,4 +1,4 @@
-import CERKit
+public import CERKit
 
 /// What may be copied from a request into a ledger entry's body or a claim. Every such field has a
 /// maximum length and a character rule, checked before anything is signed or appended, so that no

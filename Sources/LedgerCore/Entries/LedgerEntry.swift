@@ -1,4 +1,4 @@
-import CERKit
+public import CERKit
 
 /// One event in the ledger: a dense global index (the Merkle leaf index), its place in its subject's
 /// chain, and the leaf hash of its canonical bytes.

@@ -1,4 +1,4 @@
-import CERKit
+public import CERKit
 
 /// The node's signing keys as the ledger records them: `key.activated`, `key.retired` and
 /// `key.revoked` events on `key:<kid>` subjects, folded into the published key manifest.

@@ -1,5 +1,5 @@
 import CERKit
-import LedgerStore
+public import LedgerStore
 import Synchronization
 
 /// An account: a plan and a monthly limit shared by all its API keys.

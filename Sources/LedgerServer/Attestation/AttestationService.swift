@@ -1,7 +1,7 @@
-import CERKit
+public import CERKit
 import Foundation
-import LedgerCore
-import LedgerStore
+public import LedgerCore
+public import LedgerStore
 
 /// Who may see a record through the public resolver.
 public enum Visibility: String, Sendable {

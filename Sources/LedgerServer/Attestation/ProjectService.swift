@@ -1,8 +1,8 @@
-import CERKit
+public import CERKit
 import Foundation
-import LedgerCore
+public import LedgerCore
 import LedgerProjections
-import LedgerStore
+public import LedgerStore
 
 /// Project bundles (`cer.project.bundle.v1`): registration as a `project.registered` event on
 /// `project:<projectHash>` (idempotent on the hash), with the embedded steps' CERs recorded as

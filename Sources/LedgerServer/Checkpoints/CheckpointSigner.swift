@@ -1,6 +1,6 @@
-import CERKit
-import LedgerCore
-import LedgerStore
+public import CERKit
+public import LedgerCore
+public import LedgerStore
 import Logging
 import ServiceLifecycle
 

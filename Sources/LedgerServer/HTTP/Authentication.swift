@@ -1,6 +1,6 @@
 import CERKit
 import HTTPTypes
-import Hummingbird
+public import Hummingbird
 import Synchronization
 
 /// Who a request acts for.

@@ -1,7 +1,7 @@
 import LedgerCore
 import CERKit
-import HTTPTypes
-import Hummingbird
+public import HTTPTypes
+public import Hummingbird
 import LedgerProjections
 import LedgerStore
 import NIOCore

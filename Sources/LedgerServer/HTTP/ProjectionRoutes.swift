@@ -1,3 +1,4 @@
+import Foundation
 import CERKit
 import HTTPTypes
 import Hummingbird

@@ -1,6 +1,6 @@
-import CERKit
+public import CERKit
 import LedgerCore
-import LedgerStore
+public import LedgerStore
 import Synchronization
 
 /// The node's keys as the ledger records them, plus the private key of the active one (from its file).

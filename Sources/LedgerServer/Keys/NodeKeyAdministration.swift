@@ -1,6 +1,6 @@
-import CERKit
+public import CERKit
 import LedgerCore
-import LedgerStore
+public import LedgerStore
 
 /// Generating, rotating and revoking the node's signing keys: the private key goes to a file, the
 /// public key and every status change are ledger events on `key:<kid>`.

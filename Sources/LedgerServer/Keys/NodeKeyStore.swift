@@ -1,4 +1,4 @@
-import CERKit
+public import CERKit
 import Foundation
 import LedgerCore
 

@@ -1,4 +1,4 @@
-import Logging
+public import Logging
 import Synchronization
 
 /// Re-reads the node's key events every `interval`, so rotations made by any process reach this one.

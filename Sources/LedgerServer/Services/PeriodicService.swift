@@ -1,5 +1,5 @@
-import Logging
-import ServiceLifecycle
+public import Logging
+public import ServiceLifecycle
 
 /// The one kind of background loop: work done every `interval` until graceful shutdown (which ends
 /// the wait at once), first at once or first after one interval, and optionally once more when
