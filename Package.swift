@@ -102,16 +102,18 @@ let package = Package(
             path: "Benchmarks/CERKitBench",
             swiftSettings: strict
         ),
-        // What the test targets share: running blocking tests off the cooperative thread pool.
-        .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: strict),
-        .testTarget(name: "CERKitTests", dependencies: ["CERKit", "TestSupport"]),
-        .testTarget(name: "EvidenceLedgerCLITests", dependencies: ["CERKit", "TestSupport"]),
-        .testTarget(name: "LedgerCoreTests", dependencies: ["LedgerCore"]),
-        .testTarget(name: "LedgerStoreTests", dependencies: ["LedgerStore", "LedgerProcesses", "LedgerCore", "CERKit", "TestSupport"]),
+        // What the test targets share: locations (binary, shared fixtures), a seeded generator, fresh
+        // databases in the test cluster, running blocking tests off the cooperative thread pool.
+        .target(name: "LedgerTesting", dependencies: ["LedgerStore", "LedgerProcesses"], path: "Tests/LedgerTesting", swiftSettings: strict),
+        .testTarget(name: "CERKitTests", dependencies: ["CERKit", "LedgerTesting"]),
+        .testTarget(name: "EvidenceLedgerCLITests", dependencies: ["CERKit", "LedgerTesting"]),
+        .testTarget(name: "LedgerCoreTests", dependencies: ["LedgerCore", "CERKit", "LedgerTesting"]),
+        .testTarget(name: "LedgerStoreTests", dependencies: ["LedgerStore", "LedgerProcesses", "LedgerCore", "CERKit", "LedgerTesting"]),
+        .testTarget(name: "LedgerProjectionsTests", dependencies: ["LedgerProjections", "LedgerStore", "LedgerCore", "CERKit", "LedgerTesting"]),
         .testTarget(
             name: "LedgerServerTests",
             dependencies: [
-                "LedgerServer", "LedgerStore", "LedgerProcesses", "CERKit", "LedgerCore", "LedgerProjections", "TestSupport",
+                "LedgerServer", "LedgerStore", "LedgerProcesses", "CERKit", "LedgerCore", "LedgerProjections", "LedgerTesting",
                 .product(name: "Yams", package: "Yams"),
             ]),
     ],

@@ -1,16 +1,9 @@
 import Foundation
+import LedgerTesting
 
 /// Locates `../shared` (fixtures and vectors) next to the repository, or `LEDGER_SHARED_DIR`.
 enum SharedFiles {
-    static let root: URL = {
-        if let dir = ProcessInfo.processInfo.environment["LEDGER_SHARED_DIR"] {
-            return URL(fileURLWithPath: dir)
-        }
-        // Tests/CERKitTests/SharedFiles.swift -> repository root -> its parent
-        return URL(fileURLWithPath: #filePath)
-            .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("shared")
-    }()
+    static var root: URL { TestLocations.sharedRoot }
 
     static func url(_ path: String) -> URL { root.appendingPathComponent(path) }
 

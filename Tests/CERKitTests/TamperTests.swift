@@ -1,5 +1,5 @@
 import Testing
-import TestSupport
+import LedgerTesting
 @testable import CERKit
 
 /// Flipping any one byte inside a hashed or signed region of a passing fixture turns the matching

@@ -7,19 +7,6 @@ enum Fixture {
     static func keys() throws -> NodeKeyManifest { try NodeKeyManifest(try value("nexart-node-k1.json")) }
 }
 
-/// A deterministic PRNG (SplitMix64) so property and fuzz tests are reproducible.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 extension JSONValue {
     /// Returns a copy with the value at `path` replaced (path elements are keys or array indexes).
     func replacing(at path: [String], with newValue: JSONValue) -> JSONValue {

@@ -1,18 +1,11 @@
 import Foundation
+import LedgerTesting
 
 /// Runs the real `evidence-ledger` binary (built by `swift build`; `EVIDENCE_LEDGER_BIN` overrides).
 enum CLI {
-    static let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-
-    static let binary: String = {
-        if let path = ProcessInfo.processInfo.environment["EVIDENCE_LEDGER_BIN"] { return path }
-        return repositoryRoot.appendingPathComponent(".build/debug/evidence-ledger").path
-    }()
-
-    static let sharedRoot: URL = {
-        if let dir = ProcessInfo.processInfo.environment["LEDGER_SHARED_DIR"] { return URL(fileURLWithPath: dir) }
-        return repositoryRoot.deletingLastPathComponent().appendingPathComponent("shared")
-    }()
+    static var repositoryRoot: URL { TestLocations.repositoryRoot }
+    static var binary: String { TestLocations.binary }
+    static var sharedRoot: URL { TestLocations.sharedRoot }
 
     static func fixture(_ name: String) -> String { sharedRoot.appendingPathComponent("fixtures/\(name)").path }
 

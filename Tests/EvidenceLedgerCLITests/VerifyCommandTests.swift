@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import TestSupport
+import LedgerTesting
 
 /// `evidence-ledger verify` end to end: every fixture as EXPECTED.md says, output formats, exit codes.
 @Suite(.blockingIO) struct VerifyCommandTests {

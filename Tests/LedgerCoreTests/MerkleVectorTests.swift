@@ -1,15 +1,12 @@
 import CERKit
 import Foundation
+import LedgerTesting
 import Testing
 @testable import LedgerCore
 
 /// RFC 6962 trees and proofs against transparency-dev/merkle's vectors (shared/vectors/merkle/SOURCES.md).
 @Suite struct MerkleVectorTests {
-    static let root: URL = {
-        if let dir = ProcessInfo.processInfo.environment["LEDGER_SHARED_DIR"] { return URL(fileURLWithPath: dir).appendingPathComponent("vectors/merkle") }
-        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("shared/vectors/merkle")
-    }()
+    static var root: URL { TestLocations.shared("vectors/merkle") }
 
     static func json(_ path: String) throws -> JSONValue { try JSONParser.parse(Array(try Data(contentsOf: root.appendingPathComponent(path)))) }
     static func b64(_ v: JSONValue?) -> [UInt8] { v?.stringValue.flatMap(Base64.decode) ?? [] }

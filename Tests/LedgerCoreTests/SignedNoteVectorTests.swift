@@ -1,18 +1,13 @@
 import CERKit
 import Foundation
+import LedgerTesting
 import Testing
 @testable import LedgerCore
 
 /// Signed notes and checkpoints against shared/vectors/signed-note (C2SP, golang.org/x/mod,
 /// transparency-dev; see its SOURCES.md and cases.json).
 @Suite struct SignedNoteVectorTests {
-    static let root: URL = {
-        if let dir = ProcessInfo.processInfo.environment["LEDGER_SHARED_DIR"] {
-            return URL(fileURLWithPath: dir).appendingPathComponent("vectors/signed-note")
-        }
-        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("shared/vectors/signed-note")
-    }()
+    static var root: URL { TestLocations.shared("vectors/signed-note") }
 
     static func bytes(_ path: String) throws -> [UInt8] { Array(try Data(contentsOf: root.appendingPathComponent(path))) }
     static var cases: [JSONValue] { (try? JSONParser.parse(bytes("cases.json")))?["cases"]?.arrayValue ?? [] }

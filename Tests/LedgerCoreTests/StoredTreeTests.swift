@@ -1,5 +1,6 @@
 import CERKit
 import LedgerCore
+import LedgerTesting
 import Testing
 
 /// The stored-tree algorithms (frontier, proofs from perfect-subtree nodes) against the reference
@@ -36,7 +37,7 @@ import Testing
     }
 
     @Test func proofsFromStoredNodesEqualTheReferenceAndVerify() throws {
-        var random = Seeded(0xC0FFEE)
+        var random = SeededGenerator(seed: 0xC0FFEE)
         func next(_ bound: Int) -> Int { random.next(bound) }
         let (nodes, _) = Self.storedNodes(size: Self.leaves.count)
         let lookup: (MerkleNodeID) throws -> [UInt8] = { id in
@@ -70,7 +71,7 @@ import Testing
     /// The property: in random trees of up to a few thousand leaves, every inclusion proof and
     /// every consistency proof between any two sizes verifies; any altered hash or index fails.
     @Test func everyProofOfRandomTreesVerifiesAndEveryAlterationFails() throws {
-        var random = Seeded(0xBADC0DE)
+        var random = SeededGenerator(seed: 0xBADC0DE)
         func next(_ bound: Int) -> Int { random.next(bound) }
         let (nodes, _) = Self.storedNodes(size: Self.leaves.count)
         let lookup: (MerkleNodeID) -> [UInt8] = { nodes[$0]! }
@@ -115,12 +116,3 @@ import Testing
     }
 }
 
-/// A deterministic generator (an LCG), so a failing case can be reproduced.
-struct Seeded {
-    var state: UInt64
-    init(_ seed: UInt64) { state = seed }
-    mutating func next(_ bound: Int) -> Int {
-        state = state &* 6364136223846793005 &+ 1442695040888963407
-        return Int((state >> 11) % UInt64(bound))
-    }
-}

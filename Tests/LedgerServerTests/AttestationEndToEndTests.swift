@@ -1,7 +1,7 @@
 import CERKit
 import Foundation
 import Testing
-import TestSupport
+import LedgerTesting
 
 /// Over real sockets against the real binary and PostgreSQL: what an integrator written for a NexArt
 /// node does, checked with CERKit using nothing but the published key manifest.

@@ -1,7 +1,7 @@
 import CERKit
 import Foundation
 import Testing
-import TestSupport
+import LedgerTesting
 
 @Suite(.blockingIO) struct AuthAndQuotaTests {
     @Test func missingWrongAndRevokedKeysGet401AndRotatedKeysWork() throws {

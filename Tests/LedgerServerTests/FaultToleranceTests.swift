@@ -3,7 +3,7 @@ import Foundation
 import LedgerProcesses
 import LedgerStore
 import Testing
-import TestSupport
+import LedgerTesting
 
 /// Faults under load: PostgreSQL stopped (immediately, as in a crash) and started again twice, and a
 /// client resetting connections, while clients attest as fast as they can and retry whatever was not

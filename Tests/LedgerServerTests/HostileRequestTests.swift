@@ -1,7 +1,7 @@
 import CERKit
 import Foundation
 import Testing
-import TestSupport
+import LedgerTesting
 
 /// Whatever a client sends: a 4xx with a JSON error naming the problem, and the ledger unchanged.
 @Suite(.blockingIO) struct HostileRequestTests {

@@ -1,7 +1,7 @@
 import CERKit
 import Foundation
 import Testing
-import TestSupport
+import LedgerTesting
 
 @Suite(.blockingIO) struct IdempotencyKeyTests {
     let certifyBody: JSONValue = [

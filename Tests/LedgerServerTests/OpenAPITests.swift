@@ -3,7 +3,7 @@ import Foundation
 import LedgerServer
 import Logging
 import Testing
-import TestSupport
+import LedgerTesting
 import Yams
 
 /// docs/openapi.yaml against the code: the same routes as the router, and the running server's

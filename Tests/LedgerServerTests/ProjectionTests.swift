@@ -5,7 +5,7 @@ import LedgerProjections
 import LedgerProcesses
 import LedgerStore
 import Testing
-import TestSupport
+import LedgerTesting
 
 /// A sealed AI CER that is step `index` of `runId`, linked to `prev`.
 func stepBundle(runId: String, index: Int, prev: String?, workflowId: String = "wf-1", tag: String) throws -> (bytes: [UInt8], hash: String) {

@@ -4,7 +4,7 @@ import LedgerCore
 import LedgerProjections
 import LedgerStore
 import Testing
-import TestSupport
+import LedgerTesting
 
 /// A sealed AI CER whose executionId is `executionId` exactly (whatever characters it holds).
 func bundle(executionId: String, tag: String) throws -> (bytes: [UInt8], hash: String) {

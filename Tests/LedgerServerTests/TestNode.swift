@@ -2,6 +2,7 @@ import CERKit
 import Foundation
 import LedgerProcesses
 import LedgerStore
+import LedgerTesting
 import Testing
 
 /// A real `evidence-ledger serve` process on a fresh database in the cluster `./ops/test` starts,
@@ -11,21 +12,10 @@ final class TestNode: @unchecked Sendable {
         var description: String { "LEDGER_TEST_DATABASE_URL is not set: run the tests with ./ops/test, which starts a throwaway PostgreSQL" }
     }
 
-    static let binary: String = {
-        if let path = ProcessInfo.processInfo.environment["EVIDENCE_LEDGER_BIN"] { return path }
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        return root.appendingPathComponent(".build/debug/evidence-ledger").path
-    }()
+    static var binary: String { TestLocations.binary }
+    static var sharedRoot: URL { TestLocations.sharedRoot }
 
-    static let sharedRoot: URL = {
-        if let dir = ProcessInfo.processInfo.environment["LEDGER_SHARED_DIR"] { return URL(fileURLWithPath: dir) }
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        return root.deletingLastPathComponent().appendingPathComponent("shared")
-    }()
-
-    static func fixture(_ name: String) throws -> [UInt8] {
-        Array(try Data(contentsOf: sharedRoot.appendingPathComponent("fixtures/\(name)")))
-    }
+    static func fixture(_ name: String) throws -> [UInt8] { try TestLocations.sharedBytes("fixtures/\(name)") }
 
     let conninfo: String
     let directory: URL
@@ -40,12 +30,8 @@ final class TestNode: @unchecked Sendable {
     /// starts the server.
     /// `cluster` is an admin connection string of another cluster than the suite's (a fault test's own).
     init(monthlyLimit: Int = 1_000_000, serveArguments: [String] = [], cluster: String? = nil) throws {
-        guard let admin = cluster ?? ProcessInfo.processInfo.environment["LEDGER_TEST_DATABASE_URL"], !admin.isEmpty else { throw Missing() }
-        let name = "s_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
-        let c = try PostgresConnection(conninfo: admin, statementTimeoutMilliseconds: 30_000, role: nil)
-        try c.executeScript("CREATE DATABASE \(name)")
-        c.close()
-        conninfo = admin + " dbname=\(name)"
+        conninfo = try TestDatabase.create(migrate: false, prefix: "s_", cluster: cluster)
+        let name = conninfo.split(separator: "=").last.map(String.init) ?? UUID().uuidString
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("ledger-node-\(name)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         keysDirectory = directory.appendingPathComponent("keys").path

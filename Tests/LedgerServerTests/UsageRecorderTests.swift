@@ -3,7 +3,7 @@ import LedgerServer
 import LedgerStore
 import Logging
 import Testing
-import TestSupport
+import LedgerTesting
 
 @Suite(.blockingIO) struct UsageRecorderTests {
     /// 9,000 distinct usage rows (72,000 parameters in one statement before) are written in bounded statements.

@@ -4,7 +4,7 @@ import LedgerCore
 import LedgerStore
 import Synchronization
 import Testing
-import TestSupport
+import LedgerTesting
 
 /// The verifiable log over HTTP: checkpoints signed by the node, inclusion and consistency proofs that
 /// verify with LedgerCore and with `evidence-ledger proof verify`, and one tree across two processes.

@@ -1,5 +1,6 @@
 import CERKit
 import LedgerCore
+import LedgerTesting
 import Testing
 @testable import LedgerStore
 

@@ -1,12 +1,13 @@
 import CERKit
 import Foundation
 import LedgerSchema
+import LedgerTesting
 import Testing
 @testable import LedgerStore
 
 @Suite struct MigrationTests {
     @Test func embeddedMigrationsAreExactlyTheSchemaFolder() throws {
-        let folder = Binary.repositoryRoot.appendingPathComponent("schema")
+        let folder = TestLocations.repositoryRoot.appendingPathComponent("schema")
         let files = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasSuffix(".sql") }.sorted()
         #expect(LedgerSchema.migrations.map { $0.name + ".sql" } == files)
         for m in LedgerSchema.migrations {

@@ -1,7 +1,7 @@
 import CERKit
 import LedgerCore
 import Testing
-import TestSupport
+import LedgerTesting
 @testable import LedgerStore
 
 /// Two optimistic batches in flight at once: the second is planned from what the first will leave, so

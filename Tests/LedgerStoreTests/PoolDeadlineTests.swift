@@ -1,5 +1,6 @@
 import Foundation
 import LedgerStore
+import LedgerTesting
 import Testing
 
 @Suite struct PoolDeadlineTests {

@@ -1,7 +1,7 @@
 import Foundation
 import LedgerCore
 import Testing
-import TestSupport
+import LedgerTesting
 import LedgerProcesses
 @testable import LedgerStore
 

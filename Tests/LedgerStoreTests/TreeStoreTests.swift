@@ -1,6 +1,7 @@
 import CERKit
 import Foundation
 import LedgerCore
+import LedgerTesting
 import Testing
 @testable import LedgerStore
 
