@@ -35,15 +35,6 @@ struct LogRoutes: Sendable {
         return accept.contains("text/plain") && !accept.contains("application/json")
     }
 
-
-    static func json(_ c: StoredCheckpoint) -> JSONValue {
-        [
-            "size": .number(Double(c.size)), "rootHash": .string(JSONString(Base64.encode(c.rootHash))),
-            "signedAt": .string(JSONString(Timestamp.iso8601(milliseconds: c.signedAt))),
-            "note": .string(JSONString(String(decoding: c.note, as: UTF8.self))),
-        ]
-    }
-
     func info() async throws -> Response {
         let size = try await log.size()
         let latest = try await log.latestCheckpoint()

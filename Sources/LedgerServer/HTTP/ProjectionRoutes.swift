@@ -34,17 +34,6 @@ struct ProjectionRoutes: Sendable {
         router.post("/v1/project-bundles/:hash/visibility") { request, context in try await setProjectVisibility(request, context) }
     }
 
-
-    static func entryJSON(_ e: LedgerEntry, publicURL: String) -> JSONObject {
-        [
-            "ledgerIndex": .number(Double(e.index)), "subject": .string(JSONString(e.subject)), "subjectIndex": .number(Double(e.subjectIndex)),
-            "type": .string(JSONString(e.type)), "account": e.account.map { .string(JSONString($0)) } ?? .null,
-            "recordedAt": .string(JSONString(Timestamp.iso8601(milliseconds: e.recordedAt))), "body": e.body,
-            "leafHash": .string(JSONString(Base64.encode(e.leafHash))), "hasPayload": .bool(e.payloadDigest != nil),
-            "inclusionProofUrl": .string(JSONString(publicURL + "/v1/log/proof/inclusion?index=\(e.index)")),
-        ]
-    }
-
     /// Every event for a certificate hash that the caller may see, in ledger order, a page at a time
     /// (`limit`, `after` = the last ledgerIndex of the previous page), with the subject's chain checked over
     /// all its entries. Events of other accounts' private records are counted, not shown; links to

@@ -1,0 +1,87 @@
+public import LedgerCore
+public import LedgerStore
+
+/// Certificates: each account's record of a certificate hash (owner, visibility, lifecycle state, the
+/// entry with its latest receipt) and links from events on other subjects that name the hash.
+public struct CertificatesProjection: Projection {
+    public let name = "certificates"
+    public let tables: [SQLFragment] = ["proj_certificate_records", "proj_certificate_links"]
+    public let types = CertificateRecord.eventTypes + [EventType.projectRegistered]
+    public init() {}
+
+    struct Key: Hashable {
+        var hash: String
+        var account: String
+    }
+
+    public func apply(_ events: [ProjectionEvent], on c: PostgresConnection) throws {
+        let relevant = events.filter { CertificateRecord.eventTypes.contains($0.type) && $0.account != nil && Subject.certificateHash(of: $0.subject) != nil }
+        var records: [Key: CertificateRecord] = [:]
+        let keys = Array(Set(relevant.compactMap { e in Subject.certificateHash(of: e.subject).flatMap { h in e.account.map { Key(hash: h, account: $0) } } }))
+        if !keys.isEmpty {
+            let rows = try c.query("""
+                SELECT r.certificate_hash, r.account, r.record_idx, r.has_bundle, r.visibility, r.state, r.bundle_type, r.execution_id,
+                       r.first_idx, r.last_idx, r.events
+                FROM unnest(\(textArray: keys.map(\.hash))::text[], \(textArray: keys.map(\.account))::text[]) AS k(h, a)
+                JOIN proj_certificate_records r ON r.certificate_hash = k.h AND r.account = k.a
+                """).rows
+            for r in rows {
+                guard let state = CertificateRecord.State(rawValue: try r.text(5)) else {
+                    throw LedgerStoreError(.database, "a certificate record has an unknown state \(r[5] ?? "")")
+                }
+                records[Key(hash: try r.text(0), account: try r.text(1))] = CertificateRecord(
+                    recordIndex: try r.int64(2), hasBundle: try r.bool(3), visibility: try r.text(4), state: state, bundleType: r[6],
+                    executionId: r[7], firstIndex: try r.int64(8), lastIndex: try r.int64(9), events: try r.int64(10))
+            }
+        }
+        var touched = Set<Key>()
+        for e in relevant {
+            guard let hash = Subject.certificateHash(of: e.subject), let account = e.account else { continue }
+            let key = Key(hash: hash, account: account)
+            let folded = CertificateRecord.fold(records[key], CertificateRecord.Event(
+                index: e.index, type: e.type, hasPayload: e.hasPayload, visibility: e.visibility, bundleType: e.bundleType,
+                executionId: e.executionId))
+            if folded != records[key] {
+                records[key] = folded
+                touched.insert(key)
+            }
+        }
+        if !touched.isEmpty {
+            let ks = Array(touched)
+            let rs = ks.compactMap { records[$0] }
+            try c.execute("""
+                INSERT INTO proj_certificate_records (certificate_hash, account, record_idx, has_bundle, visibility, state, bundle_type,
+                    execution_id, first_idx, last_idx, events)
+                SELECT h, a, ri, hb::boolean, v, s, NULLIF(bt, ''), NULLIF(ex, ''), fi, li, n
+                FROM unnest(\(textArray: ks.map(\.hash))::text[], \(textArray: ks.map(\.account))::text[],
+                            \(int64Array: rs.map(\.recordIndex))::bigint[], \(textArray: rs.map { $0.hasBundle ? "true" : "false" })::text[],
+                            \(textArray: rs.map(\.visibility))::text[], \(textArray: rs.map(\.state.rawValue))::text[],
+                            \(column(rs.map(\.bundleType)))::text[], \(column(rs.map(\.executionId)))::text[],
+                            \(int64Array: rs.map(\.firstIndex))::bigint[], \(int64Array: rs.map(\.lastIndex))::bigint[],
+                            \(int64Array: rs.map(\.events))::bigint[]) AS t(h, a, ri, hb, v, s, bt, ex, fi, li, n)
+                ON CONFLICT (certificate_hash, account) DO UPDATE SET record_idx = EXCLUDED.record_idx, has_bundle = EXCLUDED.has_bundle,
+                    visibility = EXCLUDED.visibility, state = EXCLUDED.state, bundle_type = EXCLUDED.bundle_type,
+                    execution_id = EXCLUDED.execution_id, last_idx = EXCLUDED.last_idx, events = EXCLUDED.events
+                """)
+        }
+        var links: [(hash: String, index: Int64, ref: String)] = []
+        for e in events where e.type == EventType.projectRegistered {
+            for hash in Set(e.stepHashes) { links.append((hash, e.index, e.projectHash ?? "")) }
+        }
+        if !links.isEmpty {
+            try c.execute("""
+                INSERT INTO proj_certificate_links (certificate_hash, idx, kind, ref)
+                SELECT h, i, 'project', r
+                FROM unnest(\(textArray: links.map(\.hash))::text[], \(int64Array: links.map(\.index))::bigint[], \(textArray: links.map(\.ref))::text[]) AS t(h, i, r)
+                ON CONFLICT DO NOTHING
+                """)
+        }
+    }
+
+    public var dumpQueries: [SQLQuery] {
+        [
+            "SELECT certificate_hash, account, record_idx, has_bundle, visibility, state, bundle_type, execution_id, first_idx, last_idx, events FROM proj_certificate_records ORDER BY certificate_hash, account",
+            "SELECT certificate_hash, idx, kind, ref FROM proj_certificate_links ORDER BY certificate_hash, idx",
+        ]
+    }
+}
