@@ -105,17 +105,20 @@ let package = Package(
         // What the test targets share: locations (binary, shared fixtures), a seeded generator, fresh
         // databases in the test cluster, running blocking tests off the cooperative thread pool.
         .target(name: "LedgerTesting", dependencies: ["LedgerStore", "LedgerProcesses"], path: "Tests/LedgerTesting", swiftSettings: strict),
-        .testTarget(name: "CERKitTests", dependencies: ["CERKit", "LedgerTesting"]),
-        .testTarget(name: "EvidenceLedgerCLITests", dependencies: ["CERKit", "LedgerTesting"]),
-        .testTarget(name: "LedgerCoreTests", dependencies: ["LedgerCore", "CERKit", "LedgerTesting"]),
-        .testTarget(name: "LedgerStoreTests", dependencies: ["LedgerStore", "LedgerProcesses", "LedgerCore", "CERKit", "LedgerTesting"]),
-        .testTarget(name: "LedgerProjectionsTests", dependencies: ["LedgerProjections", "LedgerStore", "LedgerCore", "CERKit", "LedgerTesting"]),
+        .testTarget(name: "CERKitTests", dependencies: ["CERKit", "LedgerTesting"], swiftSettings: strict),
+        .testTarget(name: "EvidenceLedgerCLITests", dependencies: ["CERKit", "LedgerTesting"], swiftSettings: strict),
+        .testTarget(name: "LedgerCoreTests", dependencies: ["LedgerCore", "CERKit", "LedgerTesting"], swiftSettings: strict),
+        .testTarget(name: "LedgerStoreTests", dependencies: ["LedgerStore", "LedgerProcesses", "LedgerCore", "CERKit", "LedgerTesting"], swiftSettings: strict),
+        .testTarget(name: "LedgerProjectionsTests", dependencies: ["LedgerProjections", "LedgerStore", "LedgerCore", "CERKit", "LedgerTesting"], swiftSettings: strict),
         .testTarget(
             name: "LedgerServerTests",
             dependencies: [
                 "LedgerServer", "LedgerStore", "LedgerProcesses", "CERKit", "LedgerCore", "LedgerProjections", "LedgerTesting",
                 .product(name: "Yams", package: "Yams"),
-            ]),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ],
+            swiftSettings: strict),
     ],
     swiftLanguageModes: [.v6]
 )

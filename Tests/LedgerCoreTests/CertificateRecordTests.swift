@@ -1,3 +1,4 @@
+import CERKit
 import Testing
 @testable import LedgerCore
 

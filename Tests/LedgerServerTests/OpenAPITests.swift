@@ -1,6 +1,9 @@
 import CERKit
 import Foundation
+import HTTPTypes
+import Hummingbird
 import LedgerServer
+import LedgerStore
 import Logging
 import Testing
 import LedgerTesting

@@ -1,6 +1,7 @@
 import CERKit
 import Foundation
 import LedgerCore
+import LedgerProcesses
 import LedgerStore
 import Synchronization
 import Testing

@@ -1,3 +1,4 @@
+import CERKit
 import Foundation
 import LedgerCore
 import Testing
