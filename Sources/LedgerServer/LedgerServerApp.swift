@@ -100,7 +100,7 @@ public enum LedgerServerApp {
         let visibilityLimiter = RateLimiter(perMinute: configuration.visibilityChangesPerMinute)
         NodeRoutes(
             identity: parts.identity, keys: parts.keys, pool: parts.pool, metrics: parts.metrics, clock: clock, projections: parts.projections,
-            gates: [parts.gates.publicVerification, parts.gates.expensive], usage: parts.usage
+            gates: [parts.gates.publicVerification, parts.gates.expensive], usage: parts.usage, log: parts.log
         ).register(on: router)
         AttestationRoutes(
             configuration: configuration, attestation: attestation, accounts: parts.accounts, usage: parts.usage, billing: billing,

@@ -59,6 +59,19 @@ public final class ServerMetrics: Sendable {
             .set(Double(total))
     }
 
+    /// The event log writer's counters since start: batches sent while another was in flight, optimistic
+    /// batches whose assumption failed (another writer, an existing key or claim), batches written under
+    /// the head lock.
+    func appendWriter(_ counts: (overlapped: Int, failedAssumptions: Int, careful: Int)) {
+        registry.makeGauge(name: "ledger_append_batches_overlapped", help: "Append batches sent while another was in flight, since start")
+            .set(Double(counts.overlapped))
+        registry.makeGauge(
+            name: "ledger_append_assumptions_failed", help: "Optimistic append batches whose assumption failed and were written again carefully, since start"
+        ).set(Double(counts.failedAssumptions))
+        registry.makeGauge(name: "ledger_append_batches_careful", help: "Append batches written under the head lock, since start")
+            .set(Double(counts.careful))
+    }
+
     /// Usage events dropped because the usage buffer was full or the database refused them.
     func usageDropped(total: Int) {
         registry.makeGauge(name: "ledger_usage_events_dropped", help: "Usage events dropped since start").set(Double(total))

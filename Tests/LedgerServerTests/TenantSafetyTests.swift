@@ -250,6 +250,9 @@ func bundle(executionId: String, tag: String) throws -> (bytes: [UInt8], hash: S
         #expect(try node.get("/v1/provenance/\(hash)", key: node.apiKey).status == 200)
         let metrics = try node.get("/metrics").text
         #expect(metrics.contains("ledger_projection_skipped_entries{model=\"runs\"} 3.0"), "\(metrics.prefix(2000))")
+        // The server's writer knew nothing of the log when it started: its first batch read it under the lock.
+        let careful = metrics.split(separator: "\n").first { $0.hasPrefix("ledger_append_batches_careful ") }
+        #expect(careful.flatMap { Double($0.split(separator: " ").last ?? "") }.map { $0 >= 1 } == true, "\(metrics.prefix(2000))")
         let status = try node.cli(["projections", "status", "--database-url", node.conninfo])
         #expect(status.status == 0 && status.stdout.contains("skipped: runs entry \(wide.entry.index)"), "\(status.stdout)")
         await pool.shutdown()

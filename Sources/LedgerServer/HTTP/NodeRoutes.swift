@@ -16,6 +16,7 @@ struct NodeRoutes: Sendable {
     var projections: ProjectionRunner? = nil
     var gates: [AdmissionGate] = []
     var usage: UsageRecorder? = nil
+    var log: PostgresEventLog? = nil
 
     func register(on router: Router<LedgerRequestContext>) {
         router.get("/health") { _, _ in health() }
@@ -29,6 +30,7 @@ struct NodeRoutes: Sendable {
             }
             for gate in gates { metrics.admissionRefusals(gate.name, total: gate.refused) }
             if let usage { metrics.usageDropped(total: usage.dropped) }
+            if let log { metrics.appendWriter(log.writerCounts) }
             return JSONResponse.bytes(metrics.exposition(), contentType: "text/plain; version=0.0.4; charset=utf-8")
         }
     }

@@ -51,8 +51,8 @@ final class AppendSequencer: Sendable {
 
     var statistics: (batches: Int, appended: Int) { state.withLock { ($0.batches, $0.appended) } }
     var isolatedBatches: Int { state.withLock { $0.isolated } }
-    /// The writer's counters, read when no writer is running (for benchmarks).
-    var writerCounts: (overlapped: Int, failedAssumptions: Int, careful: Int) { state.withLock { _ in writer.counts } }
+    /// The writer's counters (for metrics and benchmarks).
+    var writerCounts: (overlapped: Int, failedAssumptions: Int, careful: Int) { writer.counts }
 
     /// Queues `requests` as one ticket and waits for its batch to commit.
     func append(_ requests: [AppendRequest]) async throws -> GroupResult {

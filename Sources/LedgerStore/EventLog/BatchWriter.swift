@@ -1,5 +1,6 @@
 import CERKit
 import LedgerCore
+import Synchronization
 
 /// Writes batches of appends, each in one transaction, in one of two modes that differ only in where
 /// the batch's view of the log comes from:
@@ -94,7 +95,9 @@ final class BatchWriter: @unchecked Sendable {
     private var soloBatches = 0
     /// Counters (for benchmarks and metrics): batches sent overlapped with another, optimistic batches
     /// whose assumption failed, batches written carefully.
-    private(set) var counts = (overlapped: 0, failedAssumptions: 0, careful: 0)
+    /// Read from any thread (metrics), so behind a lock of their own.
+    private let countsLock = Mutex((overlapped: 0, failedAssumptions: 0, careful: 0))
+    var counts: (overlapped: Int, failedAssumptions: Int, careful: Int) { countsLock.withLock { $0 } }
     /// The tree's compact range at `size` (nil: unknown).
     private var frontier: MerkleFrontier?
 
@@ -173,7 +176,7 @@ final class BatchWriter: @unchecked Sendable {
         }
         busy[slot] = true
         sequence += 1
-        if follows { counts.overlapped += 1 }
+        if follows { countsLock.withLock { $0.overlapped += 1 } }
         var undo: [String: SubjectHead?] = [:]
         for r in requests where undo[r.subject] == nil { undo[r.subject] = .some(heads[r.subject]) }
         remember(plan.outcome)
@@ -197,7 +200,7 @@ final class BatchWriter: @unchecked Sendable {
         do {
             results = try connection.receive(pipeline)
         } catch where error.sqlState.map(Self.assumptionFailed.contains) == true {
-            counts.failedAssumptions += 1
+            countsLock.withLock { $0.failedAssumptions += 1 }
             rollBack(from: sent)
             carefulBatches = Self.carefulAfterFailure
             soloBatches = Self.soloAfterFailure
@@ -247,7 +250,7 @@ final class BatchWriter: @unchecked Sendable {
     func writeCarefully(_ requests: [AppendRequest], groupSizes: [Int], recordedAt: Int64) throws -> Outcome {
         precondition(!busy.contains(true), "a careful batch is never overlapped")
         if carefulBatches > 0 { carefulBatches -= 1 }
-        counts.careful += 1
+        countsLock.withLock { $0.careful += 1 }
         do {
             let connection = try connection(0)
             let view = try readView(for: requests, on: connection)

@@ -22,7 +22,7 @@ public final class PostgresEventLog: Sendable {
     /// Batches that failed on one ticket's content and were written again ticket by ticket.
     public var isolatedBatches: Int { sequencer.isolatedBatches }
     /// Batches sent while another was in flight, optimistic batches whose assumption failed, and batches
-    /// written under the head lock (read when the log is idle: for benchmarks).
+    /// written under the head lock (for metrics and benchmarks).
     public var writerCounts: (overlapped: Int, failedAssumptions: Int, careful: Int) { sequencer.writerCounts }
 
     /// `onBatch` is told the number of entries each committed batch appended (for metrics).
