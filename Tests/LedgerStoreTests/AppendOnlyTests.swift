@@ -62,6 +62,17 @@ import Testing
         #expect(report.problems.contains { $0.what == "the application role may UPDATE ledger_entries" })
     }
 
+    @Test func aBatchGuardThatNoLongerRefusesIsReported() async throws {
+        let conninfo = try await seeded(2)
+        try TestDatabase.superuser(conninfo, """
+            CREATE OR REPLACE FUNCTION ledger_expect(ok boolean, what text) RETURNS boolean LANGUAGE sql AS 'SELECT true';
+            """)
+        let pool = TestDatabase.pool(conninfo)
+        let report = try await LedgerVerifier.verify(pool: pool)
+        await pool.shutdown()
+        #expect(report.problems.contains { $0.what == "the batch guard ledger_expect no longer refuses a false condition" })
+    }
+
     @Test func aDeletedRowIsFoundAsAGap() async throws {
         let conninfo = try await seeded(5)
         try TestDatabase.superuser(conninfo, """

@@ -1,4 +1,4 @@
-public import CERKit
+import CERKit
 public import LedgerCore
 
 /// `ledger verify`: recomputes every leaf hash and subject chain from the rows, checks index density,
@@ -105,6 +105,15 @@ public enum LedgerVerifier {
             case "D"?: problems.append(LedgerProblem(index: nil, what: "append-only trigger \(name) is disabled"))
             default: break
             }
+        }
+        // The batch guard must still refuse: a redefined `ledger_expect` would let a writer's wrong
+        // assumption (another writer's append, a quota without room, a revoked key) commit.
+        do {
+            _ = try c.query("SELECT ledger_expect(false, 'ledger verify checks the guard')")
+            problems.append(LedgerProblem(index: nil, what: "the batch guard ledger_expect no longer refuses a false condition"))
+        } catch where error.sqlState == "LE001" {
+        } catch where error.sqlState == "42883" {
+            problems.append(LedgerProblem(index: nil, what: "the batch guard ledger_expect is missing"))
         }
         let role = try c.query("SELECT 1 FROM pg_roles WHERE rolname = 'ledger_app'")
         if role.rows.isEmpty {
