@@ -1,5 +1,5 @@
-public import LedgerCore
-public import LedgerStore
+import LedgerCore
+import LedgerStore
 
 /// What the read models need from one log entry. PostgreSQL extracts these fields from the body
 /// (a projection never parses whole bodies in Swift), so a replay moves a few short columns per entry.

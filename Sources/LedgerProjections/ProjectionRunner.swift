@@ -1,5 +1,5 @@
 import Foundation
-public import LedgerCore
+import LedgerCore
 import Synchronization
 public import LedgerStore
 

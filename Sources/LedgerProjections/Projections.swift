@@ -1,4 +1,4 @@
-public import LedgerCore
+import LedgerCore
 public import LedgerStore
 
 /// A read model rebuilt from the log. `apply` runs inside the runner's transaction, which also moves

@@ -1,5 +1,5 @@
 public import LedgerCore
-public import LedgerStore
+import LedgerStore
 
 /// A read model too far behind the log for a reader to catch it up: it is being rebuilt or caught up.
 public struct ProjectionLagging: Error, Sendable, CustomStringConvertible {

@@ -170,13 +170,14 @@ public enum LedgerServerApp {
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         do {
+            // A graceful stop flushes usage (the recorder's last run) and then closes the pool (`PoolService`,
+            // shut down last).
             try await group.run()
         } catch {
+            // A service failed and the group was cancelled: the same, in that order, whatever ran of it.
             await parts.usage.flush()
             await parts.pool.shutdown()
             throw error
         }
-        await parts.usage.flush()
-        await parts.pool.shutdown()
     }
 }

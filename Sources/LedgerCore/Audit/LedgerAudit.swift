@@ -1,4 +1,4 @@
-public import CERKit
+import CERKit
 
 /// The first problem an audit of the log found: which entry, and what was expected and found.
 public struct LedgerProblem: Sendable, Equatable, CustomStringConvertible {

@@ -1,4 +1,4 @@
-public import CERKit
+import CERKit
 
 /// A transparency-log checkpoint (c2sp.org/tlog-checkpoint): origin, tree size, RFC 6962 root hash,
 /// then optional extension lines.

@@ -1,4 +1,4 @@
-public import CERKit
+import CERKit
 
 /// An inclusion proof in c2sp.org/tlog-proof form: `c2sp.org/tlog-proof@v1`, an optional `extra` line,
 /// `index N`, one base64 hash per line, an empty line, then the signed checkpoint verbatim.

@@ -1,4 +1,4 @@
-public import CERKit
+import CERKit
 
 /// RFC 6962 / RFC 9162 hashing: leaves are `SHA-256(0x00 || data)`, interior nodes `SHA-256(0x01 || l || r)`.
 public enum Merkle {

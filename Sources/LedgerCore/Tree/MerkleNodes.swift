@@ -1,4 +1,4 @@
-public import CERKit
+import CERKit
 
 /// A stored node of the log's tree: the root of the perfect subtree over leaves
 /// `[index << level, (index + 1) << level)`. Level 0 nodes are the leaf hashes themselves.

@@ -1,4 +1,4 @@
-public import CERKit
+import CERKit
 
 /// RFC 6962 / RFC 9162 Merkle tree computations over leaf hashes (pure; the reference for stored trees).
 extension Merkle {

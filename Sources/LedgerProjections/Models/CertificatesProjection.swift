@@ -1,4 +1,4 @@
-public import LedgerCore
+import LedgerCore
 public import LedgerStore
 
 /// Certificates: each account's record of a certificate hash (owner, visibility, lifecycle state, the

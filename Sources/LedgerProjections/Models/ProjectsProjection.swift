@@ -1,4 +1,4 @@
-public import LedgerCore
+import LedgerCore
 public import LedgerStore
 
 /// Project bundles registered with the node.

@@ -1,4 +1,4 @@
-public import LedgerCore
+import LedgerCore
 public import LedgerStore
 
 /// Run chains: the steps each account recorded under a runId, whatever order they arrived in. The

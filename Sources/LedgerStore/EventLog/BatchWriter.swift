@@ -17,8 +17,6 @@ import Synchronization
 /// or enforced by a unique index (23505); a wrong assumption aborts the transaction, and the batch is
 /// written again carefully. Used only by the sequencer's one running writer thread.
 final class BatchWriter: @unchecked Sendable {
-    enum Mode { case optimistic, careful }
-
     /// What a batch is planned against.
     struct LogView {
         var size: Int64
@@ -49,11 +47,6 @@ final class BatchWriter: @unchecked Sendable {
         /// The outcome if it commits (meters still to be read from the answer).
         fileprivate let planned: Outcome
         fileprivate let increments: [(key: MeterKey, count: Int64)]
-        fileprivate let wrote: Bool
-        fileprivate var follows = false
-        /// Subjects' heads as they were before this batch was planned (nil: unknown then), to restore
-        /// when it fails.
-        fileprivate var undo: [String: SubjectHead?] = [:]
     }
 
     /// SQLSTATEs by which an optimistic batch learns an assumption was wrong: a guard (LE001), a unique
@@ -106,14 +99,15 @@ final class BatchWriter: @unchecked Sendable {
         self.maintainsTree = maintainsTree
     }
 
-    /// Undo records of the batches in flight, oldest first.
+    /// Per batch in flight, oldest first: the heads of its subjects as they were before it was planned
+    /// (nil: unknown then), to restore when it fails.
     private var inFlightUndo: [[String: SubjectHead?]] = []
 
     /// A sent batch failed: what this writer expects is restored to before it (the heads of the subjects
     /// it and every later batch in flight touched; later batches fail too, by their guards), and the
     /// size and tree are read again under the head lock. Heads of other subjects stay known, so one
     /// failed batch does not make every later batch fail on subjects this writer no longer knows.
-    private func rollBack(from sent: Sent) {
+    private func rollBack() {
         for undo in inFlightUndo.reversed() {
             for (subject, head) in undo { heads[subject] = head }
         }
@@ -164,7 +158,7 @@ final class BatchWriter: @unchecked Sendable {
             guard view.size > 0, let lastLeaf else { return nil }
             statements.append(BatchStatements.expectCommitted(index: view.size - 1, leafHash: lastLeaf))
         }
-        if statements.isEmpty { return Sent(slot: slot, pipeline: nil, requests: requests, planned: plan.outcome, increments: [], wrote: false) }
+        if statements.isEmpty { return Sent(slot: slot, pipeline: nil, requests: requests, planned: plan.outcome, increments: []) }
         let connection = try connection(slot)
         let pipeline: PostgresConnection.SentPipeline
         do {
@@ -181,9 +175,7 @@ final class BatchWriter: @unchecked Sendable {
         for r in requests where undo[r.subject] == nil { undo[r.subject] = .some(heads[r.subject]) }
         remember(plan.outcome)
         inFlightUndo.append(undo)
-        return Sent(
-            slot: slot, pipeline: pipeline, requests: requests, planned: plan.outcome, increments: plan.increments, wrote: true, follows: follows,
-            undo: undo)
+        return Sent(slot: slot, pipeline: pipeline, requests: requests, planned: plan.outcome, increments: plan.increments)
     }
 
     /// The answer of a sent batch: its outcome, or nil when an assumption failed (its transaction was
@@ -201,12 +193,12 @@ final class BatchWriter: @unchecked Sendable {
             results = try connection.receive(pipeline)
         } catch where error.sqlState.map(Self.assumptionFailed.contains) == true {
             countsLock.withLock { $0.failedAssumptions += 1 }
-            rollBack(from: sent)
+            rollBack()
             carefulBatches = Self.carefulAfterFailure
             soloBatches = Self.soloAfterFailure
             return nil
         } catch {
-            rollBack(from: sent)
+            rollBack()
             throw error
         }
         if !inFlightUndo.isEmpty { inFlightUndo.removeFirst() }
@@ -270,16 +262,6 @@ final class BatchWriter: @unchecked Sendable {
             discardIfBroken(0)
             throw error
         }
-    }
-
-    /// Optimistically if this writer knows enough, carefully otherwise (or when that failed).
-    func write(_ requests: [AppendRequest], groupSizes: [Int], recordedAt: Int64) throws -> Outcome {
-        if let sent = try send(requests, groupSizes: groupSizes, recordedAt: recordedAt, follows: false),
-            let outcome = try receive(sent)
-        {
-            return outcome
-        }
-        return try writeCarefully(requests, groupSizes: groupSizes, recordedAt: recordedAt)
     }
 
     /// The careful mode's first round trip: BEGIN, lock the head, read what the batch depends on.

@@ -1,4 +1,4 @@
-public import CERKit
+import CERKit
 public import LedgerCore
 
 /// How an entry is read from `ledger_entries`: the column list every entry query selects, and the

@@ -1,4 +1,4 @@
-public import CERKit
+import CERKit
 import Foundation
 public import LedgerCore
 import Synchronization

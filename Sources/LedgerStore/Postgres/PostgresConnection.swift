@@ -118,6 +118,12 @@ public final class PostgresConnection: @unchecked Sendable {
     public func send(_ queries: [SQLQuery]) throws(LedgerStoreError) -> SentPipeline {
         guard let handle, !isBroken else { throw LedgerStoreError(.unavailable, "the database connection is closed") }
         guard PQenterPipelineMode(handle) == 1 else { throw LedgerStoreError(.database, "cannot enter pipeline mode") }
+        // Part of the pipeline (its BEGIN, say) may be queued when a send fails: never reuse the connection.
+        func broken(_ what: String) -> LedgerStoreError {
+            isBroken = true
+            PQexitPipelineMode(handle)
+            return LedgerStoreError(.unavailable, what, detail: String(cString: PQerrorMessage(handle)))
+        }
         // What each sent command produces: a prepare (its result is skipped) or a statement's rows.
         var producesRows: [Bool] = []
         var preparing: [String: String] = [:]
@@ -126,12 +132,7 @@ public final class PostgresConnection: @unchecked Sendable {
             var name = prepared[query.sql] ?? preparing[query.sql]
             if name == nil, Self.isPreparable(query.sql), prepared.count + preparing.count < Self.maxPrepared {
                 let fresh = statementName()
-                guard PQsendPrepare(handle, fresh, query.sql, Int32(query.binds.count), nil) == 1 else {
-                    // Part of the pipeline (its BEGIN, say) may be queued: never reuse this connection.
-                    isBroken = true
-                    PQexitPipelineMode(handle)
-                    throw LedgerStoreError(.unavailable, "could not send a statement", detail: String(cString: PQerrorMessage(handle)))
-                }
+                guard PQsendPrepare(handle, fresh, query.sql, Int32(query.binds.count), nil) == 1 else { throw broken("could not send a statement") }
                 producesRows.append(false)
                 preparing[query.sql] = fresh
                 sentPrepares.append((fresh, query.sql))
@@ -141,18 +142,10 @@ public final class PostgresConnection: @unchecked Sendable {
                 if let name { return PQsendQueryPrepared(handle, name, n, values, lengths, formats, 0) }
                 return PQsendQueryParams(handle, query.sql, n, nil, values, lengths, formats, 0)
             }
-            guard sent == 1 else {
-                isBroken = true  // part of the pipeline may be queued inside a transaction: never reuse it
-                PQexitPipelineMode(handle)
-                throw LedgerStoreError(.unavailable, "could not send a statement", detail: String(cString: PQerrorMessage(handle)))
-            }
+            guard sent == 1 else { throw broken("could not send a statement") }
             producesRows.append(true)
         }
-        guard PQpipelineSync(handle) == 1 else {
-            isBroken = true
-            PQexitPipelineMode(handle)
-            throw LedgerStoreError(.unavailable, "could not send the pipeline", detail: String(cString: PQerrorMessage(handle)))
-        }
+        guard PQpipelineSync(handle) == 1 else { throw broken("could not send the pipeline") }
         return SentPipeline(producesRows: producesRows, sentPrepares: sentPrepares)
     }
 

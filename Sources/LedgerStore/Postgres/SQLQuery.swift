@@ -91,11 +91,6 @@ public struct SQLQuery: Sendable, ExpressibleByStringInterpolation {
 public struct SQLFragment: Sendable, Equatable, ExpressibleByStringLiteral {
     public let sql: String
     public init(stringLiteral value: StaticString) { sql = value.description }
-    private init(sql: String) { self.sql = sql }
-    /// Fragments joined with `separator` (itself a literal).
-    public static func joined(_ parts: [SQLFragment], separator: StaticString = ", ") -> SQLFragment {
-        SQLFragment(sql: parts.map(\.sql).joined(separator: separator.description))
-    }
 }
 
 /// A bind parameter. Scalars go in PostgreSQL's text format; arrays and bytea in binary, so no value

@@ -1,5 +1,5 @@
 import Synchronization
-public import CERKit
+import CERKit
 public import LedgerCore
 
 /// A signed checkpoint as stored: the tree size, its root and the signed note (c2sp.org/signed-note
