@@ -2,6 +2,7 @@ import ArgumentParser
 import CERKit
 import Foundation
 import LedgerCore
+import LedgerServer
 import LedgerStore
 
 /// `evidence-ledger ledger …`: operator commands on the event log.
@@ -12,17 +13,50 @@ struct LedgerCommand: AsyncParsableCommand {
     /// `ledger verify`: the fsck. Exit 0 intact, 1 broken, 2 cannot run.
     struct Verify: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Recompute every leaf hash and subject chain, check index density and the append-only guards.",
+            abstract: "Recompute every leaf hash, subject chain and tree node; check the guards, the key events and every checkpoint.",
             discussion: "Exit codes: 0 intact, 1 broken (the first problem names its entry), 2 the audit could not run.")
         @OptionGroup var database: DatabaseOptions
         @Option(help: "Output format: text or json.") var format: String = "text"
+        @OptionGroup var trust: TrustOptions
+        @Option(name: .customLong("keys-dir"), help: "Also trust the anchors in this directory's trust file (LEDGER_KEYS_DIR, default .ledger/keys).")
+        var keysDirectory: String?
+        @Option(help: "The log's origin; checkpoints under any other are refused (LEDGER_LOG_ORIGIN, default evidence-ledger/<node id>).")
+        var origin: String?
+        @Option(name: .customLong("node-id"), help: "Node id the default origin is made from (LEDGER_NODE_ID, default evidence-ledger-node).")
+        var nodeId: String?
+        @Option(
+            name: .customLong("trusted-checkpoint"),
+            help: "A signed checkpoint held outside the database (an auditor's copy, a server's state/latest-checkpoint); repeatable. The log must extend it.")
+        var trustedCheckpoints: [String] = []
+
+        /// The anchors, origin and trusted checkpoints, or exit 2 with a sentence.
+        func auditTrust() throws -> LedgerVerifier.Trust {
+            let store = NodeKeyStore(directory: keysDirectory ?? Environment.value("LEDGER_KEYS_DIR") ?? ServerConfiguration().keysDirectory)
+            var anchors = try trust.anchors()
+            do { anchors = anchors.union(try store.trustAnchors()) } catch {
+                FileOutput.standardError("evidence-ledger: \(error.message)")
+                throw ExitCode(2)
+            }
+            let node = nodeId ?? Environment.value("LEDGER_NODE_ID") ?? ServerConfiguration().nodeId
+            let origin = origin ?? Environment.value("LEDGER_LOG_ORIGIN").flatMap { $0.isEmpty ? nil : $0 } ?? "evidence-ledger/\(node)"
+            var trusted: [(name: String, note: [UInt8])] = []
+            for path in trustedCheckpoints {
+                guard let data = FileManager.default.contents(atPath: path), data.count <= 1 << 20 else {
+                    FileOutput.standardError("evidence-ledger: cannot read the trusted checkpoint \(path) (missing, unreadable or over 1 MiB)")
+                    throw ExitCode(2)
+                }
+                trusted.append((path, [UInt8](data)))
+            }
+            return LedgerVerifier.Trust(origin: origin, anchors: anchors, trustedCheckpoints: trusted)
+        }
 
         func run() async throws {
+            let trust = try auditTrust()
             let (conninfo, _, _) = try database.resolve()
             let pool = PostgresConnectionPool(configuration: PostgresConfiguration(conninfo: conninfo, maxConnections: 1, statementTimeoutMilliseconds: 0, role: nil))
             let report: LedgerVerifier.Report
             do {
-                report = try await LedgerVerifier.verify(pool: pool)
+                report = try await LedgerVerifier.verify(pool: pool, trust: trust)
                 await pool.shutdown()
             } catch {
                 await pool.shutdown()
@@ -35,6 +69,11 @@ struct LedgerCommand: AsyncParsableCommand {
                     "entriesChecked": .number(Double(report.entriesChecked)), "subjects": .number(Double(report.subjects)),
                     "payloadsChecked": .number(Double(report.payloadsChecked)),
                     "treeNodesChecked": .number(Double(report.nodesChecked)), "checkpointsChecked": .number(Double(report.checkpointsChecked)),
+                    "trustedCheckpointsChecked": .number(Double(report.trustedCheckpointsChecked)),
+                    "keys": .array(report.keys.keys.map { k in
+                        ["kid": .string(JSONString(k.kid)), "status": .string(JSONString(k.status)), "fingerprint": .string(JSONString(k.fingerprint)),
+                         "authorisedBy": .string(JSONString(k.authorisedBy)), "activationIndex": .number(Double(k.activationIndex))]
+                    }),
                     "problems": .array(report.problems.map { p in
                         var o = JSONObject()
                         o["index"] = p.index.map { .number(Double($0)) } ?? .null
@@ -48,10 +87,11 @@ struct LedgerCommand: AsyncParsableCommand {
             } else {
                 FileOutput.standardOutput(
                     "checked \(report.entriesChecked) entries of \(report.size) in \(report.subjects) subjects, \(report.payloadsChecked) payloads, "
-                        + "\(report.nodesChecked) tree nodes, \(report.checkpointsChecked) checkpoints\n")
+                        + "\(report.nodesChecked) tree nodes, \(report.checkpointsChecked) checkpoints, \(report.trustedCheckpointsChecked) trusted checkpoints, "
+                        + "\(report.keys.keys.count) authorised keys\n")
                 for p in report.problems.prefix(20) { FileOutput.standardOutput("BROKEN: \(p)\n") }
                 if report.problems.count > 20 { FileOutput.standardOutput("… and \(report.problems.count - 20) more problems\n") }
-                FileOutput.standardOutput(report.isIntact ? "INTACT\n" : "BROKEN: first problem at \(report.problems[0].index.map { "entry \($0)" } ?? "the database guards")\n")
+                FileOutput.standardOutput(report.isIntact ? "INTACT\n" : "BROKEN: \(report.problems.count) problems; the first: \(report.problems[0])\n")
             }
             if !report.isIntact { throw ExitCode(1) }
         }

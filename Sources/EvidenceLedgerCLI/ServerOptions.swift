@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LedgerCore
 import LedgerServer
 
 /// Server settings: each flag falls back to its `LEDGER_*` variable, then to the documented default
@@ -11,6 +12,11 @@ struct ServerOptions: ParsableArguments {
     var keysDirectory: String?
     @Option(name: .customLong("node-id"), help: "Node id in receipts and the key manifest (LEDGER_NODE_ID, default evidence-ledger-node).")
     var nodeId: String?
+    @Option(name: .customLong("state-dir"), help: "Where the server remembers the latest checkpoint it signed (LEDGER_STATE_DIR, default .ledger/state).")
+    var stateDirectory: String?
+    @OptionGroup var trust: TrustOptions
+    @Option(name: .customLong("db-role"), help: "Role the connections assume; none keeps the login role (LEDGER_DB_ROLE, default ledger_app).")
+    var databaseRole: String?
     @Option(name: .customLong("instance-id"), help: "Replica name in nodeRuntimeHash (LEDGER_INSTANCE_ID, default the host name).")
     var instanceId: String?
     @Option(name: .customLong("public-url"), help: "Base URL for links (LEDGER_PUBLIC_URL, default from host and port).")
@@ -75,6 +81,14 @@ struct ServerOptions: ParsableArguments {
         c.port = try int(port, "port", "LEDGER_PORT", 0...65535, c.port)
         c.keysDirectory = string(keysDirectory, "LEDGER_KEYS_DIR") ?? c.keysDirectory
         c.nodeId = string(nodeId, "LEDGER_NODE_ID") ?? c.nodeId
+        c.stateDirectory = string(stateDirectory, "LEDGER_STATE_DIR") ?? c.stateDirectory
+        let anchors = try trust.anchors()
+        c.pinnedKeys = anchors.pinnedKeys
+        c.rootKeys = anchors.rootKeys
+        if let role = string(databaseRole, "LEDGER_DB_ROLE") {
+            guard role.utf8.count <= 63, !role.isEmpty else { throw ValidationError("the database role must be 1 to 63 bytes, or none") }
+            c.databaseRole = role == "none" ? nil : role
+        }
         c.instanceId = string(instanceId, "LEDGER_INSTANCE_ID") ?? Environment.hostName() ?? c.instanceId
         c.publicURL = string(publicURL, "LEDGER_PUBLIC_URL")
         c.maxBodyBytes = try int(maxBodyBytes, "max-body-bytes", "LEDGER_MAX_BODY_BYTES", 1024...(1 << 30), c.maxBodyBytes)

@@ -49,13 +49,26 @@ public enum LedgerServerApp {
         for name in applied { logger.notice("applied migration", metadata: ["ledger.migration": "\(name)"]) }
         let pool = PostgresConnectionPool(configuration: PostgresConfiguration(
             conninfo: conninfo, maxConnections: configuration.databasePoolSize,
-            statementTimeoutMilliseconds: configuration.requestTimeoutSeconds * 1000))
+            statementTimeoutMilliseconds: configuration.requestTimeoutSeconds * 1000, role: configuration.databaseRole))
         let metrics = ServerMetrics()
         metrics.watch(pool: pool)
         let log = PostgresEventLog(pool: pool, onBatch: { metrics.batchCommitted(appended: $0) })
         let identity = NodeIdentity(nodeId: configuration.nodeId, instanceId: configuration.instanceId, publicURL: configuration.effectivePublicURL)
-        let keys = KeyRing(nodeId: configuration.nodeId, store: NodeKeyStore(directory: configuration.keysDirectory), log: log)
-        let snapshot = try await keys.refresh()
+        let store = NodeKeyStore(directory: configuration.keysDirectory)
+        let anchors: TrustAnchors
+        do {
+            anchors = try store.trustAnchors().union(TrustAnchors(pinnedKeys: configuration.pinnedKeys, rootKeys: configuration.rootKeys))
+        } catch {
+            await pool.shutdown()
+            throw error
+        }
+        let keys = KeyRing(nodeId: configuration.nodeId, store: store, anchors: anchors, log: log)
+        let snapshot: KeyRing.Snapshot
+        do { snapshot = try await keys.refresh() } catch {
+            await pool.shutdown()
+            throw error
+        }
+        for event in snapshot.history.ignored { logger.error("unauthorised key event ignored", metadata: ["ledger.problem": "\(event)"]) }
         if snapshot.signer == nil {
             await pool.shutdown()
             throw LedgerServerError(.noActiveKey, snapshot.signerProblem ?? "the node has no active signing key")
@@ -67,7 +80,13 @@ public enum LedgerServerApp {
             await pool.shutdown()
             throw LedgerServerError(.badRequest, "the log origin \"\(origin.prefix(80))\" cannot name a signed-note key: \(error); set --log-origin")
         }
-        let checkpointer = CheckpointSigner(origin: origin, log: log, keys: keys)
+        let checkpointer = CheckpointSigner(origin: origin, log: log, keys: keys, memory: CheckpointMemory(directory: configuration.stateDirectory))
+        do {
+            try await checkpointer.checkExtendsMemory(try await log.frontier())
+        } catch {
+            await pool.shutdown()
+            throw error
+        }
         let accounts = AccountStore(pool: pool)
         let usage = UsageRecorder(store: accounts, interval: .seconds(configuration.usageFlushSeconds), logger: logger)
         return Parts(pool: pool, log: log, keys: keys, accounts: accounts, usage: usage, metrics: metrics, identity: identity, checkpointer: checkpointer,

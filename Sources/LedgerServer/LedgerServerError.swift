@@ -29,6 +29,8 @@ public struct LedgerServerError: Error, Sendable, CustomStringConvertible {
         case headersTooLarge = "HEADERS_TOO_LARGE"
         case serviceUnavailable = "SERVICE_UNAVAILABLE"
         case noActiveKey = "NO_ACTIVE_KEY"
+        /// The database's log is not a consistent extension of the latest checkpoint this server signed.
+        case logNotConsistent = "LOG_NOT_CONSISTENT"
         case adminNotConfigured = "ADMIN_NOT_CONFIGURED"
         case internalError = "INTERNAL_ERROR"
     }

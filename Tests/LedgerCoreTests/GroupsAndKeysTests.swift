@@ -61,38 +61,4 @@ import Testing
             }
         }
     }
-
-    static func keyEvent(_ index: Int64, _ type: String, _ kid: String, _ body: JSONValue) throws -> LedgerEntry {
-        try LedgerEntry(
-            index: index, subject: NodeKeyHistory.subject(kid: kid), subjectIndex: 0, type: type, account: nil, recordedAt: 0, body: body,
-            payloadDigest: nil, prevSubjectLeaf: nil, idempotencyKey: nil)
-    }
-
-    @Test func keyEventsFoldIntoTheManifest() throws {
-        let k1 = [UInt8](repeating: 1, count: 32), k2 = [UInt8](repeating: 2, count: 32)
-        let events = [
-            try Self.keyEvent(0, NodeKeyHistory.activated, "k1", NodeKeyHistory.activationBody(kid: "k1", publicKey: k1, validFrom: 1_000, nodeId: "n")),
-            try Self.keyEvent(5, NodeKeyHistory.activated, "k2", NodeKeyHistory.activationBody(kid: "k2", publicKey: k2, validFrom: 9_000, nodeId: "n")),
-            try Self.keyEvent(4, NodeKeyHistory.retired, "k1", NodeKeyHistory.retirementBody(kid: "k1", validTo: 69_000)),
-            // An event whose subject and kid disagree is ignored.
-            try LedgerEntry(
-                index: 6, subject: "key:k9", subjectIndex: 0, type: NodeKeyHistory.revoked, account: nil, recordedAt: 0,
-                body: NodeKeyHistory.revocationBody(kid: "k2", revokedAt: 1, reason: "x"), payloadDigest: nil, prevSubjectLeaf: nil, idempotencyKey: nil),
-        ]
-        let manifest = NodeKeyHistory.manifest(nodeId: "n", events: events)
-        #expect(manifest.keys.map(\.kid) == ["k1", "k2"])
-        #expect(manifest.activeKid == "k2")
-        #expect(manifest.keys[0].status == "deprecated" && manifest.keys[0].validTo == 69_000 && manifest.keys[0].validFrom == 1_000)
-        #expect(manifest.keys[1].status == "active" && !manifest.keys[1].isRevoked && manifest.keys[1].publicKey == k2)
-        // The published document reads back as the same keys (CERKit's reader is independent of the fold).
-        let reread = try NodeKeyManifest(manifest.document())
-        #expect(reread.keys.map(\.publicKey) == [k1, k2])
-        #expect(reread.activeKid == "k2" && reread.nodeId == "n")
-
-        let revoked = NodeKeyHistory.manifest(
-            nodeId: "n", events: events + [try Self.keyEvent(7, NodeKeyHistory.revoked, "k2", NodeKeyHistory.revocationBody(kid: "k2", revokedAt: 1, reason: "leak"))])
-        #expect(revoked.activeKid == nil)
-        #expect(revoked.keys[1].isRevoked && revoked.keys[1].status == "revoked")
-        #expect(NodeKeyHistory.kidProblem("../k1") != nil && NodeKeyHistory.kidProblem("k1") == nil && NodeKeyHistory.kidProblem("") != nil)
-    }
 }

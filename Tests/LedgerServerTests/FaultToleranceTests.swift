@@ -91,7 +91,7 @@ import LedgerTesting
         }
         for (i, index) in state.acknowledged { #expect(logged[hashes[i]] == [index], "bundle \(i): acknowledged at \(index), logged at \(logged[hashes[i]] ?? [])") }
         #expect(logged.count == count && logged.values.allSatisfy { $0.count == 1 })
-        let verify = try node.cli(["ledger", "verify", "--database-url", node.conninfo])
+        let verify = try node.cli(["ledger", "verify"] + node.keyArguments)
         #expect(verify.status == 0, "\(verify.stdout) \(verify.stderr)")
     }
 }

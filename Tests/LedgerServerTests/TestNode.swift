@@ -44,6 +44,9 @@ final class TestNode: @unchecked Sendable {
 
     var keyArguments: [String] { ["--database-url", conninfo, "--keys-dir", keysDirectory] }
 
+    /// Where the servers remember the latest checkpoint they signed.
+    var stateDirectory: String { directory.appendingPathComponent("state").path }
+
     func start(_ extra: [String] = []) throws {
         (process, port) = try launch(extra)
     }
@@ -55,7 +58,7 @@ final class TestNode: @unchecked Sendable {
         let err = directory.appendingPathComponent("serve.err").path
         let process = try ChildProcess(
             [Self.binary, "serve", "--port", "0", "--key-refresh", "1", "--log-level", "warning",
-             "--admin-token-file", directory.appendingPathComponent("admin-token").path] + keyArguments + extra,
+             "--admin-token-file", directory.appendingPathComponent("admin-token").path, "--state-dir", stateDirectory] + keyArguments + extra,
             stdout: out, stderr: err)
         let deadline = Date().addingTimeInterval(60)
         while Date() < deadline {

@@ -148,7 +148,7 @@ import LedgerTesting
             let proof = try ConsistencyProofText(parsing: r.body)
             #expect(throws: Never.self, "\(a.size) → \(b.size)") { try proof.verify(old: a, new: b) }
         }
-        let audit = try node.cli(["ledger", "verify", "--database-url", node.conninfo])
+        let audit = try node.cli(["ledger", "verify"] + node.keyArguments)
         #expect(audit.status == 0 && audit.stdout.contains("\(opened.count) checkpoints") && audit.stdout.contains("INTACT"), "\(audit.stdout)")
     }
 

@@ -62,6 +62,67 @@ import Testing
         #expect(report.problems.contains { $0.what == "the application role may UPDATE ledger_entries" })
     }
 
+    @Test func aFreshlyMigratedDatabasePassesEveryGuardCheck() async throws {
+        let conninfo = try await seeded(3)
+        let pool = TestDatabase.pool(conninfo)
+        let report = try await LedgerVerifier.verify(pool: pool)
+        await pool.shutdown()
+        #expect(report.isIntact, "\(report.problems)")
+    }
+
+    /// Each of these leaves the trigger "present and enabled" as the old check saw it, yet lets an
+    /// ordinary session rewrite the log.
+    @Test func aWeakenedGuardIsReportedHoweverItWasWeakened() async throws {
+        let conninfo = try await seeded(2)
+        try TestDatabase.superuser(conninfo, """
+            ALTER TABLE ledger_entries ENABLE REPLICA TRIGGER ledger_entries_no_update;
+            CREATE OR REPLACE FUNCTION ledger_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN OLD; END; $$;
+            DROP TRIGGER ledger_head_grows ON ledger_head;
+            CREATE TRIGGER ledger_head_grows BEFORE UPDATE ON ledger_head FOR EACH ROW WHEN (false) EXECUTE FUNCTION ledger_head_only_grows();
+            DROP TRIGGER ledger_claims_no_truncate ON ledger_claims;
+            CREATE TRIGGER ledger_claims_no_truncate BEFORE INSERT ON ledger_claims FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse_change();
+            CREATE FUNCTION sneaky() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END; $$;
+            CREATE TRIGGER ledger_entries_rewrite BEFORE INSERT ON ledger_entries FOR EACH ROW EXECUTE FUNCTION sneaky();
+            GRANT TRUNCATE ON ledger_checkpoints TO ledger_app;
+            """)
+        // The replica-mode trigger really is bypassed by an ordinary session: the audit is not guessing.
+        try TestDatabase.superuser(conninfo, "UPDATE ledger_entries SET type = type WHERE idx = 0")
+        try TestDatabase.superuser(conninfo, "ALTER TABLE ledger_tree_nodes OWNER TO ledger_app")
+        let pool = TestDatabase.pool(conninfo)
+        let report = try await LedgerVerifier.verify(pool: pool)
+        await pool.shutdown()
+        let found = Set(report.problems.map(\.what))
+        for expected in [
+            "append-only trigger ledger_entries_no_update fires only for replication (ENABLE REPLICA): ordinary sessions bypass it",
+            "the guard function ledger_append_only was replaced: its body is not the one its migration installed",
+            "append-only trigger ledger_head_grows has a WHEN condition: it may not fire",
+            "append-only trigger ledger_claims_no_truncate no longer fires on the events and timing its migration set",
+            "ledger_entries has a trigger no migration installed: ledger_entries_rewrite (calls sneaky)",
+            "the application role may TRUNCATE ledger_checkpoints",
+            "the application role owns ledger_tree_nodes (or acts as its owner): it can drop its guards",
+        ] {
+            #expect(found.contains(expected), "missing: \(expected)\nfound: \(found.sorted())")
+        }
+    }
+
+    @Test func failingToAssumeTheApplicationRoleIsAnErrorUnlessChosen() async throws {
+        let conninfo = try await seeded(1)
+        do {
+            _ = try PostgresConnection(conninfo: conninfo, statementTimeoutMilliseconds: 1000, role: "no_such_role")
+            Issue.record("a missing role was skipped silently")
+        } catch {
+            #expect(error.message.contains("no_such_role: it does not exist"), "\(error.message)")
+        }
+        // Assumed, the connection has the role's privileges; chosen explicitly (role nil, LEDGER_DB_ROLE=none),
+        // the login role's own.
+        let app = try PostgresConnection(conninfo: conninfo, statementTimeoutMilliseconds: 1000, role: "ledger_app")
+        #expect(try app.query("SELECT current_user").rows.first?[0] == "ledger_app")
+        app.close()
+        let own = try PostgresConnection(conninfo: conninfo, statementTimeoutMilliseconds: 1000, role: nil)
+        #expect(try own.query("SELECT current_user").rows.first?[0] != "ledger_app")
+        own.close()
+    }
+
     @Test func aBatchGuardThatNoLongerRefusesIsReported() async throws {
         let conninfo = try await seeded(2)
         try TestDatabase.superuser(conninfo, """

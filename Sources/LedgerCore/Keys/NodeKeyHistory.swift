@@ -1,7 +1,14 @@
 public import CERKit
 
-/// The node's signing keys as the ledger records them: `key.activated`, `key.retired` and
-/// `key.revoked` events on `key:<kid>` subjects, folded into the published key manifest.
+/// The node's signing keys as the ledger records them: `key.activated`, `key.retired` and `key.revoked`
+/// events on `key:<kid>` subjects. An event counts only when it is authorised (docs/entry-format.md):
+/// - the first key, or any key whose fingerprint the operator pinned, is authorised by the pin;
+/// - a rotation's activation is signed by the key it retires, whose retirement names it as successor,
+///   and carries a proof of possession by the new key;
+/// - a retirement is signed by the retiring key, a revocation by an active key;
+/// - an offline root key whose fingerprint is pinned may authorise any key event.
+/// Everything else is ignored and reported: an operator with database access can append entries, but
+/// cannot make a key the node trusts.
 public enum NodeKeyHistory {
     public static let activated = EventType.keyActivated
     public static let retired = EventType.keyRetired
@@ -23,58 +30,306 @@ public enum NodeKeyHistory {
         return nil
     }
 
-    /// Body of `key.activated`.
-    public static func activationBody(kid: String, publicKey: [UInt8], validFrom: Int64, nodeId: String) -> JSONValue {
-        [
-            "kid": .string(JSONString(kid)), "alg": "Ed25519", "publicKey": .string(JSONString(Base64.encodeURL(publicKey))),
+    // MARK: Signed statements
+
+    /// Who signs a key event's authorisation.
+    public enum Authorizer: Sendable {
+        /// A node key, by kid (the retiring key of a rotation; the key itself or an active key otherwise).
+        case node(kid: String, key: Ed25519SigningKey)
+        /// An offline root key; its public key travels in the event, its fingerprint must be pinned.
+        case root(Ed25519SigningKey)
+    }
+
+    /// The members a signature covers everything but.
+    static let signatureMembers: Set<String> = ["authorization", "proofOfPossession"]
+
+    /// The bytes a key event's signatures cover: a context line, the event type, the subject, then the
+    /// body without its `authorization` and `proofOfPossession` members, as RFC 8785 canonical JSON.
+    public static func statement(type: String, subject: String, body: JSONValue) -> [UInt8] {
+        let covered = JSONValue.object((body.objectValue ?? JSONObject()).removing(signatureMembers))
+        let canonical = (try? CanonicalJSON.encode(covered, profile: .jcsV1)) ?? []
+        return Array("evidence-ledger key event v1\n\(type)\n\(subject)\n".utf8) + canonical
+    }
+
+    /// `body` with `authorization` signed by `authorizer` (and `proofOfPossession` by `possessing`).
+    static func signed(type: String, kid: String, body: JSONObject, authorizer: Authorizer?, possessing: Ed25519SigningKey? = nil) -> JSONValue {
+        var body = body
+        let message = statement(type: type, subject: subject(kid: kid), body: .object(body))
+        if let possessing { body["proofOfPossession"] = .string(JSONString(Base64.encodeURL(possessing.sign(message)))) }
+        switch authorizer {
+        case .node(let by, let key)?:
+            body["authorization"] = ["kid": .string(JSONString(by)), "signature": .string(JSONString(Base64.encodeURL(key.sign(message))))]
+        case .root(let key)?:
+            body["authorization"] = [
+                "root": .string(JSONString(Base64.encodeURL(key.publicKey))), "signature": .string(JSONString(Base64.encodeURL(key.sign(message)))),
+            ]
+        case nil:
+            break
+        }
+        return .object(body)
+    }
+
+    /// Body of `key.activated`, with the new key's proof of possession. The first key needs no
+    /// authoriser (it is pinned); a rotation's new key is authorised by the key it replaces (`supersedes`).
+    public static func activationBody(
+        kid: String, key: Ed25519SigningKey, validFrom: Int64, nodeId: String, supersedes: String? = nil, authorizer: Authorizer? = nil
+    ) -> JSONValue {
+        var o: JSONObject = [
+            "kid": .string(JSONString(kid)), "alg": "Ed25519", "publicKey": .string(JSONString(Base64.encodeURL(key.publicKey))),
             "validFrom": .string(JSONString(Timestamp.iso8601(milliseconds: validFrom))), "nodeId": .string(JSONString(nodeId)),
         ]
+        if let supersedes { o["supersedes"] = .string(JSONString(supersedes)) }
+        return signed(type: activated, kid: kid, body: o, authorizer: authorizer, possessing: key)
     }
 
-    /// Body of `key.retired`: the key stops signing; receipts it signed up to `validTo` stay valid.
-    public static func retirementBody(kid: String, validTo: Int64) -> JSONValue {
-        ["kid": .string(JSONString(kid)), "validTo": .string(JSONString(Timestamp.iso8601(milliseconds: validTo)))]
+    /// Body of `key.retired`: the key stops signing; what it signed up to `validTo` stays valid. A
+    /// rotation names the `successor` the retiring key authorises.
+    public static func retirementBody(kid: String, validTo: Int64, successor: String?, authorizer: Authorizer) -> JSONValue {
+        var o: JSONObject = ["kid": .string(JSONString(kid)), "validTo": .string(JSONString(Timestamp.iso8601(milliseconds: validTo)))]
+        if let successor { o["successor"] = .string(JSONString(successor)) }
+        return signed(type: retired, kid: kid, body: o, authorizer: authorizer)
     }
 
-    /// Body of `key.revoked`: nothing it signed is to be trusted any more.
-    public static func revocationBody(kid: String, revokedAt: Int64, reason: String) -> JSONValue {
-        [
+    /// Body of `key.revoked`: nothing the key signed is to be trusted any more.
+    public static func revocationBody(kid: String, revokedAt: Int64, reason: String, authorizer: Authorizer) -> JSONValue {
+        let o: JSONObject = [
             "kid": .string(JSONString(kid)), "revokedAt": .string(JSONString(Timestamp.iso8601(milliseconds: revokedAt))),
             "reason": .string(JSONString(reason)),
         ]
+        return signed(type: revoked, kid: kid, body: o, authorizer: authorizer)
     }
 
-    /// Folds key events (in ledger order) into a manifest: every key ever activated, in activation
-    /// order, with its status; `activeKid` is the newest key that is neither retired nor revoked.
-    public static func manifest(nodeId: String, events: [LedgerEntry]) -> NodeKeyManifest {
-        var keys: [NodeKeyManifest.Key] = []
-        var position: [String: Int] = [:]
-        for event in events.sorted(by: { $0.index < $1.index }) {
-            guard let kid = event.body["kid"]?.stringValue, event.subject == subject(kid: kid) else { continue }
-            switch event.type {
-            case activated:
-                guard position[kid] == nil, let raw = event.body["publicKey"]?.stringValue else { continue }
-                let publicKey = Base64.decodeURL(raw)
-                position[kid] = keys.count
-                keys.append(NodeKeyManifest.Key(
-                    kid: kid, algorithm: "Ed25519", status: "active", isRevoked: false,
-                    validFrom: event.body["validFrom"]?.stringValue.flatMap(Timestamp.milliseconds), validTo: nil,
-                    publicKey: publicKey?.count == Ed25519.publicKeyLength ? publicKey : nil,
-                    formatProblem: publicKey?.count == Ed25519.publicKeyLength ? nil : "key \(kid) was activated with a malformed public key"))
-            case retired:
-                guard let i = position[kid], !keys[i].isRevoked else { continue }
-                keys[i].status = "deprecated"
-                keys[i].validTo = event.body["validTo"]?.stringValue.flatMap(Timestamp.milliseconds)
-            case revoked:
-                guard let i = position[kid] else { continue }
-                keys[i].status = "revoked"
-                keys[i].isRevoked = true
-            default:
-                continue
+    // MARK: The fold
+
+    /// Folds key events (any order; read in ledger order) into the history of authorised keys.
+    public static func history(events: [LedgerEntry], anchors: TrustAnchors) -> KeyHistory {
+        var history = KeyHistory()
+        for event in events.sorted(by: { $0.index < $1.index }) where eventTypes.contains(event.type) {
+            if let reason = history.apply(event, anchors: anchors) {
+                history.ignored.append(KeyHistory.IgnoredEvent(
+                    index: event.index, type: event.type, kid: event.body["kid"]?.stringValue, reason: reason))
             }
         }
-        let active = keys.last(where: { $0.status == "active" && $0.formatProblem == nil })
-        return NodeKeyManifest(nodeId: nodeId, activeKid: active?.kid, keys: keys)
+        return history
+    }
+}
+
+/// The keys a node may use, as authorised key events made them, and the events that were ignored.
+public struct KeyHistory: Sendable, Equatable {
+    /// One authorised key.
+    public struct Key: Sendable, Equatable {
+        public var kid: String
+        public var publicKey: [UInt8]
+        /// The ledger index of its activation: a checkpoint it signs must contain it.
+        public var activationIndex: Int64
+        public var validFrom: Int64
+        /// End of validity after a retirement (epoch ms).
+        public var validTo: Int64?
+        /// The kid its retirement authorised as successor.
+        public var successor: String?
+        public var revokedAt: Int64?
+        /// How the activation was authorised: `pinned`, `rotation from k1`, `root ed25519:…`.
+        public var authorisedBy: String
+        public var isRetired: Bool { validTo != nil }
+        public var isRevoked: Bool { revokedAt != nil }
+        public var isActive: Bool { !isRetired && !isRevoked }
+        public var status: String { isRevoked ? "revoked" : isRetired ? "deprecated" : "active" }
+        public var fingerprint: String { KeyFingerprint.of(publicKey) }
+
+        /// Whether a signature by this key counts for a checkpoint of `size` entries whose last entry was
+        /// recorded at `lastEntryTime`: its activation is inside the tree, it is not revoked, and a
+        /// retired key signs only entries recorded before its validity ended.
+        public func signsCheckpoint(size: Int64, lastEntryTime: Int64?) -> Bool {
+            guard !isRevoked, activationIndex < size else { return false }
+            if let validTo, let lastEntryTime, lastEntryTime > validTo { return false }
+            return true
+        }
+    }
+
+    /// A key event that does not count, and why.
+    public struct IgnoredEvent: Sendable, Equatable, CustomStringConvertible {
+        public var index: Int64
+        public var type: String
+        public var kid: String?
+        public var reason: String
+        public var description: String { "entry \(index): \(type) of \(kid ?? "no kid") is ignored: \(reason)" }
+    }
+
+    public init() {}
+
+    /// Authorised keys in activation order.
+    public private(set) var keys: [Key] = []
+    public internal(set) var ignored: [IgnoredEvent] = []
+
+    /// The newest key that is neither retired nor revoked.
+    public var activeKey: Key? { keys.last(where: \.isActive) }
+
+    public func key(_ kid: String) -> Key? { keys.first { $0.kid == kid } }
+
+    /// The published manifest: every authorised key with its status.
+    public func manifest(nodeId: String) -> NodeKeyManifest {
+        NodeKeyManifest(
+            nodeId: nodeId, activeKid: activeKey?.kid,
+            keys: keys.map { k in
+                NodeKeyManifest.Key(
+                    kid: k.kid, algorithm: "Ed25519", status: k.status, isRevoked: k.isRevoked, validFrom: k.validFrom, validTo: k.validTo,
+                    publicKey: k.publicKey, formatProblem: nil)
+            })
+    }
+
+    /// Applies one event; returns why it is ignored, or nil when it counts.
+    mutating func apply(_ event: LedgerEntry, anchors: TrustAnchors) -> String? {
+        guard let kid = event.body["kid"]?.stringValue else { return "its body names no kid" }
+        guard event.subject == NodeKeyHistory.subject(kid: kid) else { return "it is recorded on \(event.subject), not key:\(kid)" }
+        let statement = NodeKeyHistory.statement(type: event.type, subject: event.subject, body: event.body)
+        let position = keys.firstIndex { $0.kid == kid }
+        switch event.type {
+        case NodeKeyHistory.activated:
+            if let position { return "key \(kid) was already activated at entry \(keys[position].activationIndex)" }
+            guard let raw = event.body["publicKey"]?.stringValue, let publicKey = Base64.decodeURL(raw), publicKey.count == Ed25519.publicKeyLength else {
+                return "its public key is not base64url of 32 bytes"
+            }
+            guard let validFrom = event.body["validFrom"]?.stringValue.flatMap(Timestamp.milliseconds) else { return "its validFrom is not a timestamp" }
+            let possession = event.body["proofOfPossession"]?.stringValue.flatMap(Base64.decodeURL)
+            if let possession, !Ed25519.isValidSignature(possession, of: statement, publicKey: publicKey) {
+                return "its proof of possession does not verify with the key it activates"
+            }
+            let authorisedBy: String
+            if anchors.pinnedKeys.contains(KeyFingerprint.of(publicKey)) {
+                authorisedBy = "pinned"
+            } else {
+                guard possession != nil else { return "it carries no proof of possession by the new key" }
+                switch authority(event, statement) {
+                case .failure(let reason): return reason.text
+                case .success(.root(let fingerprint)):
+                    guard anchors.rootKeys.contains(fingerprint) else { return "it is signed by root key \(fingerprint), which is not pinned" }
+                    authorisedBy = "root \(fingerprint)"
+                case .success(.node(let by)):
+                    guard let old = key(by), old.successor == kid, !old.isRevoked else {
+                        return "it is signed by \(by), which did not retire in favour of \(kid); a new key is authorised by the key it replaces or by a root key"
+                    }
+                    guard authority(event, statement, verifiedWith: old.publicKey) else { return "its authorisation by \(by) does not verify" }
+                    authorisedBy = "rotation from \(by)"
+                }
+            }
+            keys.append(Key(
+                kid: kid, publicKey: publicKey, activationIndex: event.index, validFrom: validFrom, validTo: nil,
+                successor: nil, revokedAt: nil, authorisedBy: authorisedBy))
+        case NodeKeyHistory.retired, NodeKeyHistory.revoked:
+            guard let position else { return "the ledger has no authorised activation of \(kid)" }
+            let target = keys[position]
+            let isRetirement = event.type == NodeKeyHistory.retired
+            if target.isRevoked { return "key \(kid) is already revoked" }
+            if isRetirement, target.isRetired { return "key \(kid) is already retired" }
+            switch authority(event, statement) {
+            case .failure(let reason): return reason.text
+            case .success(.root(let fingerprint)):
+                guard anchors.rootKeys.contains(fingerprint) else { return "it is signed by root key \(fingerprint), which is not pinned" }
+            case .success(.node(let by)):
+                // A key retires itself; any active key may revoke (the compromised one included).
+                guard let signer = key(by), isRetirement ? by == kid && signer.isActive : signer.isActive else {
+                    return isRetirement
+                        ? "a retirement is signed by the retiring key while it is active, or by a root key; it is signed by \(by)"
+                        : "a revocation is signed by an active key or by a root key; \(by) is not active"
+                }
+                guard authority(event, statement, verifiedWith: signer.publicKey) else { return "its authorisation by \(by) does not verify" }
+            }
+            if isRetirement {
+                guard let validTo = event.body["validTo"]?.stringValue.flatMap(Timestamp.milliseconds) else { return "its validTo is not a timestamp" }
+                keys[position].validTo = validTo
+                keys[position].successor = event.body["successor"]?.stringValue
+            } else {
+                keys[position].revokedAt = event.body["revokedAt"]?.stringValue.flatMap(Timestamp.milliseconds) ?? event.recordedAt
+            }
+        default:
+            return "it is not a key event"
+        }
+        return nil
+    }
+
+    enum Signer { case node(String), root(String) }
+
+    /// Who the event's `authorization` names; a root signature is verified here (its key is inside).
+    func authority(_ event: LedgerEntry, _ statement: [UInt8]) -> Result<Signer, Reason> {
+        guard let auth = event.body["authorization"]?.objectValue else {
+            return .failure(Reason("it carries no authorization: it is signed neither by a node key nor by a root key"))
+        }
+        if let root = auth["root"]?.stringValue {
+            guard let publicKey = Base64.decodeURL(root), publicKey.count == Ed25519.publicKeyLength,
+                let signature = auth["signature"]?.stringValue.flatMap(Base64.decodeURL),
+                Ed25519.isValidSignature(signature, of: statement, publicKey: publicKey)
+            else { return .failure(Reason("its root signature does not verify")) }
+            return .success(.root(KeyFingerprint.of(publicKey)))
+        }
+        guard let by = auth["kid"]?.stringValue else { return .failure(Reason("its authorization names neither a kid nor a root key")) }
+        return .success(.node(by))
+    }
+
+    func authority(_ event: LedgerEntry, _ statement: [UInt8], verifiedWith publicKey: [UInt8]) -> Bool {
+        guard let signature = event.body["authorization"]?["signature"]?.stringValue.flatMap(Base64.decodeURL) else { return false }
+        return Ed25519.isValidSignature(signature, of: statement, publicKey: publicKey)
+    }
+
+    struct Reason: Error, ExpressibleByStringLiteral {
+        var text: String
+        init(_ text: String) { self.text = text }
+        init(stringLiteral text: String) { self.text = text }
+    }
+}
+
+/// A key's fingerprint, as operators pin it: `ed25519:` and the hex SHA-256 of the raw 32-byte public key.
+public enum KeyFingerprint {
+    public static func of(_ publicKey: [UInt8]) -> String { "ed25519:" + Hex.encode(ProtocolHash.sha256(publicKey)) }
+
+    /// Why `text` is not a fingerprint, or nil.
+    public static func problem(_ text: String) -> String? {
+        guard text.hasPrefix("ed25519:"), text.utf8.count == 8 + 64, let raw = Hex.decode(String(text.dropFirst(8))), raw.count == 32,
+            text == text.lowercased()
+        else { return "\"\(text.prefix(80))\" is not a key fingerprint (ed25519: and 64 lowercase hex digits)" }
+        return nil
+    }
+}
+
+/// What the node and its auditors trust without the database: the fingerprints of pinned node keys (the
+/// first key, like a TUF root) and of offline root keys that may authorise any key event.
+public struct TrustAnchors: Sendable, Equatable {
+    public var pinnedKeys: Set<String>
+    public var rootKeys: Set<String>
+
+    public init(pinnedKeys: Set<String> = [], rootKeys: Set<String> = []) {
+        self.pinnedKeys = pinnedKeys
+        self.rootKeys = rootKeys
+    }
+
+    public var isEmpty: Bool { pinnedKeys.isEmpty && rootKeys.isEmpty }
+
+    public func union(_ other: TrustAnchors) -> TrustAnchors {
+        TrustAnchors(pinnedKeys: pinnedKeys.union(other.pinnedKeys), rootKeys: rootKeys.union(other.rootKeys))
+    }
+
+    /// Why anchors cannot be read.
+    public struct FormatError: Error, Sendable, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// Reads a trust file: one `pinned <fingerprint>` or `root <fingerprint>` per line; `#` starts a comment.
+    public init(file text: String) throws(FormatError) {
+        self.init()
+        for (n, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
+            let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" }).map(String.init)
+            if words.isEmpty { continue }
+            guard words.count == 2, words[0] == "pinned" || words[0] == "root" else {
+                throw FormatError(description: "line \(n + 1): expected `pinned <fingerprint>` or `root <fingerprint>`")
+            }
+            if let problem = KeyFingerprint.problem(words[1]) { throw FormatError(description: "line \(n + 1): \(problem)") }
+            if words[0] == "pinned" { pinnedKeys.insert(words[1]) } else { rootKeys.insert(words[1]) }
+        }
+    }
+
+    /// The trust file's text.
+    public var fileText: String {
+        pinnedKeys.sorted().map { "pinned \($0)\n" }.joined() + rootKeys.sorted().map { "root \($0)\n" }.joined()
     }
 }
 

@@ -7,18 +7,57 @@ import ServiceLifecycle
 /// Signs checkpoints of the log: every `interval` while the tree grew, and on demand. A checkpoint is a
 /// c2sp.org/tlog-checkpoint body (origin, size, base64 root) in a c2sp.org/signed-note signed by the
 /// active key and by every retired key still inside its overlap. Checkpoints are stored append-only,
-/// one per tree size; processes that race to sign the same size keep the first.
+/// one per tree size; processes that race to sign the same size keep the first. Before signing, the
+/// tree must be a consistent extension of the latest checkpoint this server remembers (`CheckpointMemory`,
+/// outside the database); the new one is remembered once stored.
 public final class CheckpointSigner: Sendable {
     public let origin: String
     let log: PostgresEventLog
     let keys: KeyRing
+    /// The latest checkpoint signed from here, when a state directory is configured.
+    public let memory: CheckpointMemory?
     let clock: @Sendable () -> Int64
 
-    public init(origin: String, log: PostgresEventLog, keys: KeyRing, clock: @escaping @Sendable () -> Int64 = PostgresEventLog.wallClock) {
+    public init(
+        origin: String, log: PostgresEventLog, keys: KeyRing, memory: CheckpointMemory?,
+        clock: @escaping @Sendable () -> Int64 = PostgresEventLog.wallClock
+    ) {
         self.origin = origin
         self.log = log
         self.keys = keys
+        self.memory = memory
         self.clock = clock
+    }
+
+    /// Refuses (LOG_NOT_CONSISTENT, with a sentence) when the database's tree is not a consistent
+    /// extension of the remembered checkpoint: shorter (entries removed from the end), a different root at
+    /// the same size, or no consistency proof from it.
+    public func checkExtendsMemory(_ frontier: MerkleFrontier) async throws {
+        guard let memory, let (_, remembered) = try memory.read() else { return }
+        let path = memory.path
+        let advice = "the log was rolled back, or this is another database; do not sign on it. If the database was replaced on purpose, move \(path) away"
+        guard remembered.origin == origin else {
+            throw LedgerServerError(.logNotConsistent, "\(path) remembers a checkpoint of origin \"\(remembered.origin)\", not \"\(origin)\"; \(advice)")
+        }
+        let size = Int64(clamping: remembered.size)
+        if size == 0 { return }
+        guard frontier.size >= size else {
+            throw LedgerServerError(
+                .logNotConsistent,
+                "the database's log has \(frontier.size) entries, but this server signed a checkpoint of \(size) entries (\(path)): \(advice)")
+        }
+        if frontier.size == size {
+            guard frontier.root == remembered.rootHash else {
+                throw LedgerServerError(.logNotConsistent, "the database's tree of \(size) entries has another root than the checkpoint in \(path): \(advice)")
+            }
+            return
+        }
+        let proof = try await log.consistencyProof(from: size, to: frontier.size).proof
+        guard Merkle.verifyConsistency(size1: Int(size), size2: Int(frontier.size), proof: proof, root1: remembered.rootHash, root2: frontier.root) else {
+            throw LedgerServerError(
+                .logNotConsistent,
+                "the database's tree of \(frontier.size) entries does not extend the checkpoint of \(size) entries in \(path): \(advice)")
+        }
     }
 
     /// The signed-note verifier keys of every key the node has used, for this log's origin.
@@ -31,13 +70,22 @@ public final class CheckpointSigner: Sendable {
     @discardableResult
     public func checkpoint() async throws -> StoredCheckpoint {
         let frontier = try await log.frontier()
-        if let existing = try await log.checkpoint(size: frontier.size) { return existing }
+        try await checkExtendsMemory(frontier)
+        if let existing = try await log.checkpoint(size: frontier.size) {
+            if existing.rootHash == frontier.root { try memory?.remember(existing.note, size: UInt64(existing.size)) }
+            return existing
+        }
         let signers = try keys.current.checkpointSigners.map { try NoteSigner(name: origin, key: $0.key) }
         guard !signers.isEmpty else { throw LedgerServerError(.noActiveKey, keys.current.signerProblem ?? "the node has no active signing key") }
         let body = Checkpoint(origin: origin, size: UInt64(frontier.size), rootHash: frontier.root)
         let note = try SignedNote.sign(text: body.text, signers: signers)
         let stored = StoredCheckpoint(size: frontier.size, rootHash: frontier.root, note: note, signedAt: clock())
-        if try await log.storeCheckpoint(stored) { return stored }
-        return try await log.checkpoint(size: frontier.size) ?? stored
+        if try await log.storeCheckpoint(stored) {
+            try memory?.remember(note, size: body.size)
+            return stored
+        }
+        let kept = try await log.checkpoint(size: frontier.size) ?? stored
+        if kept.rootHash == frontier.root { try memory?.remember(kept.note, size: UInt64(kept.size)) }
+        return kept
     }
 }

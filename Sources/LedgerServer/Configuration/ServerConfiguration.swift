@@ -7,6 +7,15 @@ public struct ServerConfiguration: Sendable {
     public var port = 8080
     /// Where private signing keys live, one file per key, mode 0600 (`LEDGER_KEYS_DIR`).
     public var keysDirectory = ".ledger/keys"
+    /// Where the server remembers what must not rest on the database: the latest checkpoint it signed
+    /// (`LEDGER_STATE_DIR`).
+    public var stateDirectory = ".ledger/state"
+    /// Fingerprints of pinned node keys (`LEDGER_PINNED_KEYS`), besides the keys directory's trust file.
+    public var pinnedKeys: Set<String> = []
+    /// Fingerprints of offline root keys (`LEDGER_ROOT_KEYS`), besides the keys directory's trust file.
+    public var rootKeys: Set<String> = []
+    /// The role the server's connections assume (`LEDGER_DB_ROLE`; `none` keeps the login role's privileges).
+    public var databaseRole: String? = "ledger_app"
     /// The node's identity in receipts and the key manifest (`LEDGER_NODE_ID`).
     public var nodeId = "evidence-ledger-node"
     /// This replica's name, part of `nodeRuntimeHash` (`LEDGER_INSTANCE_ID`; default the host name).

@@ -23,7 +23,7 @@ extension LedgerServerError.Code {
         case .quotaExceeded, .rateLimited: return .tooManyRequests
         case .requestTimeout: return .requestTimeout
         case .headersTooLarge: return .requestHeaderFieldsTooLarge
-        case .serviceUnavailable, .noActiveKey, .adminNotConfigured: return .serviceUnavailable
+        case .serviceUnavailable, .noActiveKey, .adminNotConfigured, .logNotConsistent: return .serviceUnavailable
         case .internalError: return .internalServerError
         }
     }

@@ -1,10 +1,12 @@
 public import CERKit
-import LedgerCore
+public import LedgerCore
 public import LedgerStore
 import Synchronization
 
-/// The node's keys as the ledger records them, plus the private key of the active one (from its file).
-/// Every server process re-reads the key events periodically, so a rotation made anywhere reaches all.
+/// The node's keys as the authorised key events make them (`NodeKeyHistory`, checked against the trust
+/// anchors held outside the database), plus the private key of the active one (from its file). Every
+/// server process re-reads the key events periodically, so a rotation made anywhere reaches all; an
+/// unauthorised key event is ignored and reported. A key the ledger revokes has its local file destroyed.
 public final class KeyRing: Sendable {
     /// A key able to sign now.
     public struct Signer: Sendable {
@@ -14,6 +16,8 @@ public final class KeyRing: Sendable {
 
     /// What the ring knows at one moment.
     public struct Snapshot: Sendable {
+        /// The authorised keys and the key events that were ignored.
+        public var history: KeyHistory
         public var manifest: NodeKeyManifest
         public var signer: Signer?
         /// Retired keys still inside their overlap whose private key this machine holds: they co-sign
@@ -30,16 +34,22 @@ public final class KeyRing: Sendable {
 
     public let nodeId: String
     public let store: NodeKeyStore
+    /// What authorises key events.
+    public let anchors: TrustAnchors
     private let log: PostgresEventLog
     private let state: Mutex<Snapshot>
     private let clock: @Sendable () -> Int64
 
-    public init(nodeId: String, store: NodeKeyStore, log: PostgresEventLog, clock: @escaping @Sendable () -> Int64 = PostgresEventLog.wallClock) {
+    public init(
+        nodeId: String, store: NodeKeyStore, anchors: TrustAnchors, log: PostgresEventLog,
+        clock: @escaping @Sendable () -> Int64 = PostgresEventLog.wallClock
+    ) {
         self.clock = clock
         self.nodeId = nodeId
         self.store = store
+        self.anchors = anchors
         self.log = log
-        state = Mutex(Self.snapshot(NodeKeyManifest(nodeId: nodeId, activeKid: nil, keys: []), signer: nil, problem: "keys not loaded yet"))
+        state = Mutex(Self.snapshot(KeyHistory(), nodeId: nodeId, signer: nil, problem: "keys not loaded yet"))
     }
 
     public var current: Snapshot { state.withLock { $0 } }
@@ -48,8 +58,10 @@ public final class KeyRing: Sendable {
     @discardableResult
     public func refresh() async throws -> Snapshot {
         let events = try await log.keyEvents()
-        let manifest = NodeKeyHistory.manifest(nodeId: nodeId, events: events)
+        let history = NodeKeyHistory.history(events: events, anchors: anchors)
+        let manifest = history.manifest(nodeId: nodeId)
         let previous = current
+        for key in history.keys where key.isRevoked { store.destroy(kid: key.kid) }
         var signer: Signer? = nil
         var problem: String? = nil
         if let kid = manifest.activeKid, let publicKey = manifest.keys.first(where: { $0.kid == kid })?.publicKey {
@@ -70,10 +82,14 @@ public final class KeyRing: Sendable {
                     problem = error.description
                 }
             }
+        } else if anchors.isEmpty {
+            problem = "no trust anchor is configured, so no key event counts: give the first key's fingerprint (printed by `evidence-ledger keys generate`) with --pinned-key or LEDGER_PINNED_KEYS, or run `evidence-ledger keys pin KID` where its key file is"
+        } else if history.keys.isEmpty, !history.ignored.isEmpty {
+            problem = "no key event is authorised by the pinned keys (\(history.ignored[0])); check --pinned-key"
         } else {
             problem = "the node has no active signing key; run `evidence-ledger keys generate`"
         }
-        var next = Self.snapshot(manifest, signer: signer, problem: problem)
+        var next = Self.snapshot(history, nodeId: nodeId, signer: signer, problem: problem)
         next.cosigners = cosigners(manifest, previous: previous)
         state.withLock { $0 = next }
         return next
@@ -98,10 +114,12 @@ public final class KeyRing: Sendable {
         return out
     }
 
-    static func snapshot(_ manifest: NodeKeyManifest, signer: Signer?, problem: String?) -> Snapshot {
+    static func snapshot(_ history: KeyHistory, nodeId: String, signer: Signer?, problem: String?) -> Snapshot {
+        let manifest = history.manifest(nodeId: nodeId)
         let document = (try? CanonicalJSON.encode(manifest.document(), profile: .nexartV1)) ?? Array("{}".utf8)
         let etag = "\"" + String(Hex.encode(ProtocolHash.sha256(document)).prefix(32)) + "\""
-        return Snapshot(manifest: manifest, signer: signer, document: document, etag: etag, signerProblem: signer == nil ? problem : nil)
+        return Snapshot(
+            history: history, manifest: manifest, signer: signer, document: document, etag: etag, signerProblem: signer == nil ? problem : nil)
     }
 
     /// The signer, or a 503 naming why there is none.

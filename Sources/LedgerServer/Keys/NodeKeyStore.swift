@@ -1,9 +1,10 @@
 public import CERKit
 import Foundation
-import LedgerCore
+public import LedgerCore
 
 /// Private signing keys in files: one `<kid>.key` per key (base64 of the 32-byte Ed25519 seed), mode
-/// 0600 in a 0700 directory. Never in the database, never logged.
+/// 0600 in a 0700 directory (`KeyFile` checks both). Never in the database, never logged. The directory
+/// also holds `trust`: the fingerprints this machine pins (`pinned <fingerprint>`, `root <fingerprint>`).
 public struct NodeKeyStore: Sendable {
     public let directory: String
 
@@ -11,65 +12,60 @@ public struct NodeKeyStore: Sendable {
 
     public func path(kid: String) -> String { (directory as NSString).appendingPathComponent("\(kid).key") }
 
+    /// The trust file's path.
+    public var trustPath: String { (directory as NSString).appendingPathComponent("trust") }
+
     /// Creates a new key file for `kid` with a fresh random seed; refuses to overwrite one.
     public func generate(kid: String) throws(LedgerServerError) -> Ed25519SigningKey {
         if let problem = NodeKeyHistory.kidProblem(kid) { throw LedgerServerError(.badRequest, problem) }
         try ensureDirectory()
-        var generator = SystemRandomNumberGenerator()
-        let seed = (0..<Ed25519.seedLength).map { _ in UInt8.random(in: 0...255, using: &generator) }
-        let text = Array((Base64.encode(seed) + "\n").utf8)
-        let fd = open(path(kid: kid), O_WRONLY | O_CREAT | O_EXCL, 0o600)
-        guard fd >= 0 else {
-            let reason = errno == EEXIST ? "a key file for \(kid) already exists" : String(cString: strerror(errno))
-            throw LedgerServerError(.conflict, "cannot create \(path(kid: kid)): \(reason)")
-        }
-        defer { close(fd) }
-        let written = text.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        guard written == text.count, fsync(fd) == 0 else {
-            unlink(path(kid: kid))
-            throw LedgerServerError(.internalError, "cannot write \(path(kid: kid))")
-        }
-        return Ed25519SigningKey(seed: seed)!
+        try KeyFile.checkDirectory(of: path(kid: kid))
+        return try KeyFile.create(path(kid: kid))
     }
 
-    /// Loads `kid`'s private key, or nil when there is no file for it. Refuses files others can read.
+    /// Loads `kid`'s private key, or nil when there is no file for it (see `KeyFile.read` for what is refused).
     public func load(kid: String) throws(LedgerServerError) -> Ed25519SigningKey? {
         if NodeKeyHistory.kidProblem(kid) != nil { return nil }
-        var info = stat()
-        guard stat(path(kid: kid), &info) == 0 else { return nil }
-        if info.st_mode & 0o077 != 0 {
-            throw LedgerServerError(
-                .forbidden, "\(path(kid: kid)) can be read by other users (mode \(String(info.st_mode & 0o777, radix: 8))); run chmod 600 on it")
-        }
-        guard let data = FileManager.default.contents(atPath: path(kid: kid)),
-            let text = String(data: data, encoding: .utf8),
-            let seed = Base64.decode(text.trimmingCharacters(in: .whitespacesAndNewlines)),
-            let key = Ed25519SigningKey(seed: seed)
-        else { throw LedgerServerError(.badRequest, "\(path(kid: kid)) does not hold a base64 32-byte Ed25519 seed") }
-        return key
+        return try KeyFile.read(path(kid: kid))
     }
 
     /// Destroys `kid`'s private key file (overwritten, then removed). True when there was one.
     @discardableResult
     public func destroy(kid: String) -> Bool {
         guard NodeKeyHistory.kidProblem(kid) == nil else { return false }
-        let p = path(kid: kid)
-        let fd = open(p, O_WRONLY)
-        guard fd >= 0 else { return false }
-        var info = stat()
-        if fstat(fd, &info) == 0 {
-            let zeros = [UInt8](repeating: 0, count: Int(info.st_size))
-            _ = zeros.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            fsync(fd)
-        }
-        close(fd)
-        return unlink(p) == 0
+        return KeyFile.destroy(path(kid: kid))
     }
 
     /// Kids that have a key file.
     public func kids() -> [String] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
         return names.filter { $0.hasSuffix(".key") }.map { String($0.dropLast(4)) }.filter { NodeKeyHistory.kidProblem($0) == nil }.sorted()
+    }
+
+    /// The anchors in the trust file (none when there is no file).
+    public func trustAnchors() throws(LedgerServerError) -> TrustAnchors {
+        guard let data = FileManager.default.contents(atPath: trustPath) else { return TrustAnchors() }
+        do {
+            return try TrustAnchors(file: String(decoding: data, as: UTF8.self))
+        } catch {
+            throw LedgerServerError(.badRequest, "\(trustPath): \(error.description)")
+        }
+    }
+
+    /// Adds anchors to the trust file.
+    public func trust(_ anchors: TrustAnchors) throws(LedgerServerError) {
+        try ensureDirectory()
+        let merged = try trustAnchors().union(anchors)
+        try KeyFile.replace(trustPath, with: Array(("# Keys this machine trusts without the database (docs/operations.md, \"Trust\").\n" + merged.fileText).utf8), mode: 0o644)
+    }
+
+    /// Pins the key whose private key file is here for `kid` (for a ledger whose keys predate pinning):
+    /// the fingerprint comes from the file, never from the database. Returns it.
+    public func pin(kid: String) throws(LedgerServerError) -> String {
+        guard let key = try load(kid: kid) else { throw LedgerServerError(.notFound, "there is no private key file for \(kid) in \(directory)") }
+        let fingerprint = KeyFingerprint.of(key.publicKey)
+        try trust(TrustAnchors(pinnedKeys: [fingerprint]))
+        return fingerprint
     }
 
     private func ensureDirectory() throws(LedgerServerError) {

@@ -1,18 +1,22 @@
 public import Logging
+import LedgerCore
 import Synchronization
 
 /// Re-reads the node's key events every `interval`, so rotations made by any process reach this one.
+/// Key events that are not authorised are logged (once each) as what they are: someone wrote to the log
+/// without the node's keys.
 public enum KeyRingRefresher {
     public static func service(ring: KeyRing, interval: Duration, logger: Logger) -> PeriodicService {
-        let lastKid = Mutex(ring.current.signer?.kid)
+        let seen = Mutex((kid: ring.current.signer?.kid, ignored: ring.current.history.ignored.count))
         return PeriodicService(every: interval, logger: logger, what: "re-read the node's keys", startsAfterInterval: true) {
             let snapshot = try await ring.refresh()
             let kid = snapshot.signer?.kid
-            let changed = lastKid.withLock { last -> Bool in
-                defer { last = kid }
-                return last != kid
+            let (changed, newlyIgnored) = seen.withLock { last -> (Bool, ArraySlice<KeyHistory.IgnoredEvent>) in
+                defer { last = (kid, snapshot.history.ignored.count) }
+                return (last.kid != kid, snapshot.history.ignored.dropFirst(last.ignored))
             }
             if changed { logger.notice("signing key changed", metadata: ["ledger.kid": "\(kid ?? "none")"]) }
+            for event in newlyIgnored { logger.error("unauthorised key event ignored", metadata: ["ledger.problem": "\(event)"]) }
         }
     }
 }

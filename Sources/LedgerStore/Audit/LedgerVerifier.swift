@@ -1,10 +1,13 @@
 import CERKit
+import Foundation
 public import LedgerCore
 
 /// `ledger verify`: recomputes every leaf hash and subject chain from the rows, checks index density,
-/// payload digests, and that the append-only guards (triggers and grants) are still in place; recomputes
-/// every stored tree node from the leaves, checks every checkpoint's signature and root, and checks a
-/// consistency proof between each two consecutive checkpoints.
+/// payload digests, and that the append-only guards (triggers, their functions, grants) are exactly as the
+/// migrations installed them; folds the key events with the trust anchors (unauthorised ones are
+/// problems); recomputes every stored tree node from the leaves, checks every checkpoint's root and its
+/// signature by a key valid for it under the configured origin, a consistency proof between each two
+/// consecutive checkpoints, and that the log extends every trusted checkpoint held outside the database.
 public enum LedgerVerifier {
     /// What the audit found.
     public struct Report: Sendable {
@@ -14,16 +17,45 @@ public enum LedgerVerifier {
         public var payloadsChecked: Int
         public var nodesChecked: Int64 = 0
         public var checkpointsChecked: Int = 0
+        public var trustedCheckpointsChecked: Int = 0
+        public var keys: KeyHistory = KeyHistory()
         public var problems: [LedgerProblem]
         public var isIntact: Bool { problems.isEmpty }
     }
 
+    /// What the audit trusts that the database cannot change.
+    public struct Trust: Sendable {
+        /// The log's origin: checkpoints are accepted under this name only.
+        public var origin: String
+        /// Pinned node keys and root keys that authorise key events.
+        public var anchors: TrustAnchors
+        /// Signed checkpoints held elsewhere (an auditor's copy, a server's state file), with a name each.
+        public var trustedCheckpoints: [(name: String, note: [UInt8])]
+
+        public init(
+            origin: String = "evidence-ledger/evidence-ledger-node", anchors: TrustAnchors = TrustAnchors(),
+            trustedCheckpoints: [(name: String, note: [UInt8])] = []
+        ) {
+            self.origin = origin
+            self.anchors = anchors
+            self.trustedCheckpoints = trustedCheckpoints
+        }
+    }
+
     /// Audits the log in chunks of `chunk` entries.
-    public static func verify(pool: PostgresConnectionPool, chunk: Int = 5000) async throws -> Report {
+    public static func verify(pool: PostgresConnectionPool, trust: Trust = Trust(), chunk: Int = 5000) async throws -> Report {
         var problems: [LedgerProblem] = try await pool.withConnection { c in try guardProblems(c) }
         let size = try await pool.withConnection { c in try c.headSize() }
         let log = PostgresEventLog(pool: pool)
-        var tree = TreeAudit(checkpoints: try await checkpointsToCheck(log), keys: try await log.keyEvents())
+        let keyEvents = try await log.keyEvents()
+        let keys = NodeKeyHistory.history(events: keyEvents, anchors: trust.anchors)
+        if trust.anchors.isEmpty, !keyEvents.isEmpty {
+            problems.append(LedgerProblem(
+                index: nil, what: "no trust anchor is configured (--pinned-key, --root-key or the keys directory's trust file): no key event can be authorised"))
+        }
+        problems += keys.ignored.map { LedgerProblem(index: $0.index, what: "\($0.type) of \($0.kid ?? "no kid") is not authorised: \($0.reason)") }
+        var tree = TreeAudit(
+            checkpoints: try await checkpointsToCheck(log), keys: keys, origin: trust.origin, trusted: trust.trustedCheckpoints)
         var audit = LedgerAudit()
         var payloadsChecked = 0
         var from: Int64 = 0
@@ -37,7 +69,7 @@ public enum LedgerVerifier {
                     """).rows
             }
             if rows.isEmpty { break }
-            var leaves: [(Int64, [UInt8])] = []
+            var leaves: [(Int64, [UInt8], Int64)] = []
             for row in rows {
                 let entry = try EntryRows.decode(row)
                 audit.check(entry)
@@ -48,7 +80,7 @@ public enum LedgerVerifier {
                         problems.append(LedgerProblem(index: entry.index, what: "stored payload does not match the entry's payload digest"))
                     }
                 }
-                leaves.append((entry.index, entry.leafHash))
+                leaves.append((entry.index, entry.leafHash, entry.recordedAt))
                 from = entry.index + 1
             }
             tree.add(leaves)
@@ -72,6 +104,7 @@ public enum LedgerVerifier {
         return Report(
             size: size, entriesChecked: checked, subjects: audit.subjectCount, payloadsChecked: payloadsChecked,
             nodesChecked: tree.nodesChecked, checkpointsChecked: tree.checkpoints.count,
+            trustedCheckpointsChecked: trust.trustedCheckpoints.count, keys: keys,
             problems: problems + audit.problems + tree.problems)
     }
 
@@ -84,49 +117,144 @@ public enum LedgerVerifier {
         }
     }
 
-    static let requiredTriggers = [
-        "ledger_entries": ["ledger_entries_no_update", "ledger_entries_no_delete", "ledger_entries_no_truncate"],
-        "ledger_tree_nodes": ["ledger_tree_nodes_no_change", "ledger_tree_nodes_no_truncate"],
-        "ledger_checkpoints": ["ledger_checkpoints_no_change", "ledger_checkpoints_no_truncate"],
+    /// One append-only trigger as its migration installed it. `type` is `pg_trigger.tgtype`: 1 row,
+    /// 2 before, 4 insert, 8 delete, 16 update, 32 truncate.
+    struct Guard {
+        var table: String
+        var trigger: String
+        var type: Int
+        var function: String
+    }
+
+    static let guards: [Guard] = [
+        Guard(table: "ledger_entries", trigger: "ledger_entries_no_update", type: 1 | 2 | 16, function: "ledger_refuse_change"),
+        Guard(table: "ledger_entries", trigger: "ledger_entries_no_delete", type: 1 | 2 | 8, function: "ledger_refuse_change"),
+        Guard(table: "ledger_entries", trigger: "ledger_entries_no_truncate", type: 2 | 32, function: "ledger_refuse_change"),
+        Guard(table: "ledger_head", trigger: "ledger_head_grows", type: 1 | 2 | 16, function: "ledger_head_only_grows"),
+        Guard(table: "ledger_head", trigger: "ledger_head_no_delete", type: 2 | 8 | 32, function: "ledger_refuse_change"),
+        Guard(table: "ledger_claims", trigger: "ledger_claims_no_update", type: 1 | 2 | 8 | 16, function: "ledger_refuse_change"),
+        Guard(table: "ledger_claims", trigger: "ledger_claims_no_truncate", type: 2 | 32, function: "ledger_refuse_change"),
+        Guard(table: "ledger_tree_nodes", trigger: "ledger_tree_nodes_no_change", type: 1 | 2 | 8 | 16, function: "ledger_append_only"),
+        Guard(table: "ledger_tree_nodes", trigger: "ledger_tree_nodes_no_truncate", type: 2 | 32, function: "ledger_append_only"),
+        Guard(table: "ledger_checkpoints", trigger: "ledger_checkpoints_no_change", type: 1 | 2 | 8 | 16, function: "ledger_append_only"),
+        Guard(table: "ledger_checkpoints", trigger: "ledger_checkpoints_no_truncate", type: 2 | 32, function: "ledger_append_only"),
     ]
 
-    /// Missing or disabled triggers, and privileges the application role must not have.
+    /// The guarded tables and exactly what the application role may do on each (migrations 0001–0003).
+    static let grants: [(table: String, privileges: Set<String>)] = [
+        ("ledger_entries", ["SELECT", "INSERT"]),
+        ("ledger_head", ["SELECT", "UPDATE"]),
+        ("ledger_payloads", ["SELECT", "INSERT", "DELETE"]),
+        ("ledger_claims", ["SELECT", "INSERT"]),
+        ("ledger_tree_nodes", ["SELECT", "INSERT"]),
+        ("ledger_checkpoints", ["SELECT", "INSERT"]),
+    ]
+
+    /// The functions the guards run, and the batch guard.
+    static let guardFunctions = ["ledger_refuse_change", "ledger_head_only_grows", "ledger_append_only", "ledger_expect"]
+
+    /// Each function's body as the last migration that (re)defines it wrote it, from the binary's own copy.
+    static let installedBodies: [String: String] = {
+        var bodies: [String: String] = [:]
+        for m in Migrator.bundled {
+            var rest = Substring(m.sql)
+            while let create = rest.range(of: "CREATE FUNCTION ") ?? rest.range(of: "CREATE OR REPLACE FUNCTION ") {
+                let name = String(rest[create.upperBound...].prefix { $0 != "(" })
+                guard let open = rest[create.upperBound...].range(of: "$$"), let close = rest[open.upperBound...].range(of: "$$") else { break }
+                bodies[name] = String(rest[open.upperBound..<close.lowerBound])
+                rest = rest[close.upperBound...]
+            }
+        }
+        return bodies
+    }()
+
+    /// Every way the guards can have been weakened: a trigger missing, disabled, firing only for replicas,
+    /// with a condition, on other events or calling another function; a guard function whose body, language
+    /// or settings differ from its migration's; a trigger nobody installed; privileges beyond the minimal
+    /// grants; an application role that owns what it should only use; a batch guard that no longer refuses.
     static func guardProblems(_ c: PostgresConnection) throws(LedgerStoreError) -> [LedgerProblem] {
         var problems: [LedgerProblem] = []
+        func problem(_ what: String) { problems.append(LedgerProblem(index: nil, what: what)) }
+        let tables = Set(guards.map(\.table))
         let triggers = try c.query("""
-            SELECT tgname, tgenabled FROM pg_trigger
-            WHERE tgrelid IN ('ledger_entries'::regclass, 'ledger_tree_nodes'::regclass, 'ledger_checkpoints'::regclass) AND NOT tgisinternal
+            SELECT t.tgname, cl.relname, t.tgenabled, t.tgtype::int, t.tgqual IS NOT NULL, p.proname
+            FROM pg_trigger t JOIN pg_class cl ON cl.oid = t.tgrelid JOIN pg_proc p ON p.oid = t.tgfoid
+            WHERE t.tgrelid = ANY(ARRAY['ledger_entries'::regclass, 'ledger_head'::regclass, 'ledger_claims'::regclass,
+                'ledger_tree_nodes'::regclass, 'ledger_checkpoints'::regclass, 'ledger_payloads'::regclass]) AND NOT t.tgisinternal
             """)
-        var state: [String: String] = [:]
-        for row in triggers.rows { state[try row.text(0)] = try row.text(1) }
-        for name in requiredTriggers.keys.sorted().flatMap({ requiredTriggers[$0] ?? [] }) {
-            switch state[name] {
-            case nil: problems.append(LedgerProblem(index: nil, what: "append-only trigger \(name) is missing"))
-            case "D"?: problems.append(LedgerProblem(index: nil, what: "append-only trigger \(name) is disabled"))
-            default: break
+        var found: [String: (table: String, enabled: String, type: Int, qualified: Bool, function: String)] = [:]
+        for row in triggers.rows {
+            found[try row.text(0)] = (try row.text(1), try row.text(2), Int(try row.text(3)) ?? -1, row[4] == "t", try row.text(5))
+        }
+        for g in guards {
+            guard let t = found[g.trigger], t.table == g.table else {
+                problem("append-only trigger \(g.trigger) is missing")
+                continue
+            }
+            switch t.enabled {
+            case "O", "A": break
+            case "D": problem("append-only trigger \(g.trigger) is disabled")
+            case "R": problem("append-only trigger \(g.trigger) fires only for replication (ENABLE REPLICA): ordinary sessions bypass it")
+            default: problem("append-only trigger \(g.trigger) is in an unknown mode \(t.enabled)")
+            }
+            if t.qualified { problem("append-only trigger \(g.trigger) has a WHEN condition: it may not fire") }
+            if t.type != g.type { problem("append-only trigger \(g.trigger) no longer fires on the events and timing its migration set") }
+            if t.function != g.function { problem("append-only trigger \(g.trigger) calls \(t.function), not \(g.function)") }
+        }
+        let known = Set(guards.map(\.trigger))
+        for (name, t) in found.sorted(by: { $0.key < $1.key }) where !known.contains(name) && tables.contains(t.table) {
+            problem("\(t.table) has a trigger no migration installed: \(name) (calls \(t.function))")
+        }
+        for name in guardFunctions {
+            let rows = try c.query("""
+                SELECT p.prosrc, l.lanname, p.prosecdef, p.proconfig IS NOT NULL FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
+                WHERE p.proname = \(name) AND pg_function_is_visible(p.oid)
+                """).rows
+            guard rows.count == 1, let row = rows.first else {
+                problem(rows.isEmpty ? "the guard function \(name) is missing" : "the guard function \(name) is overloaded (\(rows.count) definitions)")
+                continue
+            }
+            if try row.text(0) != installedBodies[name] { problem("the guard function \(name) was replaced: its body is not the one its migration installed") }
+            if try row.text(1) != "plpgsql" || row[2] == "t" || row[3] == "t" {
+                problem("the guard function \(name) was redefined (language, SECURITY DEFINER or settings differ from its migration)")
             }
         }
         // The batch guard must still refuse: a redefined `ledger_expect` would let a writer's wrong
         // assumption (another writer's append, a quota without room, a revoked key) commit.
         do {
             _ = try c.query("SELECT ledger_expect(false, 'ledger verify checks the guard')")
-            problems.append(LedgerProblem(index: nil, what: "the batch guard ledger_expect no longer refuses a false condition"))
+            problem("the batch guard ledger_expect no longer refuses a false condition")
         } catch where error.sqlState == "LE001" {
         } catch where error.sqlState == "42883" {
-            problems.append(LedgerProblem(index: nil, what: "the batch guard ledger_expect is missing"))
         }
-        let role = try c.query("SELECT 1 FROM pg_roles WHERE rolname = 'ledger_app'")
-        if role.rows.isEmpty {
-            problems.append(LedgerProblem(index: nil, what: "the application role ledger_app is missing"))
-        } else {
-            for table in requiredTriggers.keys.sorted() {
-                for privilege in ["UPDATE", "DELETE", "TRUNCATE"] {
-                    let has = try c.query("SELECT has_table_privilege('ledger_app', \(table), \(privilege))")
-                    if has.rows.first?[0] == "t" {
-                        problems.append(LedgerProblem(index: nil, what: "the application role may \(privilege) \(table)"))
-                    }
-                }
+        let role = try c.query("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = 'ledger_app'")
+        guard let attributes = role.rows.first else {
+            problem("the application role ledger_app is missing")
+            return problems
+        }
+        if attributes[0] == "t" { problem("the application role ledger_app is a superuser: it can disable every guard") }
+        for (table, allowed) in grants {
+            for privilege in ["SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER"] where !allowed.contains(privilege) {
+                let has = try c.query("SELECT has_table_privilege('ledger_app', \(table), \(privilege))")
+                if has.rows.first?[0] == "t" { problem("the application role may \(privilege) \(table)") }
             }
+            let owner = try c.query("""
+                SELECT pg_has_role('ledger_app', c.relowner, 'USAGE'), EXISTS (SELECT 1 FROM aclexplode(c.relacl) a WHERE a.grantee = 0)
+                FROM pg_class c WHERE c.oid = \(table)::regclass
+                """)
+            if owner.rows.first?[0] == "t" { problem("the application role owns \(table) (or acts as its owner): it can drop its guards") }
+            if owner.rows.first?[1] == "t" { problem("PUBLIC has privileges on \(table)") }
+        }
+        let functionOwners = try c.query("""
+            SELECT p.proname FROM pg_proc p WHERE p.proname::text = ANY(\(textArray: guardFunctions)) AND pg_function_is_visible(p.oid)
+            AND pg_has_role('ledger_app', p.proowner, 'USAGE') ORDER BY 1
+            """)
+        for row in functionOwners.rows { problem("the application role owns the guard function \(try row.text(0)): it can replace it") }
+        do {
+            let set = try c.query("SELECT has_parameter_privilege('ledger_app', 'session_replication_role', 'SET')")
+            if set.rows.first?[0] == "t" { problem("the application role may set session_replication_role, which silences every trigger") }
+        } catch where error.sqlState == "42883" {
+            // PostgreSQL before 15: only superusers may set it.
         }
         return problems
     }

@@ -35,8 +35,22 @@ public final class PostgresConnection: @unchecked Sendable {
         if let role {
             // Run with the application role's privileges (INSERT/SELECT on the log) even when the
             // login role owns the tables.
+            // Failing to assume it is an error: running with the login role's privileges (often the
+            // tables' owner) would silently lift the append-only grants. `role: nil` is the explicit choice.
+            let hint = "run `evidence-ledger migrate` as the tables' owner, or set LEDGER_DB_ROLE=none to run with the login role's own privileges"
             let exists = try query("SELECT 1 FROM pg_roles WHERE rolname = \(role)")
-            if !exists.rows.isEmpty { try execute("SET ROLE \(identifier: role)") }
+            guard !exists.rows.isEmpty else {
+                PQfinish(conn)
+                handle = nil
+                throw LedgerStoreError(.database, "cannot assume the application role \(role): it does not exist; \(hint)")
+            }
+            do {
+                try execute("SET ROLE \(identifier: role)")
+            } catch {
+                PQfinish(conn)
+                handle = nil
+                throw LedgerStoreError(.database, "cannot assume the application role \(role): \(error.message); grant it to the login role, or \(hint)")
+            }
         }
     }
 

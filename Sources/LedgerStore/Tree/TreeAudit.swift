@@ -4,6 +4,8 @@ import LedgerCore
 /// The tree half of `ledger verify`: rebuilds the tree from the leaves as they stream past, compares
 /// every node it completes with the stored one, and checks each checkpoint against the rebuilt root
 /// at its size, against its own signature, and against the next checkpoint (a consistency proof).
+/// Trusted checkpoints (held outside the database) are checked the same way: their root must be the
+/// root of the log's first entries, and the log must not be shorter than they are.
 struct TreeAudit {
     private(set) var frontier = MerkleFrontier()
     /// False from the first missing or misplaced leaf on (the entry audit names it); node checks stop.
@@ -12,26 +14,43 @@ struct TreeAudit {
     let checkpoints: [StoredCheckpoint]
     private var nextCheckpoint = 0
     private var completed: [(id: MerkleNodeID, hash: [UInt8])] = []
-    private let publicKeys: [(kid: String, key: [UInt8])]
+    private let keys: KeyHistory
+    private let origin: String
+    /// Trusted checkpoints by size, with the name they are reported under.
+    private let trusted: [(name: String, checkpoint: Checkpoint)]
+    private var nextTrusted = 0
     var problems: [LedgerProblem] = []
 
-    init(checkpoints: [StoredCheckpoint], keys: [LedgerEntry]) {
+    init(checkpoints: [StoredCheckpoint], keys: KeyHistory, origin: String, trusted: [(name: String, note: [UInt8])] = []) {
         self.checkpoints = checkpoints
-        publicKeys = NodeKeyHistory.manifest(nodeId: "", events: keys).keys.compactMap { k in k.publicKey.map { (k.kid, $0) } }
-        for c in checkpoints { checkSignature(c) }
-        checkRootsReached()
+        self.keys = keys
+        self.origin = origin
+        var opened: [(name: String, checkpoint: Checkpoint)] = []
+        var problems: [LedgerProblem] = []
+        for t in trusted {
+            do {
+                opened.append((t.name, try keys.openCheckpoint(t.note, origin: origin, lastEntryTime: nil)))
+            } catch {
+                // Still compared: the auditor holds it, but its signature is reported.
+                if let body = try? Checkpoint(parsing: SignedNote(parsing: t.note).text) { opened.append((t.name, body)) }
+                problems.append(LedgerProblem(index: nil, what: "trusted checkpoint \(t.name): \(error)"))
+            }
+        }
+        self.trusted = opened.sorted { $0.checkpoint.size < $1.checkpoint.size }
+        self.problems = problems
+        checkRootsReached(lastEntryTime: nil)
     }
 
-    /// Feeds leaves in index order.
-    mutating func add(_ leaves: [(index: Int64, leafHash: [UInt8])]) {
-        for (index, leaf) in leaves where isAligned {
+    /// Feeds entries in index order.
+    mutating func add(_ leaves: [(index: Int64, leafHash: [UInt8], recordedAt: Int64)]) {
+        for (index, leaf, recordedAt) in leaves where isAligned {
             guard index == frontier.size else {
                 isAligned = false
                 problems.append(LedgerProblem(index: index, what: "the tree cannot be rebuilt past a missing entry; tree checks stopped here"))
                 return
             }
             completed += frontier.append(leafHash: leaf)
-            checkRootsReached()
+            checkRootsReached(lastEntryTime: recordedAt)
         }
     }
 
@@ -54,11 +73,22 @@ struct TreeAudit {
         }
     }
 
-    private mutating func checkRootsReached() {
+    private mutating func checkRootsReached(lastEntryTime: Int64?) {
+        while nextTrusted < trusted.count, trusted[nextTrusted].checkpoint.size <= UInt64(frontier.size) {
+            let (name, c) = trusted[nextTrusted]
+            nextTrusted += 1
+            guard c.size == UInt64(frontier.size) else { continue }
+            if c.rootHash != frontier.root {
+                problems.append(LedgerProblem(
+                    index: nil, what: "trusted checkpoint \(name) (\(c.size) entries): its root is not the root of the log's first \(c.size) entries",
+                    expected: Hex.encode(c.rootHash), found: Hex.encode(frontier.root)))
+            }
+        }
         while nextCheckpoint < checkpoints.count, checkpoints[nextCheckpoint].size <= frontier.size {
             let c = checkpoints[nextCheckpoint]
             nextCheckpoint += 1
             guard c.size == frontier.size else { continue }
+            checkSignature(c, lastEntryTime: lastEntryTime)
             let root = frontier.root
             if c.rootHash != root {
                 problems.append(LedgerProblem(
@@ -68,12 +98,13 @@ struct TreeAudit {
         }
     }
 
-    private mutating func checkSignature(_ c: StoredCheckpoint) {
+    /// The note must be readable, agree with the stored columns, and carry a signature by a key valid
+    /// for it under the configured origin.
+    private mutating func checkSignature(_ c: StoredCheckpoint, lastEntryTime: Int64?) {
         let name = "checkpoint \(c.size)"
-        let note: SignedNote, body: Checkpoint
+        let body: Checkpoint
         do {
-            note = try SignedNote(parsing: c.note)
-            body = try Checkpoint(parsing: note.text)
+            body = try Checkpoint(parsing: SignedNote(parsing: c.note).text)
         } catch {
             problems.append(LedgerProblem(index: nil, what: "\(name): the stored note cannot be read: \(error)"))
             return
@@ -81,12 +112,10 @@ struct TreeAudit {
         if body.size != UInt64(c.size) || body.rootHash != c.rootHash {
             problems.append(LedgerProblem(index: nil, what: "\(name): the signed body's size or root differs from the stored columns"))
         }
-        let verifiers = publicKeys.map { NoteVerifier(name: body.origin, publicKey: $0.key) }
-        let verification = note.verify(with: verifiers)
-        if !verification.invalid.isEmpty {
-            problems.append(LedgerProblem(index: nil, what: "\(name): the signature of \(verification.invalid.joined(separator: ", ")) does not verify"))
-        } else if !verification.isOpen {
-            problems.append(LedgerProblem(index: nil, what: "\(name): no signature by a key the ledger records"))
+        do {
+            _ = try keys.openCheckpoint(c.note, origin: origin, lastEntryTime: lastEntryTime)
+        } catch {
+            problems.append(LedgerProblem(index: nil, what: "\(name): \(error)"))
         }
     }
 
@@ -95,6 +124,12 @@ struct TreeAudit {
     mutating func checkConsistency(_ log: PostgresEventLog) async throws {
         for c in checkpoints where c.size > frontier.size && isAligned {
             problems.append(LedgerProblem(index: nil, what: "checkpoint \(c.size) is beyond the log's \(frontier.size) entries"))
+            checkSignature(c, lastEntryTime: nil)
+        }
+        for (name, c) in trusted where c.size > UInt64(frontier.size) && isAligned {
+            problems.append(LedgerProblem(
+                index: nil,
+                what: "the log has \(frontier.size) entries but trusted checkpoint \(name) shows it had \(c.size): entries were removed from its end (the log was rolled back)"))
         }
         for (a, b) in zip(checkpoints, checkpoints.dropFirst()) where a.size >= 1 {
             do {
