@@ -1,5 +1,6 @@
 import ArgumentParser
 import CERKit
+import LedgerCore
 
 /// `evidence-ledger verify`: offline verification of CERs, packages, project bundles and runs.
 struct VerifyCommand: ParsableCommand {
@@ -10,7 +11,9 @@ struct VerifyCommand: ParsableCommand {
             Detects each file's kind: an AI CER (cer.ai.execution.v1), a governed CER
             (cer.governed.execution.v1), a CER package ({"cer": …}), a project bundle
             (cer.project.bundle.v1), or a run (a JSON array of step bundles, or {"summary", "bundles"}).
-            Without --keys the signature and envelope layers are SKIPPED. Nothing is fetched.
+            Without --keys (a key manifest) or --key-history with --pinned-key (the node's key events,
+            of which only those the pinned keys authorise count) the signature and envelope layers are
+            SKIPPED. Nothing is fetched.
             Exit codes: 0 verified, 1 not verified, 2 unreadable input or usage error.
             """
     )
@@ -24,6 +27,13 @@ struct VerifyCommand: ParsableCommand {
 
     @Option(name: .long, help: "A node key manifest (/.well-known/nexart-node.json) to check signatures with.")
     var keys: String?
+
+    @Option(
+        name: .customLong("key-history"),
+        help: "The node's key events (GET /v1/log/keys): the keys are derived from the events the pinned keys authorise (needs --pinned-key).")
+    var keyHistory: String?
+
+    @OptionGroup var trust: TrustOptions
 
     @Option(name: .long, help: "Output format: text, json or aief.")
     var format: Format = .text
@@ -41,6 +51,7 @@ struct VerifyCommand: ParsableCommand {
         if files.isEmpty { throw ValidationError("name at least one file to verify (or - for standard input)") }
         if files.filter({ $0 == "-" }).count > 1 { throw ValidationError("standard input (-) can be named only once") }
         if maxBytes <= 0 { throw ValidationError("--max-bytes must be positive") }
+        if keys != nil, keyHistory != nil { throw ValidationError("give --keys or --key-history, not both") }
     }
 
     func run() throws {
@@ -51,6 +62,19 @@ struct VerifyCommand: ParsableCommand {
                 options.keys = try NodeKeyManifest(try JSONParser.parse(bytes))
             } catch {
                 FileOutput.standardError("evidence-ledger: cannot use the key manifest \(keys): \(error)")
+                throw ExitCode(2)
+            }
+        }
+        if let keyHistory {
+            let anchors = try trust.anchors()
+            guard !anchors.isEmpty else { throw ValidationError("--key-history needs the pinned fingerprints (--pinned-key, --root-key)") }
+            do {
+                let document = try JSONParser.parse(try FileOutput.read(keyHistory, limit: 16 << 20))
+                let history = NodeKeyHistory.history(events: try KeyHistoryDocument.events(document), anchors: anchors)
+                for event in history.ignored { FileOutput.standardError("evidence-ledger: \(event)") }
+                options.keys = history.manifest(nodeId: document["nodeId"]?.stringValue ?? "")
+            } catch {
+                FileOutput.standardError("evidence-ledger: cannot use the key history \(keyHistory): \(error)")
                 throw ExitCode(2)
             }
         }

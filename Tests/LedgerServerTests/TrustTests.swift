@@ -50,6 +50,21 @@ import Testing
         let err = try String(contentsOfFile: node.directory.appendingPathComponent("serve.err").path, encoding: .utf8)
         #expect(err.contains("unauthorised key event ignored") && err.contains("entry \(activation.index): key.activated of k9"), "\(err)")
 
+        // Offline, from the key events and the pin alone, the receipt verifies; with another pin it cannot.
+        let history = try node.get("/v1/log/keys")
+        #expect(history.status == 200 && (history.json?["ignored"]?.arrayValue?.count ?? 0) == 2, "\(history.text)")
+        let historyFile = try write(node, "keys.json", history.body)
+        let packageFile = try write(
+            node, "package.json", try CanonicalJSON.encode(package(cer: try JSONParser.parse(try freshBundle("after-rogue-keys")), response: attested.json!)))
+        let pin = try #require(try String(contentsOfFile: node.keysDirectory + "/trust", encoding: .utf8)
+            .split(separator: "\n").first { $0.hasPrefix("pinned ") }.map { String($0.dropFirst(7)) })
+        let offline = try node.cli(["verify", "--require-receipt", "--key-history", historyFile, "--pinned-key", pin, packageFile])
+        #expect(offline.status == 0, "\(offline)")
+        #expect(offline.stderr.contains("entry \(activation.index): key.activated of k9 is ignored"), "\(offline.stderr)")
+        let otherPin = KeyFingerprint.of(rogue.publicKey)
+        let wrongPin = try node.cli(["verify", "--require-receipt", "--key-history", historyFile, "--pinned-key", otherPin, packageFile])
+        #expect(wrongPin.status == 1, "the rogue key pinned authorises only itself, not k1: \(wrongPin)")
+
         let listed = try node.cli(["keys", "list"] + node.keyArguments)
         #expect(listed.status == 0 && listed.stdout.contains("k1  active"), "\(listed)")
         #expect(listed.stdout.contains("UNAUTHORISED: entry \(activation.index): key.activated of k9 is ignored"), "\(listed.stdout)")

@@ -19,6 +19,7 @@ struct LogRoutes: Sendable {
         router.get("/v1/log/checkpoint") { request, _ in try await latestCheckpoint(request) }
         router.get("/v1/log/checkpoints") { request, _ in try await checkpoints(request) }
         router.get("/v1/log/entries/:index") { request, context in try await entry(request, context) }
+        router.get("/v1/log/keys") { _, _ in try await keyHistory() }
         router.get("/v1/log/proof/inclusion") { request, _ in try await inclusion(request) }
         router.get("/v1/log/proof/consistency") { request, _ in try await consistency(request) }
         router.post("/v1/admin/log/checkpoint") { _, context in
@@ -77,17 +78,23 @@ struct LogRoutes: Sendable {
         guard let entry = try await log.entry(index: index), try await mayRead(entry, context) else {
             throw LedgerServerError(.notFound, "no entry \(index) visible to this caller")
         }
-        let leafData = try entry.canonicalBytes()
-        return JSONResponse.make(body: [
-            "index": .number(Double(entry.index)), "subject": .string(JSONString(entry.subject)),
-            "subjectIndex": .number(Double(entry.subjectIndex)), "type": .string(JSONString(entry.type)),
-            "account": entry.account.map { .string(JSONString($0)) } ?? .null,
-            "recordedAt": .string(JSONString(Timestamp.iso8601(milliseconds: entry.recordedAt))), "body": entry.body,
-            "payloadDigest": entry.payloadDigest.map { .string(JSONString(Hex.encode($0))) } ?? .null,
-            "prevSubjectLeaf": entry.prevSubjectLeaf.map { .string(JSONString(Hex.encode($0))) } ?? .null,
-            "leafHash": .string(JSONString(Base64.encode(entry.leafHash))),
-            "leafData": .string(JSONString(Base64.encode(leafData))),
-        ])
+        return JSONResponse.make(body: KeyHistoryDocument.entryJSON(entry))
+    }
+
+    /// Every key event with its leaf bytes (authorised or not: the reader folds them with its own pins),
+    /// and, for information, what this node's fold made of them.
+    func keyHistory() async throws -> Response {
+        let events = try await log.keyEvents()
+        var document = KeyHistoryDocument.document(nodeId: keys.nodeId, events: events).objectValue ?? JSONObject()
+        let history = keys.current.history
+        document["keys"] = .array(history.keys.map { k in
+            [
+                "kid": .string(JSONString(k.kid)), "status": .string(JSONString(k.status)), "fingerprint": .string(JSONString(k.fingerprint)),
+                "authorisedBy": .string(JSONString(k.authorisedBy)), "activationIndex": .number(Double(k.activationIndex)),
+            ]
+        })
+        document["ignored"] = .array(history.ignored.map { .string(JSONString($0.description)) })
+        return JSONResponse.make(body: .object(document))
     }
 
     /// An entry with an owner is shown to its owner and the operator only.
