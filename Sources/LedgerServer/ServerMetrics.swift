@@ -72,6 +72,12 @@ public final class ServerMetrics: Sendable {
             .set(Double(counts.careful))
     }
 
+    /// Key events in the log that no trust anchor authorises (someone wrote them without the node's keys).
+    func unauthorisedKeyEvents(_ count: Int) {
+        registry.makeGauge(name: "ledger_unauthorised_key_events", help: "Key events in the log that are not authorised and are ignored")
+            .set(Double(count))
+    }
+
     /// Usage events dropped because the usage buffer was full or the database refused them.
     func usageDropped(total: Int) {
         registry.makeGauge(name: "ledger_usage_events_dropped", help: "Usage events dropped since start").set(Double(total))

@@ -47,6 +47,7 @@ import Testing
         #expect(manifest.activeKid == "k1" && manifest.keys.map(\.kid) == ["k1"] && !manifest.keys[0].isRevoked)
         let attested = try node.post("/api/attest", try freshBundle("after-rogue-keys"), key: node.apiKey)
         #expect(attested.status == 200 && attested.json?["kid"] == "k1", "\(attested.text)")
+        #expect(try node.get("/metrics").text.contains("ledger_unauthorised_key_events 2"))
         let err = try String(contentsOfFile: node.directory.appendingPathComponent("serve.err").path, encoding: .utf8)
         #expect(err.contains("unauthorised key event ignored") && err.contains("entry \(activation.index): key.activated of k9"), "\(err)")
 

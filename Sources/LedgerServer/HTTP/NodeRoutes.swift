@@ -1,4 +1,5 @@
 import CERKit
+import LedgerCore
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -31,6 +32,7 @@ struct NodeRoutes: Sendable {
             for gate in gates { metrics.admissionRefusals(gate.name, total: gate.refused) }
             if let usage { metrics.usageDropped(total: usage.dropped) }
             if let log { metrics.appendWriter(log.writerCounts) }
+            metrics.unauthorisedKeyEvents(keys.current.history.ignored.count)
             return JSONResponse.bytes(metrics.exposition(), contentType: "text/plain; version=0.0.4; charset=utf-8")
         }
     }
