@@ -108,14 +108,20 @@ struct KeysCommand: AsyncParsableCommand {
         @OptionGroup var options: KeyOptions
         @OptionGroup var root: RootAuthorization
         @Option(help: "Key id of the new key (default the next kN).") var kid: String?
-        @Option(help: "Seconds the retired key stays valid.") var overlap: Int64 = 60
+        @Option(help: "Seconds the retired key stays valid (1 to 86400; at least twice the servers' --key-refresh).") var overlap: Int64 = 60
 
         func validate() throws {
-            guard (0...86_400).contains(overlap) else { throw ValidationError("--overlap must be from 0 to 86400 seconds") }
+            // Servers re-read the keys before each checkpoint and every --key-refresh seconds; the overlap
+            // covers that and the clocks' skew, so nothing a running server signs falls outside the old key.
+            guard (1...86_400).contains(overlap) else { throw ValidationError("--overlap must be from 1 to 86400 seconds") }
         }
 
         func run() async throws {
             let rootKey = try root.key()
+            if overlap < 10 {
+                FileOutput.standardError(
+                    "evidence-ledger: warning: an overlap of \(overlap) s is shorter than two key refreshes at the default 5 s; a server that has not re-read the keys may sign receipts after the old key's validity")
+            }
             let (retired, key) = try await options.withAdministration { try await $0.rotate(kid: kid, overlapSeconds: overlap, root: rootKey) }
             if let retired { FileOutput.standardOutput("retired \(retired)\n") }
             FileOutput.standardOutput("activated \(KeysCommand.describe(key, local: true))\n")

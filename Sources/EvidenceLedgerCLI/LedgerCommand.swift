@@ -47,7 +47,7 @@ struct LedgerCommand: AsyncParsableCommand {
                 }
                 trusted.append((path, [UInt8](data)))
             }
-            return LedgerVerifier.Trust(origin: origin, anchors: anchors, trustedCheckpoints: trusted)
+            return LedgerVerifier.Trust(origin: origin, nodeId: node, anchors: anchors, trustedCheckpoints: trusted)
         }
 
         func run() async throws {
@@ -74,6 +74,7 @@ struct LedgerCommand: AsyncParsableCommand {
                         ["kid": .string(JSONString(k.kid)), "status": .string(JSONString(k.status)), "fingerprint": .string(JSONString(k.fingerprint)),
                          "authorisedBy": .string(JSONString(k.authorisedBy)), "activationIndex": .number(Double(k.activationIndex))]
                     }),
+                    "warnings": .array(report.warnings.map { .string(JSONString($0.description)) }),
                     "problems": .array(report.problems.map { p in
                         var o = JSONObject()
                         o["index"] = p.index.map { .number(Double($0)) } ?? .null
@@ -89,6 +90,7 @@ struct LedgerCommand: AsyncParsableCommand {
                     "checked \(report.entriesChecked) entries of \(report.size) in \(report.subjects) subjects, \(report.payloadsChecked) payloads, "
                         + "\(report.nodesChecked) tree nodes, \(report.checkpointsChecked) checkpoints, \(report.trustedCheckpointsChecked) trusted checkpoints, "
                         + "\(report.keys.keys.count) authorised keys\n")
+                for w in report.warnings.prefix(20) { FileOutput.standardOutput("WARNING: \(w)\n") }
                 for p in report.problems.prefix(20) { FileOutput.standardOutput("BROKEN: \(p)\n") }
                 if report.problems.count > 20 { FileOutput.standardOutput("… and \(report.problems.count - 20) more problems\n") }
                 FileOutput.standardOutput(report.isIntact ? "INTACT\n" : "BROKEN: \(report.problems.count) problems; the first: \(report.problems[0])\n")

@@ -30,8 +30,8 @@ struct VerifyCommand: ParsableCommand {
 
     @Option(
         name: .customLong("key-history"),
-        help: "The node's key events (GET /v1/log/keys): the keys are derived from the events the pinned keys authorise (needs --pinned-key).")
-    var keyHistory: String?
+        help: "The node's key events (GET /v1/log/keys; repeatable for its pages): the keys are derived from the events the pinned keys authorise (needs --pinned-key).")
+    var keyHistory: [String] = []
 
     @OptionGroup var trust: TrustOptions
 
@@ -51,7 +51,7 @@ struct VerifyCommand: ParsableCommand {
         if files.isEmpty { throw ValidationError("name at least one file to verify (or - for standard input)") }
         if files.filter({ $0 == "-" }).count > 1 { throw ValidationError("standard input (-) can be named only once") }
         if maxBytes <= 0 { throw ValidationError("--max-bytes must be positive") }
-        if keys != nil, keyHistory != nil { throw ValidationError("give --keys or --key-history, not both") }
+        if keys != nil, !keyHistory.isEmpty { throw ValidationError("give --keys or --key-history, not both") }
     }
 
     func run() throws {
@@ -65,18 +65,24 @@ struct VerifyCommand: ParsableCommand {
                 throw ExitCode(2)
             }
         }
-        if let keyHistory {
+        if !keyHistory.isEmpty {
             let anchors = try trust.anchors()
             guard !anchors.isEmpty else { throw ValidationError("--key-history needs the pinned fingerprints (--pinned-key, --root-key)") }
-            do {
-                let document = try JSONParser.parse(try FileOutput.read(keyHistory, limit: 16 << 20))
-                let history = NodeKeyHistory.history(events: try KeyHistoryDocument.events(document), anchors: anchors)
-                for event in history.ignored { FileOutput.standardError("evidence-ledger: \(event)") }
-                options.keys = history.manifest(nodeId: document["nodeId"]?.stringValue ?? "")
-            } catch {
-                FileOutput.standardError("evidence-ledger: cannot use the key history \(keyHistory): \(error)")
-                throw ExitCode(2)
+            var events: [LedgerEntry] = []
+            var nodeId: String?
+            for file in keyHistory {
+                do {
+                    let document = try JSONParser.parse(try FileOutput.read(file, limit: 64 << 20))
+                    events += try KeyHistoryDocument.events(document)
+                    nodeId = nodeId ?? document["nodeId"]?.stringValue
+                } catch {
+                    FileOutput.standardError("evidence-ledger: cannot use the key history \(file): \(error)")
+                    throw ExitCode(2)
+                }
             }
+            let history = NodeKeyHistory.history(events: events, anchors: anchors, nodeId: nodeId ?? "")
+            for event in history.ignored { FileOutput.standardError("evidence-ledger: \(event)") }
+            options.keys = history.manifest(nodeId: nodeId ?? "")
         }
         let limits = JSONParseLimits(maxBytes: maxBytes)
         var outcomes: [Outcome] = []

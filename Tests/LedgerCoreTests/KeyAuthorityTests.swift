@@ -25,16 +25,16 @@ import Testing
 
     static func rotation(_ old: String, _ oldKey: Ed25519SigningKey, to kid: String, _ key: Ed25519SigningKey) -> [(String, JSONValue)] {
         [
-            (NodeKeyHistory.retired, NodeKeyHistory.retirementBody(kid: old, validTo: 69_000, successor: kid, authorizer: .node(kid: old, key: oldKey))),
+            (NodeKeyHistory.retired, NodeKeyHistory.retirementBody(kid: old, validTo: 69_000, nodeId: "n", successor: kid, authorizer: .node(kid: old, key: oldKey))),
             activation(kid, key, supersedes: old, by: .node(kid: old, key: oldKey)),
         ]
     }
 
     @Test func theStatementIsTheTypeSubjectAndCanonicalBodyWithoutSignatures() throws {
-        let body = NodeKeyHistory.retirementBody(kid: "k1", validTo: 69_000, successor: "k2", authorizer: .node(kid: "k1", key: Self.k1))
+        let body = NodeKeyHistory.retirementBody(kid: "k1", validTo: 69_000, nodeId: "n", successor: "k2", authorizer: .node(kid: "k1", key: Self.k1))
         #expect(body["authorization"]?["kid"] == "k1")
         // Written out by hand: RFC 8785 sorts the members; the signatures are not covered.
-        let expected = "evidence-ledger key event v1\nkey.retired\nkey:k1\n{\"kid\":\"k1\",\"successor\":\"k2\",\"validTo\":\"1970-01-01T00:01:09.000Z\"}"
+        let expected = "evidence-ledger key event v1\nkey.retired\nkey:k1\n{\"kid\":\"k1\",\"nodeId\":\"n\",\"successor\":\"k2\",\"validTo\":\"1970-01-01T00:01:09.000Z\"}"
         #expect(NodeKeyHistory.statement(type: "key.retired", subject: "key:k1", body: body) == Array(expected.utf8))
         let signature = try #require(body["authorization"]?["signature"]?.stringValue.flatMap(Base64.decodeURL))
         #expect(Ed25519.isValidSignature(signature, of: Array(expected.utf8), publicKey: Self.k1.publicKey))
@@ -43,8 +43,8 @@ import Testing
     @Test func pinnedRotatedAndRevokedKeysFoldIntoTheManifest() throws {
         let events = try Self.entries(
             [Self.activation("k1", Self.k1)] + Self.rotation("k1", Self.k1, to: "k2", Self.k2)
-                + [(NodeKeyHistory.revoked, NodeKeyHistory.revocationBody(kid: "k1", revokedAt: 5, reason: "leak", authorizer: .node(kid: "k2", key: Self.k2)))])
-        let history = NodeKeyHistory.history(events: events.reversed(), anchors: Self.pinnedK1)
+                + [(NodeKeyHistory.revoked, NodeKeyHistory.revocationBody(kid: "k1", revokedAt: 5, reason: "leak", nodeId: "n", authorizer: .node(kid: "k2", key: Self.k2)))])
+        let history = NodeKeyHistory.history(events: events.reversed(), anchors: Self.pinnedK1, nodeId: "n")
         #expect(history.ignored == [])
         #expect(history.keys.map(\.kid) == ["k1", "k2"])
         #expect(history.keys.map(\.authorisedBy) == ["pinned", "rotation from k1"])
@@ -56,7 +56,7 @@ import Testing
         let reread = try NodeKeyManifest(manifest.document())
         #expect(reread.keys.map(\.publicKey) == [Self.k1.publicKey, Self.k2.publicKey] && reread.activeKid == "k2")
         // Without the pin nothing counts, and each event says why.
-        let unpinned = NodeKeyHistory.history(events: events, anchors: TrustAnchors())
+        let unpinned = NodeKeyHistory.history(events: events, anchors: TrustAnchors(), nodeId: "n")
         #expect(unpinned.keys.isEmpty && unpinned.ignored.count == 4)
         #expect(unpinned.ignored[0].reason.contains("no authorization"))
         #expect(unpinned.ignored[1].reason == "the ledger has no authorised activation of k1")
@@ -65,7 +65,7 @@ import Testing
     @Test func eventsWrittenWithoutTheNodesKeysAreIgnoredAndReported() throws {
         let k1 = try Self.entries([Self.activation("k1", Self.k1)])
         func fold(_ events: [(String, JSONValue)], anchors: TrustAnchors = Self.pinnedK1) throws -> KeyHistory {
-            NodeKeyHistory.history(events: k1 + (try Self.entries(events, from: 1)), anchors: anchors)
+            NodeKeyHistory.history(events: k1 + (try Self.entries(events, from: 1)), anchors: anchors, nodeId: "n")
         }
         // A key activated by someone holding only the database: proof of possession, no authority.
         let rogue = try fold([Self.activation("k9", Self.attacker)])
@@ -75,12 +75,12 @@ import Testing
         let claimed = try fold([Self.activation("k9", Self.attacker, supersedes: "k1", by: .node(kid: "k1", key: Self.attacker))])
         #expect(claimed.activeKey?.kid == "k1" && claimed.ignored[0].reason.contains("did not retire in favour of k9"))
         // A retirement or revocation signed by another key.
-        let retired = try fold([(NodeKeyHistory.retired, NodeKeyHistory.retirementBody(kid: "k1", validTo: 1, successor: nil, authorizer: .node(kid: "k1", key: Self.attacker)))])
+        let retired = try fold([(NodeKeyHistory.retired, NodeKeyHistory.retirementBody(kid: "k1", validTo: 1, nodeId: "n", successor: nil, authorizer: .node(kid: "k1", key: Self.attacker)))])
         #expect(retired.activeKey?.kid == "k1" && retired.ignored[0].reason == "its authorisation by k1 does not verify")
-        let revoked = try fold([(NodeKeyHistory.revoked, NodeKeyHistory.revocationBody(kid: "k1", revokedAt: 1, reason: "x", authorizer: .node(kid: "k7", key: Self.attacker)))])
+        let revoked = try fold([(NodeKeyHistory.revoked, NodeKeyHistory.revocationBody(kid: "k1", revokedAt: 1, reason: "x", nodeId: "n", authorizer: .node(kid: "k7", key: Self.attacker)))])
         #expect(revoked.activeKey?.kid == "k1" && revoked.ignored[0].reason.contains("k7 is not active"))
         // A properly signed event whose body was changed afterwards.
-        var changed = NodeKeyHistory.retirementBody(kid: "k1", validTo: 69_000, successor: "k2", authorizer: .node(kid: "k1", key: Self.k1)).objectValue!
+        var changed = NodeKeyHistory.retirementBody(kid: "k1", validTo: 69_000, nodeId: "n", successor: "k2", authorizer: .node(kid: "k1", key: Self.k1)).objectValue!
         changed["validTo"] = "2099-01-01T00:00:00.000Z"
         #expect(try fold([(NodeKeyHistory.retired, .object(changed))]).ignored[0].reason == "its authorisation by k1 does not verify")
         // A proof of possession by another key.
@@ -90,9 +90,17 @@ import Testing
         // A second activation of a kid, and a rotation replayed after its key was revoked.
         let again = try fold([Self.activation("k1", Self.k1)])
         #expect(again.ignored[0].reason == "key k1 was already activated at entry 0")
+        // The pinned key replayed under another kid (to revive it, or to make a key without a file active).
+        let replayed = try fold([Self.activation("k7", Self.k1)])
+        #expect(replayed.activeKey?.kid == "k1" && replayed.ignored[0].reason == "its public key was already activated as k1 (entry 0)")
+        // A root-signed event of another node that shares the root.
+        let rootPinned = TrustAnchors(pinnedKeys: Self.pinnedK1.pinnedKeys, rootKeys: [KeyFingerprint.of(Self.root.publicKey)])
+        let foreign = (NodeKeyHistory.activated, NodeKeyHistory.activationBody(kid: "k5", key: Self.k3, validFrom: 1, nodeId: "other", authorizer: .root(Self.root)))
+        let crossNode = try fold([foreign], anchors: rootPinned)
+        #expect(crossNode.activeKey?.kid == "k1" && crossNode.ignored[0].reason == "it names node other, not n")
         // A retired key cannot revoke; an active one can.
         let chain = try fold(Self.rotation("k1", Self.k1, to: "k2", Self.k2) + [
-            (NodeKeyHistory.revoked, NodeKeyHistory.revocationBody(kid: "k2", revokedAt: 1, reason: "x", authorizer: .node(kid: "k1", key: Self.k1))),
+            (NodeKeyHistory.revoked, NodeKeyHistory.revocationBody(kid: "k2", revokedAt: 1, reason: "x", nodeId: "n", authorizer: .node(kid: "k1", key: Self.k1))),
         ])
         #expect(chain.activeKey?.kid == "k2" && chain.ignored.count == 1 && chain.ignored[0].reason.contains("k1 is not active"))
     }
@@ -101,21 +109,21 @@ import Testing
         // k1 is lost: the root revokes it and activates k3.
         let events = try Self.entries([
             Self.activation("k1", Self.k1),
-            (NodeKeyHistory.revoked, NodeKeyHistory.revocationBody(kid: "k1", revokedAt: 7, reason: "lost", authorizer: .root(Self.root))),
+            (NodeKeyHistory.revoked, NodeKeyHistory.revocationBody(kid: "k1", revokedAt: 7, reason: "lost", nodeId: "n", authorizer: .root(Self.root))),
             Self.activation("k3", Self.k3, by: .root(Self.root)),
         ])
         let rooted = TrustAnchors(pinnedKeys: Self.pinnedK1.pinnedKeys, rootKeys: [KeyFingerprint.of(Self.root.publicKey)])
-        let history = NodeKeyHistory.history(events: events, anchors: rooted)
+        let history = NodeKeyHistory.history(events: events, anchors: rooted, nodeId: "n")
         #expect(history.ignored == [] && history.activeKey?.kid == "k3" && history.keys[0].isRevoked)
         #expect(history.keys[1].authorisedBy == "root \(KeyFingerprint.of(Self.root.publicKey))")
-        let unpinned = NodeKeyHistory.history(events: events, anchors: Self.pinnedK1)
+        let unpinned = NodeKeyHistory.history(events: events, anchors: Self.pinnedK1, nodeId: "n")
         #expect(unpinned.activeKey?.kid == "k1" && unpinned.ignored.count == 2)
         #expect(unpinned.ignored.allSatisfy { $0.reason.contains("which is not pinned") })
     }
 
     @Test func aCheckpointCountsOnlyWithASignatureByAKeyValidForIt() throws {
         let events = try Self.entries([Self.activation("k1", Self.k1)] + Self.rotation("k1", Self.k1, to: "k2", Self.k2))
-        var history = NodeKeyHistory.history(events: events, anchors: Self.pinnedK1)
+        var history = NodeKeyHistory.history(events: events, anchors: Self.pinnedK1, nodeId: "n")
         func note(_ size: UInt64, _ keys: [Ed25519SigningKey], origin: String = "log.example/a") throws -> [UInt8] {
             let body = Checkpoint(origin: origin, size: size, rootHash: [UInt8](repeating: 5, count: 32))
             return try SignedNote.sign(text: body.text, signers: try keys.map { try NoteSigner(name: origin, key: $0) })
@@ -124,7 +132,9 @@ import Testing
         #expect(try history.openCheckpoint(note(10, [Self.k2]), origin: "log.example/a", lastEntryTime: 60_000).size == 10)
         // k1 retired (validTo 69 000): not over entries recorded after it; k2's activation is entry 2.
         #expect(throws: SignedNoteError.self) { try history.openCheckpoint(note(10, [Self.k1]), origin: "log.example/a", lastEntryTime: 70_000) }
-        #expect(throws: SignedNoteError("it is signed only by k2, whose activation (entry 2) is not in a tree of 2 entries")) {
+        // Where the last entry's time is unknown (a checkpoint beyond the log), a retired key does not count.
+        #expect(throws: SignedNoteError.self) { try history.openCheckpoint(note(10, [Self.k1]), origin: "log.example/a", lastEntryTime: nil) }
+        #expect(throws: SignedNoteError("it is signed only by k2, whose activation (entry 2) is not in a tree of 2 entries", signedOnlyByKeysThatNoLongerCount: true)) {
             try history.openCheckpoint(note(2, [Self.k2]), origin: "log.example/a", lastEntryTime: 0)
         }
         // Another origin, even with a valid key.
@@ -134,10 +144,10 @@ import Testing
         // A revoked key: nothing it signed counts; a stranger's key is not named.
         history = NodeKeyHistory.history(
             events: events + (try Self.entries(
-                [(NodeKeyHistory.revoked, NodeKeyHistory.revocationBody(kid: "k1", revokedAt: 1, reason: "x", authorizer: .node(kid: "k2", key: Self.k2)))],
+                [(NodeKeyHistory.revoked, NodeKeyHistory.revocationBody(kid: "k1", revokedAt: 1, reason: "x", nodeId: "n", authorizer: .node(kid: "k2", key: Self.k2)))],
                 from: 3)),
-            anchors: Self.pinnedK1)
-        #expect(throws: SignedNoteError("it is signed only by k1, which is revoked")) {
+            anchors: Self.pinnedK1, nodeId: "n")
+        #expect(throws: SignedNoteError("it is signed only by k1, which is revoked", signedOnlyByKeysThatNoLongerCount: true)) {
             try history.openCheckpoint(note(10, [Self.k1]), origin: "log.example/a", lastEntryTime: 0)
         }
         #expect(throws: SignedNoteError("it has no signature by an authorised node key")) {

@@ -242,7 +242,7 @@ func stepBundle(runId: String, index: Int, prev: String?, workflowId: String = "
         let hash = try JSONParser.parse(try freshBundle("other-0"))["certificateHash"]!.stringValue!
         #expect(try node.post("/v1/records/\(hash)/visibility", json: ["visibility": "public"], key: node.apiKey).status == 200)
         try attest(node, try freshBundle("other-0"), key: try node.createAccount("gamma"))
-        #expect(try node.cli(["keys", "rotate", "--overlap", "0"] + node.keyArguments).status == 0)
+        #expect(try node.cli(["keys", "rotate", "--overlap", "1"] + node.keyArguments).status == 0)
         try await Task.sleep(for: .milliseconds(1500))  // the server picks up the new key
         try attest(node, try freshBundle("mix-after-rotation"))
         // Enough other events that a replay in one-event chunks takes a while.

@@ -84,6 +84,12 @@ import Testing
             CREATE FUNCTION sneaky() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END; $$;
             CREATE TRIGGER ledger_entries_rewrite BEFORE INSERT ON ledger_entries FOR EACH ROW EXECUTE FUNCTION sneaky();
             GRANT TRUNCATE ON ledger_checkpoints TO ledger_app;
+            CREATE SCHEMA lookalike;
+            CREATE FUNCTION lookalike.ledger_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN OLD; END; $$;
+            DROP TRIGGER ledger_entries_no_delete ON ledger_entries;
+            CREATE TRIGGER ledger_entries_no_delete BEFORE DELETE ON ledger_entries FOR EACH ROW EXECUTE FUNCTION lookalike.ledger_refuse_change();
+            ALTER TABLE ledger_payloads ENABLE ROW LEVEL SECURITY;
+            CREATE RULE keep_checkpoints AS ON DELETE TO ledger_checkpoints DO INSTEAD NOTHING;
             """)
         // The replica-mode trigger really is bypassed by an ordinary session: the audit is not guessing.
         try TestDatabase.superuser(conninfo, "UPDATE ledger_entries SET type = type WHERE idx = 0")
@@ -100,6 +106,10 @@ import Testing
             "ledger_entries has a trigger no migration installed: ledger_entries_rewrite (calls sneaky)",
             "the application role may TRUNCATE ledger_checkpoints",
             "the application role owns ledger_tree_nodes (or acts as its owner): it can drop its guards",
+            "append-only trigger ledger_entries_no_delete calls ledger_refuse_change in another schema, not the migration's ledger_refuse_change",
+            "append-only trigger ledger_tree_nodes_no_change calls a ledger_append_only that is not the one its migration installed",
+            "row-level security is enabled on ledger_payloads: rows can be hidden from readers",
+            "ledger_checkpoints has a rewrite rule no migration installed: keep_checkpoints",
         ] {
             #expect(found.contains(expected), "missing: \(expected)\nfound: \(found.sorted())")
         }

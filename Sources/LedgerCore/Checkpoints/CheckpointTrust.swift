@@ -22,12 +22,16 @@ extension KeyHistory {
                 reasons.append("\(key.kid), which is revoked")
             } else if key.activationIndex >= size {
                 reasons.append("\(key.kid), whose activation (entry \(key.activationIndex)) is not in a tree of \(size) entries")
-            } else if let validTo = key.validTo, let lastEntryTime, lastEntryTime > validTo {
-                reasons.append(
-                    "\(key.kid), which was retired at \(Timestamp.iso8601(milliseconds: validTo)), before its last entry (\(Timestamp.iso8601(milliseconds: lastEntryTime)))")
+            } else if let validTo = key.validTo {
+                if let lastEntryTime {
+                    reasons.append(
+                        "\(key.kid), which was retired at \(Timestamp.iso8601(milliseconds: validTo)), before its last entry (\(Timestamp.iso8601(milliseconds: lastEntryTime)))")
+                } else {
+                    reasons.append("\(key.kid), which is retired (it counts only over entries whose time is known to be inside its validity)")
+                }
             }
         }
         if reasons.isEmpty { throw SignedNoteError("it has no signature by an authorised node key") }
-        throw SignedNoteError("it is signed only by \(reasons.joined(separator: " and by "))")
+        throw SignedNoteError("it is signed only by \(reasons.joined(separator: " and by "))", signedOnlyByKeysThatNoLongerCount: true)
     }
 }

@@ -3,7 +3,13 @@ public import CERKit
 /// Why a signed note, a verifier key or a checkpoint could not be read.
 public struct SignedNoteError: Error, Sendable, Equatable, CustomStringConvertible {
     public var description: String
-    public init(_ description: String) { self.description = description }
+    /// The note is genuine, but every key that signed it has since stopped counting for it (revoked,
+    /// retired before its entries): a later checkpoint by a valid key may still prove the same tree.
+    public var signedOnlyByKeysThatNoLongerCount: Bool
+    public init(_ description: String, signedOnlyByKeysThatNoLongerCount: Bool = false) {
+        self.description = description
+        self.signedOnlyByKeysThatNoLongerCount = signedOnlyByKeysThatNoLongerCount
+    }
 }
 
 /// A signed-note verifier key (c2sp.org/signed-note): `<name>+<8 hex key ID>+<base64(type || key)>`.

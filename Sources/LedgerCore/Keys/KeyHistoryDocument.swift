@@ -3,6 +3,9 @@ public import CERKit
 /// The node's key events as one document (`GET /v1/log/keys`), so that anyone holding the pinned
 /// fingerprints can derive the node's keys offline instead of trusting a published manifest:
 /// `{"nodeId", "keyEvents": [entry…]}`, each entry with the fields of `GET /v1/log/entries/{index}`.
+/// It authenticates every key it yields (no event counts without its signatures), but it cannot show
+/// that no event was left out: a server could withhold a later revocation, as it could from a manifest.
+/// Completeness comes with the verification packages' proofs.
 public enum KeyHistoryDocument {
     /// Why a key history document cannot be read.
     public struct FormatError: Error, Sendable, CustomStringConvertible {
@@ -31,24 +34,25 @@ public enum KeyHistoryDocument {
     /// The key events of a document; each entry's leaf hash is recomputed and must match the one given.
     public static func events(_ document: JSONValue) throws(FormatError) -> [LedgerEntry] {
         guard let list = document["keyEvents"]?.arrayValue else { throw FormatError(description: "a key history has a \"keyEvents\" array") }
-        guard list.count <= 10_000 else { throw FormatError(description: "a key history has at most 10000 events") }
+        guard list.count <= 100_000 else { throw FormatError(description: "a key history has at most 100000 events") }
         var out: [LedgerEntry] = []
         for (n, e) in list.enumerated() {
-            guard let index = e["index"]?.numberValue, index >= 0, index == index.rounded(), let subject = e["subject"]?.stringValue,
-                let subjectIndex = e["subjectIndex"]?.numberValue, let type = e["type"]?.stringValue,
+            guard let index = e["index"]?.numberValue.flatMap({ Int64(exactly: $0) }), index >= 0, let subject = e["subject"]?.stringValue,
+                let subjectIndex = e["subjectIndex"]?.numberValue.flatMap({ Int64(exactly: $0) }), subjectIndex >= 0,
+                let type = e["type"]?.stringValue,
                 let recordedAt = e["recordedAt"]?.stringValue.flatMap(Timestamp.milliseconds), let body = e["body"], body.objectValue != nil
-            else { throw FormatError(description: "key event \(n) lacks index, subject, subjectIndex, type, recordedAt or body") }
+            else { throw FormatError(description: "key event \(n) lacks index, subject, subjectIndex, type, recordedAt or body (indices are integers ≥ 0)") }
             let entry: LedgerEntry
             do {
                 entry = try LedgerEntry(
-                    index: Int64(index), subject: subject, subjectIndex: Int64(subjectIndex), type: type, account: e["account"]?.stringValue,
+                    index: index, subject: subject, subjectIndex: subjectIndex, type: type, account: e["account"]?.stringValue,
                     recordedAt: recordedAt, body: body, payloadDigest: e["payloadDigest"]?.stringValue.flatMap(Hex.decode),
                     prevSubjectLeaf: e["prevSubjectLeaf"]?.stringValue.flatMap(Hex.decode), idempotencyKey: nil)
             } catch {
                 throw FormatError(description: "key event \(n) cannot be canonicalised: \(error)")
             }
             if let given = e["leafHash"]?.stringValue, Base64.decode(given) != entry.leafHash {
-                throw FormatError(description: "key event \(n) (entry \(Int64(index))): its leaf hash does not match its fields")
+                throw FormatError(description: "key event \(n) (entry \(index)): its leaf hash does not match its fields")
             }
             out.append(entry)
         }

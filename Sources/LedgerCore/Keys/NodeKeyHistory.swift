@@ -84,32 +84,32 @@ public enum NodeKeyHistory {
 
     /// Body of `key.retired`: the key stops signing; what it signed up to `validTo` stays valid. A
     /// rotation names the `successor` the retiring key authorises.
-    public static func retirementBody(kid: String, validTo: Int64, successor: String?, authorizer: Authorizer) -> JSONValue {
-        var o: JSONObject = ["kid": .string(JSONString(kid)), "validTo": .string(JSONString(Timestamp.iso8601(milliseconds: validTo)))]
+    public static func retirementBody(kid: String, validTo: Int64, nodeId: String, successor: String?, authorizer: Authorizer) -> JSONValue {
+        var o: JSONObject = [
+            "kid": .string(JSONString(kid)), "validTo": .string(JSONString(Timestamp.iso8601(milliseconds: validTo))),
+            "nodeId": .string(JSONString(nodeId)),
+        ]
         if let successor { o["successor"] = .string(JSONString(successor)) }
         return signed(type: retired, kid: kid, body: o, authorizer: authorizer)
     }
 
     /// Body of `key.revoked`: nothing the key signed is to be trusted any more.
-    public static func revocationBody(kid: String, revokedAt: Int64, reason: String, authorizer: Authorizer) -> JSONValue {
+    public static func revocationBody(kid: String, revokedAt: Int64, reason: String, nodeId: String, authorizer: Authorizer) -> JSONValue {
         let o: JSONObject = [
             "kid": .string(JSONString(kid)), "revokedAt": .string(JSONString(Timestamp.iso8601(milliseconds: revokedAt))),
-            "reason": .string(JSONString(reason)),
+            "reason": .string(JSONString(reason)), "nodeId": .string(JSONString(nodeId)),
         ]
         return signed(type: revoked, kid: kid, body: o, authorizer: authorizer)
     }
 
     // MARK: The fold
 
-    /// Folds key events (any order; read in ledger order) into the history of authorised keys.
-    public static func history(events: [LedgerEntry], anchors: TrustAnchors) -> KeyHistory {
-        var history = KeyHistory()
-        for event in events.sorted(by: { $0.index < $1.index }) where eventTypes.contains(event.type) {
-            if let reason = history.apply(event, anchors: anchors) {
-                history.ignored.append(KeyHistory.IgnoredEvent(
-                    index: event.index, type: event.type, kid: event.body["kid"]?.stringValue, reason: reason))
-            }
-        }
+    /// Folds the key events of node `nodeId` (any order; read in ledger order) into the history of
+    /// authorised keys. An event naming another node is ignored: a signature is not moved between nodes
+    /// that share a root key.
+    public static func history(events: [LedgerEntry], anchors: TrustAnchors, nodeId: String) -> KeyHistory {
+        var history = KeyHistory(anchors: anchors, nodeId: nodeId)
+        history.fold(events)
         return history
     }
 }
@@ -138,10 +138,13 @@ public struct KeyHistory: Sendable, Equatable {
 
         /// Whether a signature by this key counts for a checkpoint of `size` entries whose last entry was
         /// recorded at `lastEntryTime`: its activation is inside the tree, it is not revoked, and a
-        /// retired key signs only entries recorded before its validity ended.
+        /// retired key signs only entries recorded before its validity ended (and nothing whose last
+        /// entry's time is unknown).
         public func signsCheckpoint(size: Int64, lastEntryTime: Int64?) -> Bool {
             guard !isRevoked, activationIndex < size else { return false }
-            if let validTo, let lastEntryTime, lastEntryTime > validTo { return false }
+            if let validTo {
+                guard let lastEntryTime, lastEntryTime <= validTo else { return false }
+            }
             return true
         }
     }
@@ -155,11 +158,37 @@ public struct KeyHistory: Sendable, Equatable {
         public var description: String { "entry \(index): \(type) of \(kid ?? "no kid") is ignored: \(reason)" }
     }
 
-    public init() {}
-
+    /// What authorises events, and the node they must name.
+    public let anchors: TrustAnchors
+    public let nodeId: String
+    /// The index of the last event folded (the next fold continues after it).
+    public private(set) var lastIndex: Int64 = -1
     /// Authorised keys in activation order.
     public private(set) var keys: [Key] = []
-    public internal(set) var ignored: [IgnoredEvent] = []
+    /// Ignored events, the first `ignoredKept` of them (a flood of inserted rows costs no memory).
+    public private(set) var ignored: [IgnoredEvent] = []
+    /// How many events were ignored in all.
+    public private(set) var ignoredCount = 0
+    public static let ignoredKept = 1000
+
+    public init(anchors: TrustAnchors = TrustAnchors(), nodeId: String = "") {
+        self.anchors = anchors
+        self.nodeId = nodeId
+    }
+
+    /// Folds further events; those at or before `lastIndex` were folded already and are skipped.
+    public mutating func fold(_ events: [LedgerEntry]) {
+        for event in events.sorted(by: { $0.index < $1.index }) where event.index > lastIndex {
+            lastIndex = event.index
+            guard NodeKeyHistory.eventTypes.contains(event.type) else { continue }
+            if let reason = apply(event, anchors: anchors) {
+                ignoredCount += 1
+                if ignored.count < Self.ignoredKept {
+                    ignored.append(IgnoredEvent(index: event.index, type: event.type, kid: event.body["kid"]?.stringValue, reason: reason))
+                }
+            }
+        }
+    }
 
     /// The newest key that is neither retired nor revoked.
     public var activeKey: Key? { keys.last(where: \.isActive) }
@@ -181,6 +210,9 @@ public struct KeyHistory: Sendable, Equatable {
     mutating func apply(_ event: LedgerEntry, anchors: TrustAnchors) -> String? {
         guard let kid = event.body["kid"]?.stringValue else { return "its body names no kid" }
         guard event.subject == NodeKeyHistory.subject(kid: kid) else { return "it is recorded on \(event.subject), not key:\(kid)" }
+        guard let node = event.body["nodeId"]?.stringValue, node == nodeId else {
+            return "it names node \(event.body["nodeId"]?.stringValue ?? "none"), not \(nodeId)"
+        }
         let statement = NodeKeyHistory.statement(type: event.type, subject: event.subject, body: event.body)
         let position = keys.firstIndex { $0.kid == kid }
         switch event.type {
@@ -190,12 +222,18 @@ public struct KeyHistory: Sendable, Equatable {
                 return "its public key is not base64url of 32 bytes"
             }
             guard let validFrom = event.body["validFrom"]?.stringValue.flatMap(Timestamp.milliseconds) else { return "its validFrom is not a timestamp" }
+            let fingerprint = KeyFingerprint.of(publicKey)
+            // A public key is a key once: a pin or a rotation cannot be replayed under another kid to
+            // revive a retired or revoked key, or to make a key without a private key file the active one.
+            if let earlier = keys.first(where: { $0.publicKey == publicKey }) {
+                return "its public key was already activated as \(earlier.kid) (entry \(earlier.activationIndex))"
+            }
             let possession = event.body["proofOfPossession"]?.stringValue.flatMap(Base64.decodeURL)
             if let possession, !Ed25519.isValidSignature(possession, of: statement, publicKey: publicKey) {
                 return "its proof of possession does not verify with the key it activates"
             }
             let authorisedBy: String
-            if anchors.pinnedKeys.contains(KeyFingerprint.of(publicKey)) {
+            if anchors.pinnedKeys.contains(fingerprint) {
                 authorisedBy = "pinned"
             } else {
                 guard possession != nil else { return "it carries no proof of possession by the new key" }

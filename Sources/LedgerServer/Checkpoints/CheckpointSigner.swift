@@ -69,14 +69,17 @@ public final class CheckpointSigner: Sendable {
     /// size; returns the checkpoint of the current size either way.
     @discardableResult
     public func checkpoint() async throws -> StoredCheckpoint {
+        // The keys first: a rotation made elsewhere must not leave this server signing with a key that
+        // no longer counts for what it signs.
+        let snapshot = try await keys.refresh()
         let frontier = try await log.frontier()
         try await checkExtendsMemory(frontier)
         if let existing = try await log.checkpoint(size: frontier.size) {
-            if existing.rootHash == frontier.root { try memory?.remember(existing.note, size: UInt64(existing.size)) }
+            try await remember(existing, frontier, snapshot.history)
             return existing
         }
-        let signers = try keys.current.checkpointSigners.map { try NoteSigner(name: origin, key: $0.key) }
-        guard !signers.isEmpty else { throw LedgerServerError(.noActiveKey, keys.current.signerProblem ?? "the node has no active signing key") }
+        let signers = try snapshot.checkpointSigners.map { try NoteSigner(name: origin, key: $0.key) }
+        guard !signers.isEmpty else { throw LedgerServerError(.noActiveKey, snapshot.signerProblem ?? "the node has no active signing key") }
         let body = Checkpoint(origin: origin, size: UInt64(frontier.size), rootHash: frontier.root)
         let note = try SignedNote.sign(text: body.text, signers: signers)
         let stored = StoredCheckpoint(size: frontier.size, rootHash: frontier.root, note: note, signedAt: clock())
@@ -85,7 +88,25 @@ public final class CheckpointSigner: Sendable {
             return stored
         }
         let kept = try await log.checkpoint(size: frontier.size) ?? stored
-        if kept.rootHash == frontier.root { try memory?.remember(kept.note, size: UInt64(kept.size)) }
+        try await remember(kept, frontier, snapshot.history)
         return kept
+    }
+
+    /// Remembers a checkpoint another process stored, once it opens with a key valid for it and is the
+    /// tree's own: the table is writable by anyone with the application's credentials, and a forged row
+    /// must neither become this server's memory nor pass silently.
+    func remember(_ c: StoredCheckpoint, _ frontier: MerkleFrontier, _ history: KeyHistory) async throws {
+        let lastEntryTime = c.size > 0 ? try await log.entry(index: c.size - 1)?.recordedAt : nil
+        let body: Checkpoint
+        do {
+            body = try history.openCheckpoint(c.note, origin: origin, lastEntryTime: lastEntryTime)
+        } catch {
+            throw LedgerServerError(
+                .logNotConsistent, "the stored checkpoint of \(c.size) entries does not open with the node's keys (\(error)): it was written without them")
+        }
+        guard body.size == UInt64(frontier.size), body.rootHash == frontier.root, c.rootHash == frontier.root else {
+            throw LedgerServerError(.logNotConsistent, "the stored checkpoint of \(c.size) entries is not of the database's tree")
+        }
+        try memory?.remember(c.note, size: body.size)
     }
 }

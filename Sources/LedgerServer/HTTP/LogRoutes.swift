@@ -19,7 +19,7 @@ struct LogRoutes: Sendable {
         router.get("/v1/log/checkpoint") { request, _ in try await latestCheckpoint(request) }
         router.get("/v1/log/checkpoints") { request, _ in try await checkpoints(request) }
         router.get("/v1/log/entries/:index") { request, context in try await entry(request, context) }
-        router.get("/v1/log/keys") { _, _ in try await keyHistory() }
+        router.get("/v1/log/keys") { request, _ in try await keyHistory(request) }
         router.get("/v1/log/proof/inclusion") { request, _ in try await inclusion(request) }
         router.get("/v1/log/proof/consistency") { request, _ in try await consistency(request) }
         router.post("/v1/admin/log/checkpoint") { _, context in
@@ -81,11 +81,16 @@ struct LogRoutes: Sendable {
         return JSONResponse.make(body: KeyHistoryDocument.entryJSON(entry))
     }
 
-    /// Every key event with its leaf bytes (authorised or not: the reader folds them with its own pins),
-    /// and, for information, what this node's fold made of them.
-    func keyHistory() async throws -> Response {
-        let events = try await log.keyEvents()
+    /// Key events after `after` (at most `limit`, default 1000) with their leaf bytes, authorised or not
+    /// (the reader folds them with its own pins); `next` pages on. For information, what this node's fold
+    /// made of all of them.
+    func keyHistory(_ request: Request) async throws -> Response {
+        let q = QueryParameters(request)
+        let after = try q.get("after", as: Int64.self) ?? -1
+        let limit = try q.get("limit", default: 1000, in: 1...10_000)
+        let events = try await log.keyEvents(after: after, limit: limit)
         var document = KeyHistoryDocument.document(nodeId: keys.nodeId, events: events).objectValue ?? JSONObject()
+        document["next"] = events.count == limit ? .number(Double(events.last!.index)) : .null
         let history = keys.current.history
         document["keys"] = .array(history.keys.map { k in
             [
@@ -94,6 +99,7 @@ struct LogRoutes: Sendable {
             ]
         })
         document["ignored"] = .array(history.ignored.map { .string(JSONString($0.description)) })
+        document["ignoredCount"] = .number(Double(history.ignoredCount))
         return JSONResponse.make(body: .object(document))
     }
 

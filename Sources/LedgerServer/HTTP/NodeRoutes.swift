@@ -32,7 +32,7 @@ struct NodeRoutes: Sendable {
             for gate in gates { metrics.admissionRefusals(gate.name, total: gate.refused) }
             if let usage { metrics.usageDropped(total: usage.dropped) }
             if let log { metrics.appendWriter(log.writerCounts) }
-            metrics.unauthorisedKeyEvents(keys.current.history.ignored.count)
+            metrics.unauthorisedKeyEvents(keys.current.history.ignoredCount)
             return JSONResponse.bytes(metrics.exposition(), contentType: "text/plain; version=0.0.4; charset=utf-8")
         }
     }

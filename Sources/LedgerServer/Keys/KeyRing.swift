@@ -49,7 +49,7 @@ public final class KeyRing: Sendable {
         self.store = store
         self.anchors = anchors
         self.log = log
-        state = Mutex(Self.snapshot(KeyHistory(), nodeId: nodeId, signer: nil, problem: "keys not loaded yet"))
+        state = Mutex(Self.snapshot(KeyHistory(anchors: anchors, nodeId: nodeId), nodeId: nodeId, signer: nil, problem: "keys not loaded yet"))
     }
 
     public var current: Snapshot { state.withLock { $0 } }
@@ -57,10 +57,16 @@ public final class KeyRing: Sendable {
     /// Re-reads the key events and loads the active key's private key if it changed.
     @discardableResult
     public func refresh() async throws -> Snapshot {
-        let events = try await log.keyEvents()
-        let history = NodeKeyHistory.history(events: events, anchors: anchors)
-        let manifest = history.manifest(nodeId: nodeId)
+        // Incremental: only the events after the last one folded are read and verified, in pages, so a
+        // flood of inserted key rows costs each server one pass, not one per refresh.
         let previous = current
+        var history = previous.history
+        while true {
+            let page = try await log.keyEvents(after: history.lastIndex, limit: 10_000)
+            history.fold(page)
+            if page.count < 10_000 { break }
+        }
+        let manifest = history.manifest(nodeId: nodeId)
         for key in history.keys where key.isRevoked { store.destroy(kid: key.kid) }
         var signer: Signer? = nil
         var problem: String? = nil
@@ -84,15 +90,18 @@ public final class KeyRing: Sendable {
             }
         } else if anchors.isEmpty {
             problem = "no trust anchor is configured, so no key event counts: give the first key's fingerprint (printed by `evidence-ledger keys generate`) with --pinned-key or LEDGER_PINNED_KEYS, or run `evidence-ledger keys pin KID` where its key file is"
-        } else if history.keys.isEmpty, !history.ignored.isEmpty {
-            problem = "no key event is authorised by the pinned keys (\(history.ignored[0])); check --pinned-key"
+        } else if history.keys.isEmpty, let first = history.ignored.first {
+            problem = "no key event is authorised by the pinned keys (\(first)); check --pinned-key"
         } else {
             problem = "the node has no active signing key; run `evidence-ledger keys generate`"
         }
         var next = Self.snapshot(history, nodeId: nodeId, signer: signer, problem: problem)
         next.cosigners = cosigners(manifest, previous: previous)
-        state.withLock { $0 = next }
-        return next
+        // Two refreshes may race (the periodic one, one before a checkpoint); the further one wins.
+        return state.withLock { current in
+            if next.history.lastIndex >= current.history.lastIndex { current = next }
+            return current
+        }
     }
 
     /// Loads the retired keys still inside their overlap; destroys the private keys of those past it.

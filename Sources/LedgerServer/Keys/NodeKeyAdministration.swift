@@ -33,7 +33,7 @@ public struct NodeKeyAdministration: Sendable {
     public func list() async throws -> (history: KeyHistory, anchors: TrustAnchors, localKids: Set<String>) {
         let anchors = try effectiveAnchors()
         let events = try await log.keyEvents()
-        return (NodeKeyHistory.history(events: events, anchors: anchors), anchors, Set(store.kids()))
+        return (NodeKeyHistory.history(events: events, anchors: anchors, nodeId: nodeId), anchors, Set(store.kids()))
     }
 
     /// Creates and activates a key when none is active, and pins it in the trust file (a root key, when
@@ -94,7 +94,8 @@ public struct NodeKeyAdministration: Sendable {
         let group = [
             AppendRequest(
                 subject: NodeKeyHistory.subject(kid: old.kid), type: NodeKeyHistory.retired,
-                body: NodeKeyHistory.retirementBody(kid: old.kid, validTo: now + overlapSeconds * 1000, successor: kid, authorizer: authorizer)),
+                body: NodeKeyHistory.retirementBody(
+                    kid: old.kid, validTo: now + overlapSeconds * 1000, nodeId: nodeId, successor: kid, authorizer: authorizer)),
             activation(kid, NodeKeyHistory.activationBody(kid: kid, key: signing, validFrom: now, nodeId: nodeId, supersedes: old.kid, authorizer: authorizer)),
         ]
         let entry = try await append(group, destroyingOnFailure: kid)
@@ -125,7 +126,7 @@ public struct NodeKeyAdministration: Sendable {
         }
         _ = try await log.append(AppendRequest(
             subject: NodeKeyHistory.subject(kid: kid), type: NodeKeyHistory.revoked,
-            body: NodeKeyHistory.revocationBody(kid: kid, revokedAt: clock(), reason: reason, authorizer: authorizer)))
+            body: NodeKeyHistory.revocationBody(kid: kid, revokedAt: clock(), reason: reason, nodeId: nodeId, authorizer: authorizer)))
         store.destroy(kid: kid)
     }
 
@@ -174,7 +175,8 @@ public struct NodeKeyAdministration: Sendable {
     /// `k1`, `k2`, …: one more than the highest numbered kid the ledger has seen, authorised or not.
     static func nextKid(after history: KeyHistory) -> String {
         let kids = history.keys.map(\.kid) + history.ignored.compactMap(\.kid)
-        let numbers = kids.compactMap { k -> Int? in k.hasPrefix("k") ? Int(k.dropFirst()) : nil }
+        // Kids of inserted rows can be anything: numbers past a million are not ours.
+        let numbers = kids.compactMap { k -> Int? in k.hasPrefix("k") ? Int(k.dropFirst()).flatMap { $0 < 1_000_000 ? $0 : nil } : nil }
         return "k\((numbers.max() ?? 0) + 1)"
     }
 }

@@ -7,16 +7,19 @@ import Synchronization
 /// without the node's keys.
 public enum KeyRingRefresher {
     public static func service(ring: KeyRing, interval: Duration, logger: Logger) -> PeriodicService {
-        let seen = Mutex((kid: ring.current.signer?.kid, ignored: ring.current.history.ignored.count))
+        let seen = Mutex((kid: ring.current.signer?.kid, ignored: ring.current.history.ignoredCount))
         return PeriodicService(every: interval, logger: logger, what: "re-read the node's keys", startsAfterInterval: true) {
             let snapshot = try await ring.refresh()
             let kid = snapshot.signer?.kid
-            let (changed, newlyIgnored) = seen.withLock { last -> (Bool, ArraySlice<KeyHistory.IgnoredEvent>) in
-                defer { last = (kid, snapshot.history.ignored.count) }
-                return (last.kid != kid, snapshot.history.ignored.dropFirst(last.ignored))
+            let (changed, before) = seen.withLock { last -> (Bool, Int) in
+                defer { last = (kid, max(last.ignored, snapshot.history.ignoredCount)) }
+                return (last.kid != kid, last.ignored)
             }
             if changed { logger.notice("signing key changed", metadata: ["ledger.kid": "\(kid ?? "none")"]) }
-            for event in newlyIgnored { logger.error("unauthorised key event ignored", metadata: ["ledger.problem": "\(event)"]) }
+            for event in snapshot.history.ignored.dropFirst(before) { logger.error("unauthorised key event ignored", metadata: ["ledger.problem": "\(event)"]) }
+            if snapshot.history.ignoredCount > before, snapshot.history.ignoredCount > KeyHistory.ignoredKept {
+                logger.error("unauthorised key events ignored", metadata: ["ledger.count": "\(snapshot.history.ignoredCount)"])
+            }
         }
     }
 }

@@ -20,6 +20,8 @@ public enum LedgerVerifier {
         public var trustedCheckpointsChecked: Int = 0
         public var keys: KeyHistory = KeyHistory()
         public var problems: [LedgerProblem]
+        /// Findings that do not make the log broken (a revoked key's checkpoint that a valid one supersedes).
+        public var warnings: [LedgerProblem] = []
         public var isIntact: Bool { problems.isEmpty }
     }
 
@@ -27,16 +29,19 @@ public enum LedgerVerifier {
     public struct Trust: Sendable {
         /// The log's origin: checkpoints are accepted under this name only.
         public var origin: String
+        /// The node the key events must name.
+        public var nodeId: String
         /// Pinned node keys and root keys that authorise key events.
         public var anchors: TrustAnchors
         /// Signed checkpoints held elsewhere (an auditor's copy, a server's state file), with a name each.
         public var trustedCheckpoints: [(name: String, note: [UInt8])]
 
         public init(
-            origin: String = "evidence-ledger/evidence-ledger-node", anchors: TrustAnchors = TrustAnchors(),
+            origin: String = "evidence-ledger/evidence-ledger-node", nodeId: String = "evidence-ledger-node", anchors: TrustAnchors = TrustAnchors(),
             trustedCheckpoints: [(name: String, note: [UInt8])] = []
         ) {
             self.origin = origin
+            self.nodeId = nodeId
             self.anchors = anchors
             self.trustedCheckpoints = trustedCheckpoints
         }
@@ -48,12 +53,15 @@ public enum LedgerVerifier {
         let size = try await pool.withConnection { c in try c.headSize() }
         let log = PostgresEventLog(pool: pool)
         let keyEvents = try await log.keyEvents()
-        let keys = NodeKeyHistory.history(events: keyEvents, anchors: trust.anchors)
+        let keys = NodeKeyHistory.history(events: keyEvents, anchors: trust.anchors, nodeId: trust.nodeId)
         if trust.anchors.isEmpty, !keyEvents.isEmpty {
             problems.append(LedgerProblem(
                 index: nil, what: "no trust anchor is configured (--pinned-key, --root-key or the keys directory's trust file): no key event can be authorised"))
         }
         problems += keys.ignored.map { LedgerProblem(index: $0.index, what: "\($0.type) of \($0.kid ?? "no kid") is not authorised: \($0.reason)") }
+        if keys.ignoredCount > keys.ignored.count {
+            problems.append(LedgerProblem(index: nil, what: "and \(keys.ignoredCount - keys.ignored.count) more key events that are not authorised"))
+        }
         var tree = TreeAudit(
             checkpoints: try await checkpointsToCheck(log), keys: keys, origin: trust.origin, trusted: trust.trustedCheckpoints)
         var audit = LedgerAudit()
@@ -105,7 +113,7 @@ public enum LedgerVerifier {
             size: size, entriesChecked: checked, subjects: audit.subjectCount, payloadsChecked: payloadsChecked,
             nodesChecked: tree.nodesChecked, checkpointsChecked: tree.checkpoints.count,
             trustedCheckpointsChecked: trust.trustedCheckpoints.count, keys: keys,
-            problems: problems + audit.problems + tree.problems)
+            problems: problems + audit.problems + tree.problems, warnings: tree.warnings)
     }
 
     static func checkpointsToCheck(_ log: PostgresEventLog) async throws -> [StoredCheckpoint] {
@@ -176,15 +184,24 @@ public enum LedgerVerifier {
         var problems: [LedgerProblem] = []
         func problem(_ what: String) { problems.append(LedgerProblem(index: nil, what: what)) }
         let tables = Set(guards.map(\.table))
+        // The function each trigger really calls (by oid, not by a name a look-alike in another schema
+        // could share), with what must not differ from its migration.
         let triggers = try c.query("""
-            SELECT t.tgname, cl.relname, t.tgenabled, t.tgtype::int, t.tgqual IS NOT NULL, p.proname
-            FROM pg_trigger t JOIN pg_class cl ON cl.oid = t.tgrelid JOIN pg_proc p ON p.oid = t.tgfoid
+            SELECT t.tgname, cl.relname, t.tgenabled, t.tgtype::int, t.tgqual IS NOT NULL, p.proname, p.prosrc, l.lanname,
+                p.prosecdef OR p.proconfig IS NOT NULL, p.pronamespace = cl.relnamespace
+            FROM pg_trigger t JOIN pg_class cl ON cl.oid = t.tgrelid JOIN pg_proc p ON p.oid = t.tgfoid JOIN pg_language l ON l.oid = p.prolang
             WHERE t.tgrelid = ANY(ARRAY['ledger_entries'::regclass, 'ledger_head'::regclass, 'ledger_claims'::regclass,
                 'ledger_tree_nodes'::regclass, 'ledger_checkpoints'::regclass, 'ledger_payloads'::regclass]) AND NOT t.tgisinternal
             """)
-        var found: [String: (table: String, enabled: String, type: Int, qualified: Bool, function: String)] = [:]
+        struct Found {
+            var table: String, enabled: String, type: Int, qualified: Bool, function: String, body: String, language: String
+            var redefined: Bool, sameSchema: Bool
+        }
+        var found: [String: Found] = [:]
         for row in triggers.rows {
-            found[try row.text(0)] = (try row.text(1), try row.text(2), Int(try row.text(3)) ?? -1, row[4] == "t", try row.text(5))
+            found[try row.text(0)] = Found(
+                table: try row.text(1), enabled: try row.text(2), type: Int(try row.text(3)) ?? -1, qualified: row[4] == "t",
+                function: try row.text(5), body: try row.text(6), language: try row.text(7), redefined: row[8] == "t", sameSchema: row[9] == "t")
         }
         for g in guards {
             guard let t = found[g.trigger], t.table == g.table else {
@@ -199,7 +216,11 @@ public enum LedgerVerifier {
             }
             if t.qualified { problem("append-only trigger \(g.trigger) has a WHEN condition: it may not fire") }
             if t.type != g.type { problem("append-only trigger \(g.trigger) no longer fires on the events and timing its migration set") }
-            if t.function != g.function { problem("append-only trigger \(g.trigger) calls \(t.function), not \(g.function)") }
+            if t.function != g.function || !t.sameSchema {
+                problem("append-only trigger \(g.trigger) calls \(t.function)\(t.sameSchema ? "" : " in another schema"), not the migration's \(g.function)")
+            } else if t.body != installedBodies[g.function] || t.language != "plpgsql" || t.redefined {
+                problem("append-only trigger \(g.trigger) calls a \(g.function) that is not the one its migration installed")
+            }
         }
         let known = Set(guards.map(\.trigger))
         for (name, t) in found.sorted(by: { $0.key < $1.key }) where !known.contains(name) && tables.contains(t.table) {
@@ -208,7 +229,7 @@ public enum LedgerVerifier {
         for name in guardFunctions {
             let rows = try c.query("""
                 SELECT p.prosrc, l.lanname, p.prosecdef, p.proconfig IS NOT NULL FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
-                WHERE p.proname = \(name) AND pg_function_is_visible(p.oid)
+                WHERE p.proname = \(name) AND p.pronamespace = (SELECT relnamespace FROM pg_class WHERE oid = 'ledger_entries'::regclass)
                 """).rows
             guard rows.count == 1, let row = rows.first else {
                 problem(rows.isEmpty ? "the guard function \(name) is missing" : "the guard function \(name) is overloaded (\(rows.count) definitions)")
@@ -219,6 +240,19 @@ public enum LedgerVerifier {
                 problem("the guard function \(name) was redefined (language, SECURITY DEFINER or settings differ from its migration)")
             }
         }
+        // Row-level security can hide rows from readers (an auditor, the writer's own checks); rules
+        // rewrite statements before any trigger sees them.
+        let hidden = try c.query("""
+            SELECT relname FROM pg_class WHERE oid = ANY(ARRAY['ledger_entries'::regclass, 'ledger_head'::regclass, 'ledger_claims'::regclass,
+                'ledger_tree_nodes'::regclass, 'ledger_checkpoints'::regclass, 'ledger_payloads'::regclass]) AND relrowsecurity ORDER BY 1
+            """)
+        for row in hidden.rows { problem("row-level security is enabled on \(try row.text(0)): rows can be hidden from readers") }
+        let rules = try c.query("""
+            SELECT cl.relname, r.rulename FROM pg_rewrite r JOIN pg_class cl ON cl.oid = r.ev_class
+            WHERE r.ev_class = ANY(ARRAY['ledger_entries'::regclass, 'ledger_head'::regclass, 'ledger_claims'::regclass,
+                'ledger_tree_nodes'::regclass, 'ledger_checkpoints'::regclass, 'ledger_payloads'::regclass]) ORDER BY 1, 2
+            """)
+        for row in rules.rows { problem("\(try row.text(0)) has a rewrite rule no migration installed: \(try row.text(1))") }
         // The batch guard must still refuse: a redefined `ledger_expect` would let a writer's wrong
         // assumption (another writer's append, a quota without room, a revoked key) commit.
         do {
@@ -246,7 +280,8 @@ public enum LedgerVerifier {
             if owner.rows.first?[1] == "t" { problem("PUBLIC has privileges on \(table)") }
         }
         let functionOwners = try c.query("""
-            SELECT p.proname FROM pg_proc p WHERE p.proname::text = ANY(\(textArray: guardFunctions)) AND pg_function_is_visible(p.oid)
+            SELECT p.proname FROM pg_proc p WHERE p.proname::text = ANY(\(textArray: guardFunctions))
+            AND p.pronamespace = (SELECT relnamespace FROM pg_class WHERE oid = 'ledger_entries'::regclass)
             AND pg_has_role('ledger_app', p.proowner, 'USAGE') ORDER BY 1
             """)
         for row in functionOwners.rows { problem("the application role owns the guard function \(try row.text(0)): it can replace it") }

@@ -93,10 +93,12 @@ public final class PostgresEventLog: Sendable {
     }
 
     /// Every node-key event (`key.*` types), in log order.
-    public func keyEvents() async throws -> [LedgerEntry] {
+    public func keyEvents(after: Int64 = -1, limit: Int = Int(Int32.max)) async throws -> [LedgerEntry] {
         try await pool.withConnection { c in
             // The predicate repeats the partial index's, so the index serves it.
-            try EntryRows.decode(c.query("SELECT \(sql: EntryRows.columns) FROM ledger_entries WHERE type LIKE 'key.%' ORDER BY idx"))
+            try EntryRows.decode(c.query("""
+                SELECT \(sql: EntryRows.columns) FROM ledger_entries WHERE type LIKE 'key.%' AND idx > \(after) ORDER BY idx LIMIT \(Int64(limit))
+                """))
         }
     }
 

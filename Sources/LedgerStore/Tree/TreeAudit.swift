@@ -20,6 +20,12 @@ struct TreeAudit {
     private let trusted: [(name: String, checkpoint: Checkpoint)]
     private var nextTrusted = 0
     var problems: [LedgerProblem] = []
+    /// What does not make the log broken but an auditor should know.
+    var warnings: [LedgerProblem] = []
+    /// Stored checkpoints that opened with a valid key and whose root is the log's.
+    private var proven: Set<Int64> = []
+    /// Stored checkpoints signed only by keys that no longer count for them.
+    private var noLongerCounting: [(size: Int64, what: String)] = []
 
     init(checkpoints: [StoredCheckpoint], keys: KeyHistory, origin: String, trusted: [(name: String, note: [UInt8])] = []) {
         self.checkpoints = checkpoints
@@ -88,8 +94,9 @@ struct TreeAudit {
             let c = checkpoints[nextCheckpoint]
             nextCheckpoint += 1
             guard c.size == frontier.size else { continue }
-            checkSignature(c, lastEntryTime: lastEntryTime)
+            let signed = checkSignature(c, lastEntryTime: lastEntryTime)
             let root = frontier.root
+            if signed, c.rootHash == root { proven.insert(c.size) }
             if c.rootHash != root {
                 problems.append(LedgerProblem(
                     index: nil, what: "checkpoint \(c.size): its root is not the root of the log's first \(c.size) entries",
@@ -100,23 +107,28 @@ struct TreeAudit {
 
     /// The note must be readable, agree with the stored columns, and carry a signature by a key valid
     /// for it under the configured origin.
-    private mutating func checkSignature(_ c: StoredCheckpoint, lastEntryTime: Int64?) {
+    @discardableResult
+    private mutating func checkSignature(_ c: StoredCheckpoint, lastEntryTime: Int64?) -> Bool {
         let name = "checkpoint \(c.size)"
         let body: Checkpoint
         do {
             body = try Checkpoint(parsing: SignedNote(parsing: c.note).text)
         } catch {
             problems.append(LedgerProblem(index: nil, what: "\(name): the stored note cannot be read: \(error)"))
-            return
+            return false
         }
         if body.size != UInt64(c.size) || body.rootHash != c.rootHash {
             problems.append(LedgerProblem(index: nil, what: "\(name): the signed body's size or root differs from the stored columns"))
         }
         do {
             _ = try keys.openCheckpoint(c.note, origin: origin, lastEntryTime: lastEntryTime)
+            return true
+        } catch where error.signedOnlyByKeysThatNoLongerCount {
+            noLongerCounting.append((c.size, "\(name): \(error)"))
         } catch {
             problems.append(LedgerProblem(index: nil, what: "\(name): \(error)"))
         }
+        return false
     }
 
     /// Checks what needs the whole log: checkpoints beyond the rebuilt tree, and consistency proofs
@@ -125,6 +137,20 @@ struct TreeAudit {
         for c in checkpoints where c.size > frontier.size && isAligned {
             problems.append(LedgerProblem(index: nil, what: "checkpoint \(c.size) is beyond the log's \(frontier.size) entries"))
             checkSignature(c, lastEntryTime: nil)
+        }
+        // A genuine checkpoint whose keys stopped counting (a revoked key, a key retired before its
+        // entries) proves nothing; when a later checkpoint by a valid key proves the same tree, the log is
+        // still intact and the old one is only worth a warning.
+        for (size, what) in noLongerCounting {
+            if let later = proven.filter({ $0 > size }).min() {
+                warnings.append(LedgerProblem(index: nil, what: "\(what); checkpoint \(later), by a key valid for it, proves the same entries"))
+            } else {
+                problems.append(LedgerProblem(index: nil, what: "\(what), and no later checkpoint by a valid key proves its entries"))
+            }
+        }
+        for (name, c) in trusted[nextTrusted...] where !isAligned {
+            problems.append(LedgerProblem(
+                index: nil, what: "trusted checkpoint \(name) (\(c.size) entries) could not be compared: the log could not be rebuilt that far"))
         }
         for (name, c) in trusted where c.size > UInt64(frontier.size) && isAligned {
             problems.append(LedgerProblem(
