@@ -9,7 +9,7 @@ import LedgerStore
 struct KeysCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "keys", abstract: "Generate, list, rotate, revoke and pin the node's signing keys.",
-        subcommands: [Generate.self, List.self, Rotate.self, Revoke.self, Pin.self, Root.self])
+        subcommands: [Generate.self, List.self, Rotate.self, Revoke.self, Pin.self, Adopt.self, Root.self])
 
     struct KeyOptions: ParsableArguments {
         @OptionGroup var database: DatabaseOptions
@@ -161,6 +161,25 @@ struct KeysCommand: AsyncParsableCommand {
                 FileOutput.standardError("evidence-ledger: \(error.message)")
                 throw ExitCode(1)
             }
+        }
+    }
+
+    struct Adopt: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Restate, signed by a root key, the key events written before key events were signed.",
+            discussion: """
+                For a ledger from before pinning: every unsigned key event (activations, retirements, revocations) is \
+                appended again, signed by the root key and naming the entry it adopts, so that its keys keep verifying \
+                what they signed. It trusts the database as it is now: run it once, right after upgrading.
+                """)
+        @OptionGroup var options: KeyOptions
+        @OptionGroup var root: RootAuthorization
+
+        func run() async throws {
+            guard let rootKey = try root.key() else { throw ValidationError("keys adopt needs --authorize-with ROOT_KEY_FILE") }
+            let indices = try await options.withAdministration { try await $0.adopt(root: rootKey) }
+            FileOutput.standardOutput(indices.isEmpty ? "nothing to adopt\n" : "adopted entries \(indices.map(String.init).joined(separator: ", "))\n")
+            if !indices.isEmpty { FileOutput.standardOutput("check them with `evidence-ledger keys list`: adopting trusts what the database held\n") }
         }
     }
 

@@ -121,6 +121,28 @@ import Testing
         #expect(unpinned.ignored.allSatisfy { $0.reason.contains("which is not pinned") })
     }
 
+    @Test func aRootKeyAdoptsKeyEventsWrittenBeforeTheyWereSigned() throws {
+        // Milestone 1 wrote key events without signatures (and without nodeId on retirements).
+        let legacy = try Self.entries([
+            (NodeKeyHistory.activated, ["kid": "k1", "alg": "Ed25519", "publicKey": .string(JSONString(Base64.encodeURL(Self.k1.publicKey))),
+                "validFrom": "1970-01-01T00:00:01.000Z", "nodeId": "n"]),
+            (NodeKeyHistory.retired, ["kid": "k1", "validTo": "1970-01-01T00:01:09.000Z"]),
+            (NodeKeyHistory.activated, ["kid": "k2", "alg": "Ed25519", "publicKey": .string(JSONString(Base64.encodeURL(Self.k2.publicKey))),
+                "validFrom": "1970-01-01T00:00:09.000Z", "nodeId": "n"]),
+        ])
+        let rooted = TrustAnchors(rootKeys: [KeyFingerprint.of(Self.root.publicKey)])
+        #expect(NodeKeyHistory.history(events: legacy, anchors: rooted, nodeId: "n").keys.isEmpty)
+        let adoptions = try Self.entries(
+            legacy.compactMap { e in NodeKeyHistory.adoptionBody(of: e, nodeId: "n", root: Self.root).map { (e.type, $0) } }, from: 3)
+        #expect(adoptions.count == 3 && adoptions[1].body["adopts"] == 1 && adoptions[1].body["nodeId"] == "n")
+        let history = NodeKeyHistory.history(events: legacy + adoptions, anchors: rooted, nodeId: "n")
+        #expect(history.keys.map(\.kid) == ["k1", "k2"] && history.activeKey?.kid == "k2")
+        #expect(history.keys[0].validTo == 69_000 && history.keys[0].validFrom == 1_000)
+        #expect(history.ignored.isEmpty && history.ignoredCount == 0 && history.adoptedCount == 3, "the restated events are no longer reported")
+        // Not with an unpinned root.
+        #expect(NodeKeyHistory.history(events: legacy + adoptions, anchors: Self.pinnedK1, nodeId: "n").keys.map(\.kid) == ["k1"])
+    }
+
     @Test func aCheckpointCountsOnlyWithASignatureByAKeyValidForIt() throws {
         let events = try Self.entries([Self.activation("k1", Self.k1)] + Self.rotation("k1", Self.k1, to: "k2", Self.k2))
         var history = NodeKeyHistory.history(events: events, anchors: Self.pinnedK1, nodeId: "n")

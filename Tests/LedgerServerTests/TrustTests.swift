@@ -157,13 +157,27 @@ import Testing
         #expect(forgedAudit.stdout.contains("(2 entries): its root is not the root of the log's first 2 entries"), "\(forgedAudit.stdout)")
     }
 
-    @Test func aRootKeyReplacesALostKeyAndEveryServerDestroysARevokedKeysFile() throws {
+    @Test func aRootKeyAdoptsOldEventsReplacesALostKeyAndEveryServerDestroysARevokedKeysFile() async throws {
         let node = try TestNode()
         let rootFile = node.directory.appendingPathComponent("root.key").path
         let made = try node.cli(["keys", "root", "generate", "--out", rootFile])
         #expect(made.status == 0, "\(made)")
         let fingerprint = try #require(made.stdout.split(separator: " ").first { $0.hasPrefix("ed25519:") }.map(String.init))
         #expect(KeyFingerprint.problem(fingerprint) == nil)
+        // Key events written before they were signed (as milestone 1 wrote them) are adopted by the root.
+        let legacyKey = Ed25519SigningKey(seed: [UInt8](repeating: 8, count: 32))!
+        let legacy = try await appendDirectly(node, AppendRequest(subject: "key:k0", type: "key.activated", body: [
+            "kid": "k0", "alg": "Ed25519", "publicKey": .string(JSONString(Base64.encodeURL(legacyKey.publicKey))),
+            "validFrom": "2026-01-01T00:00:00.000Z", "nodeId": "evidence-ledger-node",
+        ]))
+        _ = try await appendDirectly(node, AppendRequest(subject: "key:k0", type: "key.retired", body: ["kid": "k0", "validTo": "2026-02-01T00:00:00.000Z"]))
+        let adopt = try node.cli(["keys", "adopt", "--authorize-with", rootFile, "--root-key", fingerprint] + node.keyArguments)
+        #expect(adopt.status == 0 && adopt.stdout.hasPrefix("adopted entries \(legacy.index), \(legacy.index + 1)\n"), "\(adopt)")
+        let again = try node.cli(["keys", "adopt", "--authorize-with", rootFile, "--root-key", fingerprint] + node.keyArguments)
+        #expect(again.status == 0 && again.stdout == "nothing to adopt\n", "\(again)")
+        let adoptedList = try node.cli(["keys", "list", "--root-key", fingerprint] + node.keyArguments)
+        #expect(adoptedList.stdout.contains("k0  deprecated") && !adoptedList.stdout.contains("UNAUTHORISED"), "\(adoptedList)")
+
         // A second server with its own copy of k1 and the root pinned by configuration.
         let otherKeys = node.directory.appendingPathComponent("other-keys").path
         try FileManager.default.createDirectory(atPath: otherKeys, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
@@ -193,7 +207,7 @@ import Testing
         _ = try eventually("the other server to destroy k1.key") { FileManager.default.fileExists(atPath: otherKeys + "/k1.key") ? nil : true }
         // With the root pinned every key event is authorised (checkpoints k1 signed are now refused: it is revoked).
         let audit = try node.cli(["ledger", "verify", "--root-key", fingerprint] + node.keyArguments)
-        #expect(!audit.stdout.contains("not authorised") && audit.stdout.contains("2 authorised keys"), "\(audit)")
+        #expect(!audit.stdout.contains("not authorised") && audit.stdout.contains("3 authorised keys"), "\(audit)")
         let withoutRoot = try node.cli(["ledger", "verify"] + node.keyArguments)
         #expect(withoutRoot.status == 1 && withoutRoot.stdout.contains("which is not pinned"), "\(withoutRoot)")
     }

@@ -102,6 +102,18 @@ public enum NodeKeyHistory {
         return signed(type: revoked, kid: kid, body: o, authorizer: authorizer)
     }
 
+    /// A root-signed restatement of a key event written before key events were signed (`keys adopt`):
+    /// the same members, the node's id where it was missing, and `adopts` naming the entry restated.
+    /// Nil for an event that is not a key event of a kid.
+    public static func adoptionBody(of legacy: LedgerEntry, nodeId: String, root: Ed25519SigningKey) -> JSONValue? {
+        guard eventTypes.contains(legacy.type), let kid = legacy.body["kid"]?.stringValue, legacy.subject == subject(kid: kid),
+            var body = legacy.body.objectValue?.removing(signatureMembers)
+        else { return nil }
+        if body["nodeId"] == nil { body["nodeId"] = .string(JSONString(nodeId)) }
+        body["adopts"] = .number(Double(legacy.index))
+        return signed(type: legacy.type, kid: kid, body: body, authorizer: .root(root))
+    }
+
     // MARK: The fold
 
     /// Folds the key events of node `nodeId` (any order; read in ledger order) into the history of
@@ -169,6 +181,8 @@ public struct KeyHistory: Sendable, Equatable {
     public private(set) var ignored: [IgnoredEvent] = []
     /// How many events were ignored in all.
     public private(set) var ignoredCount = 0
+    /// Unsigned events restated by an authorised one (`keys adopt`): no longer counted as ignored.
+    public private(set) var adoptedCount = 0
     public static let ignoredKept = 1000
 
     public init(anchors: TrustAnchors = TrustAnchors(), nodeId: String = "") {
@@ -186,6 +200,13 @@ public struct KeyHistory: Sendable, Equatable {
                 if ignored.count < Self.ignoredKept {
                     ignored.append(IgnoredEvent(index: event.index, type: event.type, kid: event.body["kid"]?.stringValue, reason: reason))
                 }
+            } else if let restated = event.body["adopts"]?.numberValue.flatMap({ Int64(exactly: $0) }),
+                let position = ignored.firstIndex(where: { $0.index == restated && $0.type == event.type && $0.kid == event.body["kid"]?.stringValue })
+            {
+                // An unsigned event from before key events were signed, restated by an authorised one.
+                ignored.remove(at: position)
+                ignoredCount -= 1
+                adoptedCount += 1
             }
         }
     }
@@ -236,13 +257,14 @@ public struct KeyHistory: Sendable, Equatable {
             if anchors.pinnedKeys.contains(fingerprint) {
                 authorisedBy = "pinned"
             } else {
-                guard possession != nil else { return "it carries no proof of possession by the new key" }
                 switch authority(event, statement) {
                 case .failure(let reason): return reason.text
                 case .success(.root(let fingerprint)):
+                    // The root vouches for the key itself (it may adopt a key whose private part is gone).
                     guard anchors.rootKeys.contains(fingerprint) else { return "it is signed by root key \(fingerprint), which is not pinned" }
                     authorisedBy = "root \(fingerprint)"
                 case .success(.node(let by)):
+                    guard possession != nil else { return "it carries no proof of possession by the new key" }
                     guard let old = key(by), old.successor == kid, !old.isRevoked else {
                         return "it is signed by \(by), which did not retire in favour of \(kid); a new key is authorised by the key it replaces or by a root key"
                     }

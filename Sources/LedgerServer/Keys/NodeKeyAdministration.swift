@@ -130,6 +130,29 @@ public struct NodeKeyAdministration: Sendable {
         store.destroy(kid: kid)
     }
 
+    /// Restates, signed by a pinned root key, every key event written before key events were signed
+    /// (no `authorization`), in ledger order and in one atomic append, so that a ledger from before
+    /// pinning keeps its keys' history: retirements and revocations included. Events adopted already are
+    /// skipped. Trusts the database as it is now: run it once, right after upgrading. Returns the indices
+    /// of the events restated.
+    public func adopt(root: Ed25519SigningKey) async throws -> [Int64] {
+        try requirePinned(root)
+        let events = try await log.keyEvents()
+        let ignored = Set(NodeKeyHistory.history(events: events, anchors: try effectiveAnchors(), nodeId: nodeId).ignored.map(\.index))
+        var group: [AppendRequest] = []
+        var indices: [Int64] = []
+        // Only what the fold ignores (a pinned first key's activation is authorised without a signature),
+        // only unsigned events (a signed event that does not count is not the past's, it is an intrusion).
+        for event in events where ignored.contains(event.index) && event.body["authorization"] == nil && event.body["proofOfPossession"] == nil {
+            guard let body = NodeKeyHistory.adoptionBody(of: event, nodeId: nodeId, root: root) else { continue }
+            if let named = event.body["nodeId"]?.stringValue, named != nodeId { continue }
+            group.append(AppendRequest(subject: event.subject, type: event.type, body: body))
+            indices.append(event.index)
+        }
+        if !group.isEmpty { _ = try await log.append(group: group) }
+        return indices
+    }
+
     private func newKey(_ kid: String) throws -> Ed25519SigningKey {
         if let problem = NodeKeyHistory.kidProblem(kid) { throw LedgerServerError(.badRequest, problem) }
         return try store.generate(kid: kid)
