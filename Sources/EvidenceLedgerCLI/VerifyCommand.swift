@@ -3,7 +3,7 @@ import CERKit
 import LedgerCore
 
 /// `evidence-ledger verify`: offline verification of CERs, packages, project bundles and runs.
-struct VerifyCommand: ParsableCommand {
+struct VerifyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify",
         abstract: "Verify CER bundles, CER packages, project bundles and runs offline.",
@@ -35,6 +35,11 @@ struct VerifyCommand: ParsableCommand {
 
     @OptionGroup var trust: TrustOptions
 
+    @Option(
+        name: .customLong("tsa-roots"),
+        help: "PEM trust anchors of timestamp authorities (e.g. /etc/ssl/certs/ca-certificates.crt): RFC 3161 tokens are then verified in full, and decisively.")
+    var tsaRoots: String?
+
     @Option(name: .long, help: "Output format: text, json or aief.")
     var format: Format = .text
 
@@ -54,8 +59,21 @@ struct VerifyCommand: ParsableCommand {
         if keys != nil, !keyHistory.isEmpty { throw ValidationError("give --keys or --key-history, not both") }
     }
 
-    func run() throws {
+    func run() async throws {
         var options = VerificationOptions(requireAttestation: requireReceipt)
+        var timestampRoots: RFC3161Verifier.Roots?
+        if let tsaRoots {
+            do {
+                let roots = try RFC3161Verifier.Roots(pem: String(decoding: try FileOutput.read(tsaRoots, limit: 16 << 20), as: UTF8.self))
+                guard !roots.certificates.isEmpty else { throw ValidationError("\(tsaRoots) holds no PEM certificate") }
+                timestampRoots = roots
+            } catch let error as ValidationError {
+                throw error
+            } catch {
+                FileOutput.standardError("evidence-ledger: cannot use the TSA roots \(tsaRoots): \(error)")
+                throw ExitCode(2)
+            }
+        }
         if let keys {
             do {
                 let bytes = try FileOutput.read(keys, limit: 1 << 20)
@@ -105,7 +123,9 @@ struct VerifyCommand: ParsableCommand {
             outcomes.append(.report(labelled))
         } else {
             for (file, value) in parsed {
-                outcomes.append(.report(ArtifactVerifier.verify(value, options: options, label: file == "-" ? "stdin" : file)))
+                var report = ArtifactVerifier.verify(value, options: options, label: file == "-" ? "stdin" : file)
+                if let timestampRoots { await ArtifactVerifier.verifyTimestamp(&report, artifact: value, roots: timestampRoots) }
+                outcomes.append(.report(report))
             }
         }
         print(outcomes)

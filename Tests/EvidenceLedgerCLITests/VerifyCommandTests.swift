@@ -77,6 +77,23 @@ import LedgerTesting
         #expect(report["hashRule"] as? String == "governed")
     }
 
+    @Test func withTSARootsTheTimestampIsVerifiedInFullAndDecides() throws {
+        // NexArt's DigiCert token chains to the system roots.
+        let (status, report) = try verifyJSON(["--keys", keys, "--tsa-roots", "/etc/ssl/certs/ca-certificates.crt", CLI.fixture("governed-attested-package.json")])
+        #expect(status == 0)
+        let layers = try #require(report["layers"] as? [String: [String: Any]])
+        #expect(layers["timestamp"]?["status"] as? String == "PASS")
+        #expect((layers["timestamp"]?["message"] as? String)?.contains("DigiCert SHA256 RSA4096 Timestamp Responder 2026 1") == true, "\(layers)")
+        // Against roots that are not DigiCert's, the same token fails the report, with its reason.
+        let stranger = try TimestampAuthority()
+        let (refused, untrusted) = try verifyJSON(["--keys", keys, "--tsa-roots", stranger.rootPath, CLI.fixture("governed-attested-package.json")])
+        #expect(refused == 1)
+        #expect(untrusted["code"] as? String == "TIMESTAMP_INVALID")
+        #expect((untrusted["layers"] as? [String: [String: Any]])?["timestamp"]?["message"].map { "\($0)" }?.hasPrefix("TSA_UNTRUSTED") == true, "\(untrusted)")
+        let empty = try CLI.run(["verify", "--tsa-roots", CLI.fixture("governed-attested-package.json"), CLI.fixture("governed-attested-package.json")])
+        #expect(empty.status == 2 && empty.stderr.contains("holds no PEM certificate"), "\(empty)")
+    }
+
     @Test func textOutputHasOneLinePerLayerThenTheVerdict() throws {
         let r = try CLI.run(["verify", "--keys", keys, CLI.fixture("governed-attested-package.json")])
         #expect(r.status == 0)

@@ -84,9 +84,15 @@ public struct RFC3161Token: Sendable, Equatable {
 
 /// The timestamp layer: the token's message imprint must be the certificate hash's digest.
 enum TimestampCheck {
-    static func check(artifact: JSONObject, cer: JSONObject, certificateHash: String?) -> LayerCheck {
+    /// The artifact's timestamp object: the package's `timestamp`, the CER's `meta.timestamp`, or its first
+    /// `trustedTimestamps` entry with a token.
+    static func locate(artifact: JSONObject, cer: JSONObject) -> JSONObject? {
         let candidates = [artifact["timestamp"], cer["meta"]?["timestamp"]] + (cer["trustedTimestamps"]?.arrayValue ?? []).map { Optional($0) }
-        guard let stamp = candidates.compactMap({ $0?.objectValue }).first(where: { $0["token"]?.stringValue != nil }) else {
+        return candidates.compactMap({ $0?.objectValue }).first(where: { $0["token"]?.stringValue != nil })
+    }
+
+    static func check(artifact: JSONObject, cer: JSONObject, certificateHash: String?) -> LayerCheck {
+        guard let stamp = locate(artifact: artifact, cer: cer) else {
             return .skipped("no RFC 3161 timestamp")
         }
         guard stamp["type"]?.stringValue == nil || stamp["type"]?.stringValue == "rfc3161" else {
@@ -104,5 +110,31 @@ enum TimestampCheck {
             return .fail(.certificateHashMismatch, "the timestamp's message imprint is not the certificate hash's digest")
         }
         return .pass("RFC 3161 token imprint = certificateHash digest, genTime \(token.genTime) (TSA signature chain not checked)")
+    }
+}
+
+extension ArtifactVerifier {
+    /// The timestamp layer in full (`RFC3161Verifier`): the TSA's signature, certificate binding and
+    /// usage, the chain to `roots` at genTime, and the imprint (the certificate hash's digest). Given roots,
+    /// the layer is decisive: a token that does not verify fails the report with `TIMESTAMP_INVALID`.
+    public static func verifyTimestamp(_ report: inout VerificationReport, artifact value: JSONValue, roots: RFC3161Verifier.Roots) async {
+        guard let artifact = value.objectValue else { return }
+        let cer = artifact["cer"]?.objectValue ?? artifact
+        guard let stamp = TimestampCheck.locate(artifact: artifact, cer: cer) else { return }
+        guard stamp["type"]?.stringValue == nil || stamp["type"]?.stringValue == "rfc3161" else { return }
+        guard let der = stamp["token"]?.stringValue.flatMap(Base64.decode) else {
+            report.timestamp = .fail(.timestampInvalid, "TSA_TOKEN_MALFORMED: the timestamp token is not base64")
+            report.conclude(degraded: report.status == .degraded)
+            return
+        }
+        guard let hash = report.certificateHash ?? cer["certificateHash"]?.stringValue, let imprint = ProtocolHash.digest(of: hash) else { return }
+        switch await RFC3161Verifier.verify(der, imprint: imprint, roots: roots) {
+        case .success(let verified):
+            report.timestamp = .pass(
+                "RFC 3161 token verified: signed by \(verified.signer), chained to a trusted root, genTime \(verified.token.genTime), imprint = certificateHash digest")
+        case .failure(let failure):
+            report.timestamp = .fail(.timestampInvalid, "\(failure.code.rawValue): \(failure.description)")
+        }
+        report.conclude(degraded: report.status == .degraded)
     }
 }

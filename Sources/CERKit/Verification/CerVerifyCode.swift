@@ -31,6 +31,8 @@ public enum CerVerifyCode: String, Sendable, CaseIterable, Codable {
     case receiptMismatch = "RECEIPT_MISMATCH"
     /// Verifier-level: the verification envelope's signature does not verify.
     case envelopeInvalidSignature = "ENVELOPE_INVALID_SIGNATURE"
+    /// Verifier-level: the RFC 3161 token does not verify against the given TSA roots.
+    case timestampInvalid = "TIMESTAMP_INVALID"
 
     /// The AIEF §9.2 reason string for this code (`nil` for OK).
     public var aiefReason: String? {
@@ -47,7 +49,7 @@ public enum CerVerifyCode: String, Sendable, CaseIterable, Codable {
         case .verificationMaterialUnavailable, .attestationMissing, .attestationKeyNotFound,
             .attestationKeyFormatUnsupported, .nodeReceiptMissing:
             return "verificationMaterialUnavailable"
-        case .attestationInvalidSignature, .keyRevoked, .schemaKeyInvalid, .envelopeInvalidSignature:
+        case .attestationInvalidSignature, .keyRevoked, .schemaKeyInvalid, .envelopeInvalidSignature, .timestampInvalid:
             return "signatureInvalid"
         }
     }

@@ -44,7 +44,8 @@ public struct VerificationReport: Sendable, Equatable {
     public var nodeSignature: LayerCheck
     public var receiptConsistency: LayerCheck
     public var verificationEnvelope: LayerCheck
-    /// RFC 3161 timestamp: message imprint against the certificate hash (informational, never decisive).
+    /// RFC 3161 timestamp: the imprint against the certificate hash (informational); with TSA roots,
+    /// the whole token (`ArtifactVerifier.verifyTimestamp`), and then decisive.
     public var timestamp: LayerCheck
     /// Run-chain continuity, for runs and project bundles.
     public var chain: LayerCheck
@@ -89,7 +90,9 @@ public struct VerificationReport: Sendable, Equatable {
 
     /// Sets status, code and reason codes from the layers (first failing layer decides the code).
     mutating func conclude(degraded: Bool = false) {
+        // The timestamp is decisive only once fully verified against TSA roots (`verifyTimestamp`).
         let layers = [bundleIntegrity, nodeSignature, receiptConsistency, verificationEnvelope, chain]
+            + (timestamp.code == .timestampInvalid ? [timestamp] : [])
         if let failing = layers.first(where: { $0.status == .fail }) {
             status = .failed
             code = failing.code ?? .unknownError
@@ -116,6 +119,7 @@ public struct VerificationReport: Sendable, Equatable {
         if receiptConsistency.status == .fail { reasons.append("RECEIPT_HASH_MISMATCH") }
         if verificationEnvelope.status == .fail { reasons.append("ENVELOPE_SIGNATURE_INVALID") }
         if chain.status == .fail { reasons.append(chain.code == .incompleteArtifact ? "INCOMPLETE_ARTIFACT" : "CHAIN_BREAK_DETECTED") }
+        if timestamp.code == .timestampInvalid { reasons.append("TIMESTAMP_INVALID") }
         reasonCodes = reasons
     }
 }

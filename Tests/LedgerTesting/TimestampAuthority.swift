@@ -1,0 +1,115 @@
+public import Foundation
+
+/// A real RFC 3161 timestamp authority for tests: `openssl ts -reply` with a throwaway root CA and a TSA
+/// certificate issued by it. Variants make the certificates tests must refuse.
+public final class TimestampAuthority: @unchecked Sendable {
+    public enum Variant: Sendable {
+        /// A TSA certificate valid now, with `extendedKeyUsage = critical, timeStamping`.
+        case valid
+        /// Valid only on 2020-01-01: every token made now has genTime after its validity.
+        case expired
+        /// `timeStamping` present but the extension not critical (RFC 3161 §2.3 requires critical).
+        case nonCriticalUsage
+    }
+
+    public let directory: URL
+    /// PEM of the root CA (the trust anchor to give verifiers).
+    public let rootPEM: String
+    public var rootPath: String { directory.appendingPathComponent("ca.crt").path }
+
+    public struct Failure: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    public init(_ variant: Variant = .valid) throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("tsa-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let usage = variant == .nonCriticalUsage ? "timeStamping" : "critical, timeStamping"
+        try """
+            [ ca ]
+            default_ca = CA_default
+            [ CA_default ]
+            dir = .
+            database = index.txt
+            new_certs_dir = .
+            serial = serial
+            default_md = sha256
+            policy = policy_any
+            copy_extensions = none
+            default_days = 3650
+            [ policy_any ]
+            commonName = supplied
+            [ tsa_ext ]
+            basicConstraints = CA:FALSE
+            keyUsage = critical, digitalSignature
+            extendedKeyUsage = \(usage)
+            subjectKeyIdentifier = hash
+            authorityKeyIdentifier = keyid
+            [ tsa_config ]
+            dir = .
+            serial = tsaserial
+            signer_cert = tsa.crt
+            certs = ca.crt
+            signer_key = tsa.key
+            signer_digest = sha256
+            default_policy = 1.2.3.4.1
+            digests = sha256, sha384, sha512
+            accuracy = secs:1
+            ordering = no
+            tsa_name = no
+            ess_cert_id_alg = sha256
+            ess_cert_id_chain = no
+            """.write(to: directory.appendingPathComponent("ca.cnf"), atomically: true, encoding: .utf8)
+        try Data().write(to: directory.appendingPathComponent("index.txt"))
+        try Data("01\n".utf8).write(to: directory.appendingPathComponent("serial"))
+        try Data("01\n".utf8).write(to: directory.appendingPathComponent("tsaserial"))
+        try Self.openssl([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-subj", "/CN=EvidenceLedger Test TSA Root",
+            "-days", "3650", "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+            "-addext", "subjectKeyIdentifier=hash",
+        ], in: directory)
+        try Self.openssl(["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "tsa.key", "-out", "tsa.csr", "-subj", "/CN=EvidenceLedger Test TSA"], in: directory)
+        var issue = ["ca", "-batch", "-config", "ca.cnf", "-cert", "ca.crt", "-keyfile", "ca.key", "-in", "tsa.csr", "-out", "tsa.crt", "-extensions", "tsa_ext"]
+        if variant == .expired { issue += ["-startdate", "20200101000000Z", "-enddate", "20200102000000Z"] }
+        try Self.openssl(issue, in: directory)
+        rootPEM = try String(contentsOf: directory.appendingPathComponent("ca.crt"), encoding: .utf8)
+    }
+
+    deinit { try? FileManager.default.removeItem(at: directory) }
+
+    /// A TimeStampResp (DER) over the SHA-256 `digest`, made by `openssl ts -reply`.
+    public func stamp(sha256 digest: [UInt8]) throws -> [UInt8] {
+        let id = UUID().uuidString.prefix(8)
+        let hex = digest.map { String(format: "%02x", $0) }.joined()
+        try Self.openssl(["ts", "-query", "-digest", hex, "-sha256", "-cert", "-no_nonce", "-out", "q-\(id).tsq"], in: directory)
+        try Self.openssl(["ts", "-reply", "-config", "ca.cnf", "-section", "tsa_config", "-queryfile", "q-\(id).tsq", "-out", "r-\(id).tsr"], in: directory)
+        return Array(try Data(contentsOf: directory.appendingPathComponent("r-\(id).tsr")))
+    }
+
+    /// `openssl ts -verify` of a reply against this authority's root: the independent check.
+    public func opensslVerifies(reply: [UInt8], sha256 digest: [UInt8]) throws -> Bool {
+        let path = directory.appendingPathComponent("check-\(UUID().uuidString.prefix(8)).tsr")
+        try Data(reply).write(to: path)
+        let hex = digest.map { String(format: "%02x", $0) }.joined()
+        return (try? Self.openssl(["ts", "-verify", "-in", path.path, "-digest", hex, "-CAfile", rootPath], in: directory)) != nil
+    }
+
+    @discardableResult
+    static func openssl(_ arguments: [String], in directory: URL) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+        process.arguments = arguments
+        process.currentDirectoryURL = directory
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let output = out.fileHandleForReading.readDataToEndOfFile()
+        let errors = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            throw Failure(description: "openssl \(arguments.prefix(2).joined(separator: " ")) failed: \(String(decoding: errors, as: UTF8.self))")
+        }
+        return String(decoding: output, as: UTF8.self)
+    }
+}
