@@ -28,6 +28,8 @@ struct LedgerCommand: AsyncParsableCommand {
             name: .customLong("trusted-checkpoint"),
             help: "A signed checkpoint held outside the database (an auditor's copy, a server's state/latest-checkpoint); repeatable. The log must extend it.")
         var trustedCheckpoints: [String] = []
+        @Option(name: .customLong("tsa-roots"), help: "PEM roots of timestamp authorities: every checkpoint timestamp is verified against them.")
+        var tsaRoots: String?
 
         /// The anchors, origin and trusted checkpoints, or exit 2 with a sentence.
         func auditTrust() throws -> LedgerVerifier.Trust {
@@ -47,7 +49,17 @@ struct LedgerCommand: AsyncParsableCommand {
                 }
                 trusted.append((path, [UInt8](data)))
             }
-            return LedgerVerifier.Trust(origin: origin, nodeId: node, anchors: anchors, trustedCheckpoints: trusted)
+            var timestampRoots: RFC3161Verifier.Roots? = nil
+            if let tsaRoots {
+                guard let pem = try? String(contentsOfFile: tsaRoots, encoding: .utf8), let roots = try? RFC3161Verifier.Roots(pem: pem),
+                    !roots.certificates.isEmpty
+                else {
+                    FileOutput.standardError("evidence-ledger: \(tsaRoots) holds no readable PEM certificate")
+                    throw ExitCode(2)
+                }
+                timestampRoots = roots
+            }
+            return LedgerVerifier.Trust(origin: origin, nodeId: node, anchors: anchors, trustedCheckpoints: trusted, timestampRoots: timestampRoots)
         }
 
         func run() async throws {
@@ -70,6 +82,7 @@ struct LedgerCommand: AsyncParsableCommand {
                     "payloadsChecked": .number(Double(report.payloadsChecked)),
                     "treeNodesChecked": .number(Double(report.nodesChecked)), "checkpointsChecked": .number(Double(report.checkpointsChecked)),
                     "trustedCheckpointsChecked": .number(Double(report.trustedCheckpointsChecked)),
+                    "timestampsChecked": .number(Double(report.timestampsChecked)),
                     "keys": .array(report.keys.keys.map { k in
                         ["kid": .string(JSONString(k.kid)), "status": .string(JSONString(k.status)), "fingerprint": .string(JSONString(k.fingerprint)),
                          "authorisedBy": .string(JSONString(k.authorisedBy)), "activationIndex": .number(Double(k.activationIndex))]
@@ -89,7 +102,7 @@ struct LedgerCommand: AsyncParsableCommand {
                 FileOutput.standardOutput(
                     "checked \(report.entriesChecked) entries of \(report.size) in \(report.subjects) subjects, \(report.payloadsChecked) payloads, "
                         + "\(report.nodesChecked) tree nodes, \(report.checkpointsChecked) checkpoints, \(report.trustedCheckpointsChecked) trusted checkpoints, "
-                        + "\(report.keys.keys.count) authorised keys\n")
+                        + "\(report.keys.keys.count) authorised keys, \(report.timestampsChecked) checkpoint timestamps\n")
                 for w in report.warnings.prefix(20) { FileOutput.standardOutput("WARNING: \(w)\n") }
                 for p in report.problems.prefix(20) { FileOutput.standardOutput("BROKEN: \(p)\n") }
                 if report.problems.count > 20 { FileOutput.standardOutput("… and \(report.problems.count - 20) more problems\n") }

@@ -51,6 +51,12 @@ struct ServerOptions: ParsableArguments {
     var logOrigin: String?
     @Option(name: .customLong("checkpoint-interval"), help: "Seconds between checkpoints while the log grows (LEDGER_CHECKPOINT_INTERVAL_SECONDS, default 5).")
     var checkpointInterval: Int?
+    @Option(name: .customLong("tsa-url"), help: "An RFC 3161 timestamp authority, repeatable, tried in order (LEDGER_TSA_URLS, comma-separated; none: no timestamps).")
+    var tsaURLs: [String] = []
+    @Option(name: .customLong("tsa-roots"), help: "PEM roots the authorities' tokens must chain to (LEDGER_TSA_ROOTS, default /etc/ssl/certs/ca-certificates.crt).")
+    var tsaRoots: String?
+    @Option(name: .customLong("tsa-timeout-ms"), help: "Longest wait for one authority, in milliseconds (LEDGER_TSA_TIMEOUT_MS, default 3000).")
+    var tsaTimeout: Int?
     @Option(name: .customLong("db-pool-size"), help: "Database connections (LEDGER_DB_POOL_SIZE, default 8).")
     var databasePoolSize: Int?
     @Option(name: .customLong("cors-origin"), help: "Access-Control-Allow-Origin (LEDGER_CORS_ORIGIN, default *).")
@@ -117,6 +123,14 @@ struct ServerOptions: ParsableArguments {
         {
             throw ValidationError("the log origin must be at most 255 bytes with no '+', spaces or control characters")
         }
+        c.tsaURLs = tsaURLs.isEmpty
+            ? (Environment.value("LEDGER_TSA_URLS") ?? "").split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            : tsaURLs
+        for url in c.tsaURLs where !(url.hasPrefix("http://") || url.hasPrefix("https://")) || URL(string: url) == nil {
+            throw ValidationError("the timestamp authority \(url.prefix(80)) is not an http:// or https:// URL")
+        }
+        c.tsaRootsPath = string(tsaRoots, "LEDGER_TSA_ROOTS") ?? c.tsaRootsPath
+        c.tsaTimeoutMilliseconds = try int(tsaTimeout, "tsa-timeout-ms", "LEDGER_TSA_TIMEOUT_MS", 100...60_000, c.tsaTimeoutMilliseconds)
         c.databasePoolSize = try int(databasePoolSize, "db-pool-size", "LEDGER_DB_POOL_SIZE", 2...256, c.databasePoolSize)
         c.corsAllowOrigin = string(corsOrigin, "LEDGER_CORS_ORIGIN") ?? c.corsAllowOrigin
         c.logLevel = string(logLevel, "LEDGER_LOG_LEVEL") ?? c.logLevel

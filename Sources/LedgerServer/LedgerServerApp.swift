@@ -1,5 +1,6 @@
 import UnixSignals
 import CERKit
+import Foundation
 import HTTPTypes
 public import Hummingbird
 import HummingbirdCore
@@ -23,6 +24,8 @@ public enum LedgerServerApp {
         public var metrics: ServerMetrics
         public var identity: NodeIdentity
         public var checkpointer: CheckpointSigner
+        /// Per-checkpoint RFC 3161 timestamps, when timestamp authorities are configured.
+        public var timestamper: CheckpointTimestamper?
         public var projections: ProjectionRunner
         /// Admission control of expensive requests.
         var gates: Gates
@@ -87,9 +90,27 @@ public enum LedgerServerApp {
             await pool.shutdown()
             throw error
         }
+        var timestamper: CheckpointTimestamper? = nil
+        if !configuration.tsaURLs.isEmpty {
+            let roots: RFC3161Verifier.Roots
+            do {
+                let pem = try String(contentsOfFile: configuration.tsaRootsPath, encoding: .utf8)
+                roots = try RFC3161Verifier.Roots(pem: pem)
+            } catch {
+                await pool.shutdown()
+                throw LedgerServerError(.badRequest, "cannot read the timestamp authorities' roots \(configuration.tsaRootsPath): \(error); set --tsa-roots")
+            }
+            if roots.certificates.isEmpty {
+                await pool.shutdown()
+                throw LedgerServerError(.badRequest, "\(configuration.tsaRootsPath) holds no PEM certificate; set --tsa-roots")
+            }
+            let client = TimestampClient(urls: configuration.tsaURLs, roots: roots, timeout: .milliseconds(configuration.tsaTimeoutMilliseconds))
+            timestamper = CheckpointTimestamper(log: log, client: client)
+        }
         let accounts = AccountStore(pool: pool)
         let usage = UsageRecorder(store: accounts, interval: .seconds(configuration.usageFlushSeconds), logger: logger)
         return Parts(pool: pool, log: log, keys: keys, accounts: accounts, usage: usage, metrics: metrics, identity: identity, checkpointer: checkpointer,
+            timestamper: timestamper,
             projections: ProjectionRunner(pool: pool),
             gates: Gates(publicCPU: WorkBudget(share: configuration.publicCPUShare), configuration: configuration))
     }
@@ -178,6 +199,7 @@ public enum LedgerServerApp {
                     .init(service: PeriodicService(every: .seconds(configuration.checkpointIntervalSeconds), logger: logger, what: "sign a checkpoint") {
                         try await parts.checkpointer.checkpoint()
                     }),
+                ] + (parts.timestamper.map { [.init(service: $0.service(interval: .seconds(configuration.checkpointIntervalSeconds), logger: logger))] } ?? []) + [
                     // Read models kept near the head for appends made by any process (readers still catch
                     // up a lagging model themselves). One model after another, so a long catch-up holds at
                     // most two of the pool's connections.

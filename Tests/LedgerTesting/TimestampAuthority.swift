@@ -75,7 +75,10 @@ public final class TimestampAuthority: @unchecked Sendable {
         rootPEM = try String(contentsOf: directory.appendingPathComponent("ca.crt"), encoding: .utf8)
     }
 
-    deinit { try? FileManager.default.removeItem(at: directory) }
+    deinit {
+        stopServing()
+        try? FileManager.default.removeItem(at: directory)
+    }
 
     /// A TimeStampResp (DER) over the SHA-256 `digest`, made by `openssl ts -reply`.
     public func stamp(sha256 digest: [UInt8]) throws -> [UInt8] {
@@ -94,8 +97,70 @@ public final class TimestampAuthority: @unchecked Sendable {
         return (try? Self.openssl(["ts", "-verify", "-in", path.path, "-digest", hex, "-CAfile", rootPath], in: directory)) != nil
     }
 
+    /// The HTTP face of the authority (RFC 3161 §3.4: POST `application/timestamp-query`, reply
+    /// `application/timestamp-reply`), a small Python server that runs `openssl ts -reply` per request.
+    private var server: Process?
+    public private(set) var url: String?
+
+    /// Starts the HTTP server on a free loopback port (or `port`); returns its URL.
     @discardableResult
-    static func openssl(_ arguments: [String], in directory: URL) throws -> String {
+    public func serve(port: Int = 0) throws -> String {
+        let script = #"""
+            import http.server, subprocess, sys, tempfile, os
+            class Handler(http.server.BaseHTTPRequestHandler):
+                def do_POST(self):
+                    body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                    with tempfile.TemporaryDirectory() as d:
+                        q, r = os.path.join(d, "q.tsq"), os.path.join(d, "r.tsr")
+                        open(q, "wb").write(body)
+                        done = subprocess.run(["openssl", "ts", "-reply", "-config", "ca.cnf", "-section", "tsa_config",
+                                               "-queryfile", q, "-out", r], capture_output=True)
+                        if done.returncode != 0:
+                            self.send_response(400); self.end_headers(); return
+                        reply = open(r, "rb").read()
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/timestamp-reply")
+                    self.send_header("Content-Length", str(len(reply)))
+                    self.end_headers()
+                    self.wfile.write(reply)
+                def log_message(self, *args):
+                    pass
+            server = http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler)
+            print(server.server_address[1], flush=True)
+            server.serve_forever()
+            """#
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        process.arguments = ["-c", script, String(port)]
+        process.currentDirectoryURL = directory
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        var line = Data()
+        while !line.contains(0x0A) {
+            let chunk = out.fileHandleForReading.availableData
+            if chunk.isEmpty { throw Failure(description: "the TSA server did not start") }
+            line.append(chunk)
+        }
+        guard let bound = Int(String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) else {
+            throw Failure(description: "the TSA server did not print its port")
+        }
+        server = process
+        url = "http://127.0.0.1:\(bound)/"
+        return url!
+    }
+
+    /// Stops the HTTP server (the authority's files stay, so it can serve again on the same port).
+    public func stopServing() {
+        // SIGKILL: a child inherits the test process's signal mask, in which SIGTERM may be blocked.
+        if let server, server.isRunning { kill(server.processIdentifier, SIGKILL) }
+        server?.waitUntilExit()
+        server = nil
+    }
+
+    @discardableResult
+    public static func openssl(_ arguments: [String], in directory: URL) throws -> String {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
         process.arguments = arguments

@@ -14,6 +14,9 @@ public enum EventType {
     public static let keyActivated = "key.activated"
     public static let keyRetired = "key.retired"
     public static let keyRevoked = "key.revoked"
+    /// An RFC 3161 token over a signed checkpoint note: an external upper bound on the time of every
+    /// entry the checkpoint covers (the token is the payload).
+    public static let checkpointTimestamped = "checkpoint.timestamped"
     /// Synthetic events of `ledger append-load`.
     public static let load = "load.event"
 }
@@ -26,6 +29,8 @@ public enum Subject {
     public static func project(_ projectHash: String) -> String { "project:" + projectHash }
     /// A node signing key's subject, by its kid.
     public static func key(_ kid: String) -> String { "key:" + kid }
+    /// The evidence about one signed checkpoint (timestamps), by its tree size.
+    public static func checkpoint(_ size: Int64) -> String { "checkpoint:\(size)" }
     /// A synthetic run's subject (`ledger append-load`).
     public static func run(_ id: String) -> String { "run:" + id }
 

@@ -56,6 +56,12 @@ public struct ServerConfiguration: Sendable {
     /// The checkpoints' origin line (and the signed-note key name); nil: `evidence-ledger/<nodeId>`.
     public var logOrigin: String?
     public var effectiveLogOrigin: String { logOrigin ?? "evidence-ledger/\(nodeId)" }
+    /// RFC 3161 timestamp authorities, tried in order (`LEDGER_TSA_URLS`); none: no timestamps.
+    public var tsaURLs: [String] = []
+    /// PEM trust anchors of the timestamp authorities (`LEDGER_TSA_ROOTS`).
+    public var tsaRootsPath = "/etc/ssl/certs/ca-certificates.crt"
+    /// How long one authority may take, in milliseconds (`LEDGER_TSA_TIMEOUT_MS`).
+    public var tsaTimeoutMilliseconds = 3000
     /// How often usage events are written, in seconds (`LEDGER_USAGE_FLUSH_SECONDS`).
     public var usageFlushSeconds = 1
     /// Database connections in the pool (`LEDGER_DB_POOL_SIZE`).

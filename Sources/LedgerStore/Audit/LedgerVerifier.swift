@@ -1,4 +1,4 @@
-import CERKit
+public import CERKit
 import Foundation
 public import LedgerCore
 
@@ -18,6 +18,8 @@ public enum LedgerVerifier {
         public var nodesChecked: Int64 = 0
         public var checkpointsChecked: Int = 0
         public var trustedCheckpointsChecked: Int = 0
+        /// Checkpoint timestamps (RFC 3161 tokens) verified against the TSA roots.
+        public var timestampsChecked: Int = 0
         public var keys: KeyHistory = KeyHistory()
         public var problems: [LedgerProblem]
         /// Findings that do not make the log broken (a revoked key's checkpoint that a valid one supersedes).
@@ -35,11 +37,14 @@ public enum LedgerVerifier {
         public var anchors: TrustAnchors
         /// Signed checkpoints held elsewhere (an auditor's copy, a server's state file), with a name each.
         public var trustedCheckpoints: [(name: String, note: [UInt8])]
+        /// Trust anchors of timestamp authorities: checkpoint timestamps are verified against them.
+        public var timestampRoots: RFC3161Verifier.Roots?
 
         public init(
             origin: String = "evidence-ledger/evidence-ledger-node", nodeId: String = "evidence-ledger-node", anchors: TrustAnchors = TrustAnchors(),
-            trustedCheckpoints: [(name: String, note: [UInt8])] = []
+            trustedCheckpoints: [(name: String, note: [UInt8])] = [], timestampRoots: RFC3161Verifier.Roots? = nil
         ) {
+            self.timestampRoots = timestampRoots
             self.origin = origin
             self.nodeId = nodeId
             self.anchors = anchors
@@ -109,11 +114,53 @@ public enum LedgerVerifier {
                     + (named.isEmpty ? "" : " (beyond the head: \(named))")))
         }
         try await tree.checkConsistency(log)
+        var timestampsChecked = 0
+        if let roots = trust.timestampRoots {
+            let (checked, found) = try await checkTimestamps(pool: pool, checkpoints: tree.checkpoints, roots: roots)
+            timestampsChecked = checked
+            problems += found
+        }
         return Report(
             size: size, entriesChecked: checked, subjects: audit.subjectCount, payloadsChecked: payloadsChecked,
             nodesChecked: tree.nodesChecked, checkpointsChecked: tree.checkpoints.count,
-            trustedCheckpointsChecked: trust.trustedCheckpoints.count, keys: keys,
+            trustedCheckpointsChecked: trust.trustedCheckpoints.count, timestampsChecked: timestampsChecked, keys: keys,
             problems: problems + audit.problems + tree.problems, warnings: tree.warnings)
+    }
+
+    /// Every `checkpoint.timestamped` entry: its token (the payload) must verify in full against `roots`
+    /// with the imprint SHA-256 of the stored checkpoint note of its size, and match the digest its body names.
+    static func checkTimestamps(pool: PostgresConnectionPool, checkpoints: [StoredCheckpoint], roots: RFC3161Verifier.Roots) async throws
+        -> (checked: Int, problems: [LedgerProblem])
+    {
+        let rows = try await pool.withConnection { c in
+            try c.query("""
+                SELECT \(sql: EntryRows.columns), p.content FROM ledger_entries e LEFT JOIN ledger_payloads p ON p.digest = e.payload_digest
+                WHERE e.type = \(EventType.checkpointTimestamped) ORDER BY e.idx
+                """).rows
+        }
+        let notes = Dictionary(checkpoints.map { ($0.size, $0.note) }, uniquingKeysWith: { a, _ in a })
+        var problems: [LedgerProblem] = []
+        var checked = 0
+        for row in rows {
+            let entry = try EntryRows.decode(row)
+            guard let size = entry.body["size"]?.numberValue.flatMap({ Int64(exactly: $0) }), let note = notes[size] else {
+                problems.append(LedgerProblem(index: entry.index, what: "a checkpoint timestamp names no stored checkpoint"))
+                continue
+            }
+            guard let token = try row.optionalBytes(11) else {
+                problems.append(LedgerProblem(index: entry.index, what: "the timestamp token of checkpoint \(size) is missing"))
+                continue
+            }
+            if entry.body["tokenSha256"]?.stringValue != Hex.encode(ProtocolHash.sha256(token)) {
+                problems.append(LedgerProblem(index: entry.index, what: "the timestamp token of checkpoint \(size) is not the one its entry names"))
+            }
+            switch await RFC3161Verifier.verify(token, imprint: ProtocolHash.sha256(note), roots: roots) {
+            case .success: checked += 1
+            case .failure(let failure):
+                problems.append(LedgerProblem(index: entry.index, what: "the timestamp of checkpoint \(size) does not verify: \(failure.code.rawValue): \(failure)"))
+            }
+        }
+        return (checked, problems)
     }
 
     static func checkpointsToCheck(_ log: PostgresEventLog) async throws -> [StoredCheckpoint] {

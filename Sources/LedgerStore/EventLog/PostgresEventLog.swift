@@ -121,6 +121,23 @@ public final class PostgresEventLog: Sendable {
         }
     }
 
+    /// The newest entry of `type` among the last `window` entries, if any.
+    public func latestEntry(type: String, window: Int64 = 100_000) async throws -> LedgerEntry? {
+        try await pool.withConnection { c in
+            let head = try c.headSize()
+            return try EntryRows.decode(c.query("""
+                SELECT \(sql: EntryRows.columns) FROM ledger_entries WHERE type = \(type) AND idx >= \(head - window) ORDER BY idx DESC LIMIT 1
+                """)).first
+        }
+    }
+
+    /// Whether entries `from..<to` hold one whose type is not `type`.
+    public func containsEntry(from: Int64, to: Int64, notOfType type: String) async throws -> Bool {
+        try await pool.withConnection { c in
+            try c.query("SELECT EXISTS (SELECT 1 FROM ledger_entries WHERE idx >= \(from) AND idx < \(to) AND type <> \(type))").rows.first?[0] == "t"
+        }
+    }
+
     /// A stored claim's value and the entry that made it, if the key is claimed.
     public func claim(scope: String, key: String) async throws -> (value: String, entryIndex: Int64)? {
         try await pool.withConnection { c in

@@ -1,0 +1,66 @@
+import CERKit
+import Foundation
+import LedgerCore
+import LedgerTesting
+import Testing
+
+/// Per-checkpoint RFC 3161 timestamps from a real authority (`openssl ts -reply` behind HTTP on loopback).
+@Suite(.blockingIO) struct TimestampTests {
+    func eventually<T>(_ what: String, seconds: Int = 15, _ body: () throws -> T?) throws -> T {
+        for _ in 0..<(seconds * 8) {
+            if let v = try body() { return v }
+            usleep(125_000)
+        }
+        throw HTTPFailure(description: "timed out waiting for \(what)")
+    }
+
+    func stamps(_ node: TestNode) throws -> Int { Int(try node.scalar("SELECT count(*) FROM ledger_entries WHERE type = 'checkpoint.timestamped'") ?? "0") ?? 0 }
+
+    @Test func checkpointsAreTimestampedByARealAuthorityWhichTheAuditAndOpenSSLVerify() throws {
+        let tsa = try TimestampAuthority()
+        let url = try tsa.serve()
+        let node = try TestNode(serveArguments: ["--checkpoint-interval", "1", "--tsa-url", url, "--tsa-roots", tsa.rootPath])
+        #expect(try node.post("/api/attest", try freshBundle("stamped-1"), key: node.apiKey).status == 200)
+        let index = try eventually("a checkpoint timestamp") {
+            try node.scalar("SELECT min(idx) FROM ledger_entries WHERE type = 'checkpoint.timestamped'").flatMap { Int($0) }
+        }
+        let entry = try node.get("/v1/log/entries/\(index)")
+        #expect(entry.status == 200, "checkpoint evidence is public")
+        let body = try #require(entry.json?["body"])
+        let size = try #require(body["size"]?.numberValue.map { Int($0) })
+        #expect(entry.json?["subject"]?.stringValue == "checkpoint:\(size)" && body["tsa"]?.stringValue == url)
+        // The token (the entry's payload) is over SHA-256 of the stored note, computed here with openssl.
+        let note = try #require(try node.scalar("SELECT note FROM ledger_checkpoints WHERE tree_size = \(size)"))
+        let noteFile = node.directory.appendingPathComponent("note-\(size)").path
+        try Data(note.utf8).write(to: URL(fileURLWithPath: noteFile))
+        let digest = try TimestampAuthority.openssl(["dgst", "-sha256", "-r", noteFile], in: node.directory).prefix(64)
+        #expect(body["noteSha256"]?.stringValue == String(digest))
+        let tokenHex = try #require(try node.scalar(
+            "SELECT encode(p.content, 'hex') FROM ledger_entries e JOIN ledger_payloads p ON p.digest = e.payload_digest WHERE e.idx = \(index)"))
+        let token = try #require(Hex.decode(tokenHex))
+        #expect(try tsa.opensslVerifies(reply: token, sha256: try #require(Hex.decode(String(digest)))))
+        let audit = try node.cli(["ledger", "verify", "--tsa-roots", tsa.rootPath] + node.keyArguments)
+        #expect(audit.status == 0 && audit.stdout.contains("checkpoint timestamps"), "\(audit)")
+        #expect(!audit.stdout.contains(" 0 checkpoint timestamps"), "\(audit)")
+        // Against other roots the same tokens fail the audit.
+        let stranger = try TimestampAuthority()
+        let refused = try node.cli(["ledger", "verify", "--tsa-roots", stranger.rootPath] + node.keyArguments)
+        #expect(refused.status == 1 && refused.stdout.contains("does not verify: TSA_UNTRUSTED"), "\(refused)")
+
+        // An idle log: the timestamp entries make new checkpoints, which are not timestamped in turn.
+        let settled = try stamps(node)
+        usleep(3_000_000)
+        #expect(try stamps(node) == settled, "no churn on an idle log")
+
+        // The authority goes away: attestations and checkpoints go on; the timestamp follows once it is back.
+        let port = try #require(URL(string: url)?.port)
+        tsa.stopServing()
+        #expect(try node.post("/api/attest", try freshBundle("stamped-2"), key: node.apiKey).status == 200)
+        usleep(2_500_000)
+        #expect(try stamps(node) == settled)
+        try tsa.serve(port: port)
+        _ = try eventually("a timestamp after the authority is back") { try stamps(node) > settled ? true : nil }
+        let again = try node.cli(["ledger", "verify", "--tsa-roots", tsa.rootPath] + node.keyArguments)
+        #expect(again.status == 0, "\(again)")
+    }
+}
