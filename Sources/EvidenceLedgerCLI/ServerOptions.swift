@@ -57,6 +57,10 @@ struct ServerOptions: ParsableArguments {
     var tsaRoots: String?
     @Option(name: .customLong("tsa-timeout-ms"), help: "Longest wait for one authority, in milliseconds (LEDGER_TSA_TIMEOUT_MS, default 3000).")
     var tsaTimeout: Int?
+    @Option(name: .customLong("timestamps"), help: "What gets RFC 3161 timestamps: records, checkpoints, or records,checkpoints (LEDGER_TIMESTAMPS, default checkpoints).")
+    var timestamps: String?
+    @Option(name: .customLong("tsa-record-timeout-ms"), help: "How long an attestation waits for its token before going ahead node-issued (LEDGER_TSA_RECORD_TIMEOUT_MS, default 1000).")
+    var tsaRecordTimeout: Int?
     @Option(name: .customLong("db-pool-size"), help: "Database connections (LEDGER_DB_POOL_SIZE, default 8).")
     var databasePoolSize: Int?
     @Option(name: .customLong("cors-origin"), help: "Access-Control-Allow-Origin (LEDGER_CORS_ORIGIN, default *).")
@@ -131,6 +135,16 @@ struct ServerOptions: ParsableArguments {
         }
         c.tsaRootsPath = string(tsaRoots, "LEDGER_TSA_ROOTS") ?? c.tsaRootsPath
         c.tsaTimeoutMilliseconds = try int(tsaTimeout, "tsa-timeout-ms", "LEDGER_TSA_TIMEOUT_MS", 100...60_000, c.tsaTimeoutMilliseconds)
+        c.tsaRecordTimeoutMilliseconds = try int(
+            tsaRecordTimeout, "tsa-record-timeout-ms", "LEDGER_TSA_RECORD_TIMEOUT_MS", 50...60_000, c.tsaRecordTimeoutMilliseconds)
+        if let raw = string(timestamps, "LEDGER_TIMESTAMPS") {
+            let kinds = Set(raw.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
+            guard !kinds.isEmpty, kinds.isSubset(of: ["records", "checkpoints"]) else {
+                throw ValidationError("--timestamps is records, checkpoints or records,checkpoints")
+            }
+            c.timestampRecords = kinds.contains("records")
+            c.timestampCheckpoints = kinds.contains("checkpoints")
+        }
         c.databasePoolSize = try int(databasePoolSize, "db-pool-size", "LEDGER_DB_POOL_SIZE", 2...256, c.databasePoolSize)
         c.corsAllowOrigin = string(corsOrigin, "LEDGER_CORS_ORIGIN") ?? c.corsAllowOrigin
         c.logLevel = string(logLevel, "LEDGER_LOG_LEVEL") ?? c.logLevel

@@ -26,6 +26,8 @@ public enum LedgerServerApp {
         public var checkpointer: CheckpointSigner
         /// Per-checkpoint RFC 3161 timestamps, when timestamp authorities are configured.
         public var timestamper: CheckpointTimestamper?
+        /// Per-record RFC 3161 timestamps, when configured.
+        public var recordTimestamps: RecordTimestamps?
         public var projections: ProjectionRunner
         /// Admission control of expensive requests.
         var gates: Gates
@@ -91,6 +93,7 @@ public enum LedgerServerApp {
             throw error
         }
         var timestamper: CheckpointTimestamper? = nil
+        var recordTimestamps: RecordTimestamps? = nil
         if !configuration.tsaURLs.isEmpty {
             let roots: RFC3161Verifier.Roots
             do {
@@ -104,13 +107,19 @@ public enum LedgerServerApp {
                 await pool.shutdown()
                 throw LedgerServerError(.badRequest, "\(configuration.tsaRootsPath) holds no PEM certificate; set --tsa-roots")
             }
-            let client = TimestampClient(urls: configuration.tsaURLs, roots: roots, timeout: .milliseconds(configuration.tsaTimeoutMilliseconds))
-            timestamper = CheckpointTimestamper(log: log, client: client)
+            if configuration.timestampCheckpoints {
+                timestamper = CheckpointTimestamper(
+                    log: log, client: TimestampClient(urls: configuration.tsaURLs, roots: roots, timeout: .milliseconds(configuration.tsaTimeoutMilliseconds)))
+            }
+            if configuration.timestampRecords {
+                recordTimestamps = RecordTimestamps(
+                    client: TimestampClient(urls: configuration.tsaURLs, roots: roots, timeout: .milliseconds(configuration.tsaRecordTimeoutMilliseconds)))
+            }
         }
         let accounts = AccountStore(pool: pool)
         let usage = UsageRecorder(store: accounts, interval: .seconds(configuration.usageFlushSeconds), logger: logger)
         return Parts(pool: pool, log: log, keys: keys, accounts: accounts, usage: usage, metrics: metrics, identity: identity, checkpointer: checkpointer,
-            timestamper: timestamper,
+            timestamper: timestamper, recordTimestamps: recordTimestamps,
             projections: ProjectionRunner(pool: pool),
             gates: Gates(publicCPU: WorkBudget(share: configuration.publicCPUShare), configuration: configuration))
     }
@@ -135,7 +144,7 @@ public enum LedgerServerApp {
         let publicReader = RequestReader(
             maxBodyBytes: min(configuration.maxPublicBodyBytes, configuration.maxBodyBytes), maxJSONDepth: configuration.maxJSONDepth)
         let clock = PostgresEventLog.wallClock
-        let attestation = AttestationService(log: parts.log, keys: parts.keys, identity: parts.identity)
+        let attestation = AttestationService(log: parts.log, keys: parts.keys, identity: parts.identity, recordTimestamps: parts.recordTimestamps)
         let billing = Billing(configuration: configuration, accounts: parts.accounts, usage: parts.usage, clock: clock)
         let visibilityLimiter = RateLimiter(perMinute: configuration.visibilityChangesPerMinute)
         NodeRoutes(
@@ -199,7 +208,8 @@ public enum LedgerServerApp {
                     .init(service: PeriodicService(every: .seconds(configuration.checkpointIntervalSeconds), logger: logger, what: "sign a checkpoint") {
                         try await parts.checkpointer.checkpoint()
                     }),
-                ] + (parts.timestamper.map { [.init(service: $0.service(interval: .seconds(configuration.checkpointIntervalSeconds), logger: logger))] } ?? []) + [
+                ] + (parts.timestamper.map { [.init(service: $0.service(interval: .seconds(configuration.checkpointIntervalSeconds), logger: logger))] } ?? [])
+                    + (parts.recordTimestamps.map { [.init(service: $0.service(log: parts.log, interval: .seconds(configuration.checkpointIntervalSeconds), logger: logger))] } ?? []) + [
                     // Read models kept near the head for appends made by any process (readers still catch
                     // up a lagging model themselves). One model after another, so a long catch-up holds at
                     // most two of the pool's connections.

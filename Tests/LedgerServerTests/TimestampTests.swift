@@ -63,4 +63,44 @@ import Testing
         let again = try node.cli(["ledger", "verify", "--tsa-roots", tsa.rootPath] + node.keyArguments)
         #expect(again.status == 0, "\(again)")
     }
+
+    @Test func recordsAreTimestampedAsNexArtDoesAndLateWhenTheAuthorityWasAway() throws {
+        let tsa = try TimestampAuthority()
+        let url = try tsa.serve()
+        let node = try TestNode(serveArguments: [
+            "--checkpoint-interval", "1", "--tsa-url", url, "--tsa-roots", tsa.rootPath, "--timestamps", "records",
+        ])
+        let bundle = try freshBundle("record-stamp-1")
+        let attested = try node.post("/api/attest", bundle, key: node.apiKey)
+        #expect(attested.status == 200, "\(attested.text)")
+        let response = try #require(attested.json)
+        #expect(response["timestamp"]?["type"] == "rfc3161" && response["timestamp"]?["provider"] == "127.0.0.1")
+        #expect(response["receipt"]?["timestampType"] == "rfc3161")
+        // The token verifies with openssl over the certificate hash's digest, and with our verifier.
+        let hash = try #require(response["certificateHash"]?.stringValue)
+        let token = try #require(response["timestamp"]?["token"]?.stringValue.flatMap(Base64.decode))
+        #expect(try tsa.opensslVerifies(reply: token, sha256: try #require(Hex.decode(String(hash.dropFirst(7))))))
+        let manifest = try node.get("/.well-known/nexart-node.json")
+        let manifestFile = node.directory.appendingPathComponent("manifest.json").path
+        try Data(manifest.body).write(to: URL(fileURLWithPath: manifestFile))
+        let packageFile = node.directory.appendingPathComponent("package.json").path
+        var pkg = try #require(package(cer: try JSONParser.parse(bundle), response: response).objectValue)
+        pkg["timestamp"] = response["timestamp"]
+        try Data(try CanonicalJSON.encode(.object(pkg))).write(to: URL(fileURLWithPath: packageFile))
+        let verified = try node.cli(["verify", "--keys", manifestFile, "--tsa-roots", tsa.rootPath, "--require-receipt", packageFile])
+        #expect(verified.status == 0 && verified.stdout.contains("RFC 3161 token verified"), "\(verified)")
+        #expect(try node.scalar("SELECT count(*) FROM ledger_entries WHERE type = 'cer.timestamped' AND subject = 'cer:\(hash)'") == "1")
+
+        // The authority is away: the attestation goes ahead node-issued; the token follows as an entry.
+        let port = try #require(URL(string: url)?.port)
+        tsa.stopServing()
+        let late = try node.post("/api/attest", try freshBundle("record-stamp-2"), key: node.apiKey)
+        #expect(late.status == 200 && late.json?["timestamp"]?["type"] == "node-issued" && late.json?["receipt"]?["timestampType"] == "node-issued")
+        let lateHash = try #require(late.json?["certificateHash"]?.stringValue)
+        #expect(try node.scalar("SELECT count(*) FROM ledger_entries WHERE type = 'cer.timestamped' AND subject = 'cer:\(lateHash)'") == "0")
+        try tsa.serve(port: port)
+        _ = try eventually("the late token") {
+            try node.scalar("SELECT count(*) FROM ledger_entries WHERE type = 'cer.timestamped' AND subject = 'cer:\(lateHash)'") == "1" ? true : nil
+        }
+    }
 }

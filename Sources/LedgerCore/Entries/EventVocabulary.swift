@@ -14,6 +14,8 @@ public enum EventType {
     public static let keyActivated = "key.activated"
     public static let keyRetired = "key.retired"
     public static let keyRevoked = "key.revoked"
+    /// An RFC 3161 token over a certificate hash (per record, NexArt-compatible; the token is the payload).
+    public static let cerTimestamped = "cer.timestamped"
     /// An RFC 3161 token over a signed checkpoint note: an external upper bound on the time of every
     /// entry the checkpoint covers (the token is the payload).
     public static let checkpointTimestamped = "checkpoint.timestamped"

@@ -30,12 +30,18 @@ public struct AttestationService: Sendable {
     public let log: PostgresEventLog
     public let keys: KeyRing
     public let identity: NodeIdentity
+    /// Per-record RFC 3161 timestamps, when configured.
+    public let recordTimestamps: RecordTimestamps?
     public let clock: @Sendable () -> Int64
 
-    public init(log: PostgresEventLog, keys: KeyRing, identity: NodeIdentity, clock: @escaping @Sendable () -> Int64 = PostgresEventLog.wallClock) {
+    public init(
+        log: PostgresEventLog, keys: KeyRing, identity: NodeIdentity, recordTimestamps: RecordTimestamps? = nil,
+        clock: @escaping @Sendable () -> Int64 = PostgresEventLog.wallClock
+    ) {
         self.log = log
         self.keys = keys
         self.identity = identity
+        self.recordTimestamps = recordTimestamps
         self.clock = clock
     }
 
@@ -111,10 +117,11 @@ public struct AttestationService: Sendable {
         if kind == .aiCer, let run = Self.runFields(bundle) { body["run"] = .object(run) }
         body["verificationEnvelope"] = .object(envelope.envelope)
         body["verificationEnvelopeSignature"] = .string(JSONString(envelope.signature))
+        let stamp = await recordTimestamps?.stamp(certificateHash: certificateHash, account: principal.accountId)
         var request = receiptRequest(
             subject: Self.subject(certificateHash: certificateHash), account: principal.accountId, idempotencyKey: principal.accountId,
             body: body, payload: payload, signer: signer, attestationId: attestationId, attestedAt: attestedAt,
-            certificateHash: certificateHash, protocolVersion: protocolVersion)
+            certificateHash: certificateHash, protocolVersion: protocolVersion, timestamp: stamp)
         request.charge = charge
         if let executionId {
             request.claim = Claim(scope: "execution:\(principal.accountId)", key: executionId, value: certificateHash)
@@ -122,7 +129,8 @@ public struct AttestationService: Sendable {
         request.claims += claims
         do {
             try RequestDeadline.beginCommit()
-            let (results, meter) = try await log.appendMetered(group: [request])
+            let group = [request] + (stamp.map { [RecordTimestamps.entry(certificateHash: certificateHash, account: principal.accountId, stamp: $0)] } ?? [])
+            let (results, meter) = try await log.appendMetered(group: group)
             if case .existing = results[0] {
                 return AttestationRecord(entry: results[0].entry, isNew: false, bundle: bundle, meter: meter)
             }
@@ -161,15 +169,18 @@ public struct AttestationService: Sendable {
     /// entry's ledger index, signed there.
     func receiptRequest(
         subject: String, account: String, idempotencyKey: String, body: JSONObject, payload: [UInt8]?, signer: KeyRing.Signer,
-        attestationId: String, attestedAt: String, certificateHash: String, protocolVersion: String
+        attestationId: String, attestedAt: String, certificateHash: String, protocolVersion: String, timestamp: TimestampClient.Stamp? = nil
     ) -> AppendRequest {
         let nodeId = identity.nodeId
         let runtime = identity.nodeRuntimeHash
-        let finalizer = BodyFinalizer { index, _ in
+        var body = body
+        if let timestamp { body["timestamp"] = RecordTimestamps.responseMember(timestamp) }
+        let provider = timestamp.map(RecordTimestamps.provider) ?? NodeIdentity.nodeName
+        let finalizer = BodyFinalizer { [body] index, _ in
             var receipt = AttestationReceipt(
                 attestationId: attestationId, attestedAt: attestedAt, attestorKeyId: signer.kid, certificateHash: certificateHash,
-                nodeId: nodeId, nodeRuntimeHash: runtime, protocolVersion: protocolVersion, timestampProvider: NodeIdentity.nodeName,
-                timestampStatus: "ok", timestampType: "node-issued"
+                nodeId: nodeId, nodeRuntimeHash: runtime, protocolVersion: protocolVersion, timestampProvider: provider,
+                timestampStatus: "ok", timestampType: timestamp == nil ? "node-issued" : "rfc3161"
             ).json.objectValue!
             receipt["ledgerIndex"] = .number(Double(index))
             let signature = try ReceiptSignature.sign(.object(receipt), with: signer.key)

@@ -42,8 +42,9 @@ enum ResolvedRecord {
         o["canonical"] = .object(canonical)
         o["timestamp"] = [
             "attestedAt": b["attestedAt"] ?? .null, "recordedAt": s(Timestamp.iso8601(milliseconds: entry.recordedAt)),
-            "type": "node-issued",
+            "type": .string(JSONString(b["timestamp"]?["type"]?.stringValue ?? "node-issued")),
         ]
+        if let stamp = b["timestamp"]?.objectValue { o["trustedTimestamps"] = [.object(stamp)] }
         o["links"] = [
             "self": s(identity.resolveURL(certificateHash: hash)), "keyManifest": s(identity.publicURL + "/.well-known/nexart-node.json"),
             "verify": s(identity.publicURL + "/v1/cer/verify"),

@@ -62,6 +62,12 @@ public struct ServerConfiguration: Sendable {
     public var tsaRootsPath = "/etc/ssl/certs/ca-certificates.crt"
     /// How long one authority may take, in milliseconds (`LEDGER_TSA_TIMEOUT_MS`).
     public var tsaTimeoutMilliseconds = 3000
+    /// What gets timestamped (`LEDGER_TIMESTAMPS`: `records`, `checkpoints`, or both, comma-separated).
+    public var timestampRecords = false
+    public var timestampCheckpoints = true
+    /// How long an attestation waits for its per-record token, in milliseconds, before it goes ahead as
+    /// `node-issued` (`LEDGER_TSA_RECORD_TIMEOUT_MS`).
+    public var tsaRecordTimeoutMilliseconds = 1000
     /// How often usage events are written, in seconds (`LEDGER_USAGE_FLUSH_SECONDS`).
     public var usageFlushSeconds = 1
     /// Database connections in the pool (`LEDGER_DB_POOL_SIZE`).

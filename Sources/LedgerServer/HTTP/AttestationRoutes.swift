@@ -177,7 +177,7 @@ struct AttestationRoutes: Sendable {
         o["protocolVersion"] = b["protocolVersion"] ?? .null
         o["receipt"] = b["receipt"] ?? .null
         o["signature"] = b["signature"] ?? .null
-        o["timestamp"] = ["provider": .string(JSONString(NodeIdentity.nodeName)), "status": "ok", "type": "node-issued"]
+        o["timestamp"] = b["timestamp"] ?? ["provider": .string(JSONString(NodeIdentity.nodeName)), "status": "ok", "type": "node-issued"]
         if let envelope = b["verificationEnvelope"] {
             o["verificationEnvelope"] = envelope
             o["verificationEnvelopeSignature"] = b["verificationEnvelopeSignature"] ?? .null
