@@ -98,40 +98,16 @@ public final class TimestampAuthority: @unchecked Sendable {
     }
 
     /// The HTTP face of the authority (RFC 3161 §3.4: POST `application/timestamp-query`, reply
-    /// `application/timestamp-reply`), a small Python server that runs `openssl ts -reply` per request.
+    /// `application/timestamp-reply`): `ops/tsa/loopback-tsa.py`, which runs `openssl ts -reply` per request.
     private var server: Process?
     public private(set) var url: String?
 
     /// Starts the HTTP server on a free loopback port (or `port`); returns its URL.
     @discardableResult
     public func serve(port: Int = 0) throws -> String {
-        let script = #"""
-            import http.server, subprocess, sys, tempfile, os
-            class Handler(http.server.BaseHTTPRequestHandler):
-                def do_POST(self):
-                    body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                    with tempfile.TemporaryDirectory() as d:
-                        q, r = os.path.join(d, "q.tsq"), os.path.join(d, "r.tsr")
-                        open(q, "wb").write(body)
-                        done = subprocess.run(["openssl", "ts", "-reply", "-config", "ca.cnf", "-section", "tsa_config",
-                                               "-queryfile", q, "-out", r], capture_output=True)
-                        if done.returncode != 0:
-                            self.send_response(400); self.end_headers(); return
-                        reply = open(r, "rb").read()
-                    self.send_response(200)
-                    self.send_header("Content-Type", "application/timestamp-reply")
-                    self.send_header("Content-Length", str(len(reply)))
-                    self.end_headers()
-                    self.wfile.write(reply)
-                def log_message(self, *args):
-                    pass
-            server = http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler)
-            print(server.server_address[1], flush=True)
-            server.serve_forever()
-            """#
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        process.arguments = ["-c", script, String(port)]
+        process.arguments = [TestLocations.repositoryRoot.appendingPathComponent("ops/tsa/loopback-tsa.py").path, String(port)]
         process.currentDirectoryURL = directory
         let out = Pipe()
         process.standardOutput = out
