@@ -1,6 +1,9 @@
 public import CERKit
 import Foundation
 public import LedgerCore
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// The latest checkpoint this server signed, kept in its state directory, outside the database: the
 /// log's growth is remembered somewhere an operator with database access cannot reach. A server refuses

@@ -1,5 +1,13 @@
 public import CERKit
-public import Foundation
+import Foundation
+#if canImport(Glibc)
+    import Glibc
+#endif
+// FoundationNetworking (the timestamp client) brings CoreFoundation's view of `struct stat` into this
+// module; release builds then resolve `stat` through it and want the module imported here.
+#if canImport(CoreFoundation)
+    import CoreFoundation
+#endif
 
 /// Private key files: base64 of a 32-byte Ed25519 seed, mode 0600, owned by the user running us, in a
 /// directory nobody else may write. Read without following symbolic links; created with `O_EXCL` and
@@ -100,7 +108,7 @@ public enum KeyFile {
     }
 
     /// Writes `bytes` to `path` atomically and durably (a temporary file, fsync, rename, fsync of the directory).
-    public static func replace(_ path: String, with bytes: [UInt8], mode: mode_t = 0o600) throws(LedgerServerError) {
+    public static func replace(_ path: String, with bytes: [UInt8], mode: UInt32 = 0o600) throws(LedgerServerError) {
         let temporary = path + ".tmp-\(getpid())"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, mode)
         guard fd >= 0 else { throw LedgerServerError(.internalError, "cannot write \(temporary): \(String(cString: strerror(errno)))") }
