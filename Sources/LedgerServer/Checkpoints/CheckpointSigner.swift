@@ -31,16 +31,17 @@ public final class CheckpointSigner: Sendable {
 
     /// Refuses (LOG_NOT_CONSISTENT, with a sentence) when the database's tree is not a consistent
     /// extension of the remembered checkpoint: shorter (entries removed from the end), a different root at
-    /// the same size, or no consistency proof from it.
-    public func checkExtendsMemory(_ frontier: MerkleFrontier) async throws {
-        guard let memory, let (_, remembered) = try memory.read() else { return }
+    /// the same size, or no consistency proof from it. Returns the remembered checkpoint's size.
+    @discardableResult
+    public func checkExtendsMemory(_ frontier: MerkleFrontier) async throws -> Int64? {
+        guard let memory, let (_, remembered) = try memory.read() else { return nil }
         let path = memory.path
         let advice = "the log was rolled back, or this is another database; do not sign on it. If the database was replaced on purpose, move \(path) away"
         guard remembered.origin == origin else {
             throw LedgerServerError(.logNotConsistent, "\(path) remembers a checkpoint of origin \"\(remembered.origin)\", not \"\(origin)\"; \(advice)")
         }
         let size = Int64(clamping: remembered.size)
-        if size == 0 { return }
+        if size == 0 { return size }
         guard frontier.size >= size else {
             throw LedgerServerError(
                 .logNotConsistent,
@@ -50,7 +51,7 @@ public final class CheckpointSigner: Sendable {
             guard frontier.root == remembered.rootHash else {
                 throw LedgerServerError(.logNotConsistent, "the database's tree of \(size) entries has another root than the checkpoint in \(path): \(advice)")
             }
-            return
+            return size
         }
         let proof = try await log.consistencyProof(from: size, to: frontier.size).proof
         guard Merkle.verifyConsistency(size1: Int(size), size2: Int(frontier.size), proof: proof, root1: remembered.rootHash, root2: frontier.root) else {
@@ -58,6 +59,7 @@ public final class CheckpointSigner: Sendable {
                 .logNotConsistent,
                 "the database's tree of \(frontier.size) entries does not extend the checkpoint of \(size) entries in \(path): \(advice)")
         }
+        return size
     }
 
     /// The signed-note verifier keys of every key the node has used, for this log's origin.
@@ -73,9 +75,10 @@ public final class CheckpointSigner: Sendable {
         // no longer counts for what it signs.
         let snapshot = try await keys.refresh()
         let frontier = try await log.frontier()
-        try await checkExtendsMemory(frontier)
+        let remembered = try await checkExtendsMemory(frontier)
         if let existing = try await log.checkpoint(size: frontier.size) {
-            try await remember(existing, frontier, snapshot.history)
+            // An idle log finds the checkpoint it remembers already: nothing to read or verify again.
+            if remembered != existing.size { try await remember(existing, frontier, snapshot.history) }
             return existing
         }
         let signers = try snapshot.checkpointSigners.map { try NoteSigner(name: origin, key: $0.key) }
