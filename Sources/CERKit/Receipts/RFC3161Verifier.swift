@@ -143,16 +143,16 @@ public enum RFC3161Verifier {
             }
             do {
                 var node = try DER.parse(der)
-                var children = try Self.children(node)
+                var children = try RFC3161Token.children(node)
                 if children.first?.identifier == .sequence, children.count >= 2 { node = children[1] }  // TimeStampResp
-                children = try Self.children(node)
-                guard children.count == 2, try Self.oid(children[0]) == Self.signedDataOID else { throw Failure(.malformed, "not CMS SignedData") }
-                let signedData = try Self.children(try Self.children(children[1])[0])
-                let digestAlgorithms = try Self.children(signedData[1]).map { try Self.oid(try Self.children($0)[0]) }
-                let encap = try Self.children(signedData[2])
-                guard case .primitive(let content) = try Self.children(encap[1])[0].content else { throw Failure(.malformed, "TSTInfo is not an OCTET STRING") }
+                children = try RFC3161Token.children(node)
+                guard children.count == 2, try RFC3161Token.oid(children[0]) == Self.signedDataOID else { throw Failure(.malformed, "not CMS SignedData") }
+                let signedData = try RFC3161Token.children(try RFC3161Token.children(children[1])[0])
+                let digestAlgorithms = try RFC3161Token.children(signedData[1]).map { try RFC3161Token.oid(try RFC3161Token.children($0)[0]) }
+                let encap = try RFC3161Token.children(signedData[2])
+                guard case .primitive(let content) = try RFC3161Token.children(encap[1])[0].content else { throw Failure(.malformed, "TSTInfo is not an OCTET STRING") }
                 tstInfo = Array(content)
-                let tst = try Self.children(try DER.parse(tstInfo))
+                let tst = try RFC3161Token.children(try DER.parse(tstInfo))
                 serialNumber = Self.hex(try Self.primitive(tst[3]))
                 let time = try GeneralizedTime(derEncoded: tst[4])
                 var components = DateComponents()
@@ -166,21 +166,21 @@ public enum RFC3161Verifier {
                 var signerInfos: [ASN1Node] = []
                 for child in signedData.dropFirst(3) {
                     if child.identifier == ASN1Identifier(tagWithNumber: 0, tagClass: .contextSpecific) {
-                        for c in try Self.children(child) where c.identifier == .sequence {
+                        for c in try RFC3161Token.children(child) where c.identifier == .sequence {
                             certificates.append(try Certificate(derEncoded: Array(c.encodedBytes)))
                         }
                     } else if child.identifier == .set {
-                        signerInfos = try Self.children(child)
+                        signerInfos = try RFC3161Token.children(child)
                     }
                 }
                 guard signerInfos.count == 1 else { throw Failure(.malformed, "a timestamp token has exactly one signer (found \(signerInfos.count))") }
-                let info = try Self.children(signerInfos[0])
+                let info = try RFC3161Token.children(signerInfos[0])
                 guard info.count >= 5 else { throw Failure(.malformed, "SignerInfo is truncated") }
                 // sid: IssuerAndSerialNumber, or [0] SubjectKeyIdentifier.
                 let sid = info[1]
                 let signerCertificate: Certificate?
                 if sid.identifier == .sequence {
-                    let parts = try Self.children(sid)
+                    let parts = try RFC3161Token.children(sid)
                     let issuer = try DistinguishedName(derEncoded: parts[0])
                     let serial = Certificate.SerialNumber(bytes: try Self.primitive(parts[1]))
                     signerCertificate = certificates.first { $0.issuer == issuer && $0.serialNumber == serial }
@@ -190,7 +190,7 @@ public enum RFC3161Verifier {
                 }
                 guard let signerCertificate else { throw Failure(.signerNotBound, "the token does not carry the certificate of its signer") }
                 signer = signerCertificate
-                digestAlgorithm = try Self.oid(try Self.children(info[2])[0])
+                digestAlgorithm = try RFC3161Token.oid(try RFC3161Token.children(info[2])[0])
                 guard digestAlgorithms.contains(digestAlgorithm) else { throw Failure(.malformed, "the signer's digest algorithm is not listed in SignedData") }
                 var next = 3
                 attributes = []
@@ -199,17 +199,17 @@ public enum RFC3161Verifier {
                     var bytes = Array(info[next].encodedBytes)
                     bytes[0] = 0x31
                     signedAttributes = bytes
-                    for attribute in try Self.children(info[next]) {
-                        let pair = try Self.children(attribute)
-                        guard pair.count == 2, let value = try Self.children(pair[1]).first else { throw Failure(.malformed, "a signed attribute has no value") }
-                        attributes.append((try Self.oid(pair[0]), value))
+                    for attribute in try RFC3161Token.children(info[next]) {
+                        let pair = try RFC3161Token.children(attribute)
+                        guard pair.count == 2, let value = try RFC3161Token.children(pair[1]).first else { throw Failure(.malformed, "a signed attribute has no value") }
+                        attributes.append((try RFC3161Token.oid(pair[0]), value))
                     }
                     next += 1
                 } else {
                     signedAttributes = nil
                 }
                 guard info.count > next + 1 else { throw Failure(.malformed, "SignerInfo is truncated") }
-                signatureAlgorithm = try Self.oid(try Self.children(info[next])[0])
+                signatureAlgorithm = try RFC3161Token.oid(try RFC3161Token.children(info[next])[0])
                 signature = Array(try Self.primitive(info[next + 1]))
             } catch let failure as Failure {
                 throw failure
@@ -226,7 +226,7 @@ public enum RFC3161Verifier {
             guard let digest = Self.digest(tstInfo, algorithm: digestAlgorithm) else {
                 return Failure(.unsupportedAlgorithm, "digest algorithm \(digestAlgorithm) is not supported")
             }
-            guard let contentType = attributes.first(where: { $0.type == Self.contentTypeOID })?.value, (try? Self.oid(contentType)) == Self.tstInfoOID else {
+            guard let contentType = attributes.first(where: { $0.type == Self.contentTypeOID })?.value, (try? RFC3161Token.oid(contentType)) == Self.tstInfoOID else {
                 return Failure(.signatureInvalid, "the signed content type is not TSTInfo")
             }
             guard let messageDigest = attributes.first(where: { $0.type == Self.messageDigestOID })?.value,
@@ -254,13 +254,13 @@ public enum RFC3161Verifier {
             }
             do {
                 if let v2 = attributes.first(where: { $0.type == Self.signingCertificateV2OID })?.value {
-                    let ids = try Self.children(try Self.children(v2)[0])
+                    let ids = try RFC3161Token.children(try RFC3161Token.children(v2)[0])
                     guard let first = ids.first else { return Failure(.signerNotBound, "the signing certificate attribute is empty") }
-                    let fields = try Self.children(first)
+                    let fields = try RFC3161Token.children(first)
                     var algorithm = "2.16.840.1.101.3.4.2.1"
                     var hashField = fields[0]
                     if fields[0].identifier == .sequence {
-                        algorithm = try Self.oid(try Self.children(fields[0])[0])
+                        algorithm = try RFC3161Token.oid(try RFC3161Token.children(fields[0])[0])
                         hashField = fields[1]
                     }
                     guard let expected = Self.digest(certificate, algorithm: algorithm), Array(try Self.primitive(hashField)) == expected else {
@@ -269,9 +269,9 @@ public enum RFC3161Verifier {
                     return nil
                 }
                 if let v1 = attributes.first(where: { $0.type == Self.signingCertificateOID })?.value {
-                    let ids = try Self.children(try Self.children(v1)[0])
+                    let ids = try RFC3161Token.children(try RFC3161Token.children(v1)[0])
                     guard let first = ids.first else { return Failure(.signerNotBound, "the signing certificate attribute is empty") }
-                    let hash = Array(try Self.primitive(try Self.children(first)[0]))
+                    let hash = Array(try Self.primitive(try RFC3161Token.children(first)[0]))
                     guard hash == Array(Insecure.SHA1.hash(data: certificate)) else {
                         return Failure(.signerNotBound, "the signing certificate attribute (ESSCertID) does not name the certificate that signed")
                     }
@@ -307,17 +307,10 @@ public enum RFC3161Verifier {
             }
         }
 
-        static func children(_ node: ASN1Node) throws -> [ASN1Node] {
-            guard case .constructed(let collection) = node.content else { throw Failure(.malformed, "expected a constructed ASN.1 element") }
-            return Array(collection)
-        }
-
         static func primitive(_ node: ASN1Node) throws -> ArraySlice<UInt8> {
             guard case .primitive(let bytes) = node.content else { throw Failure(.malformed, "expected a primitive ASN.1 element") }
             return bytes
         }
-
-        static func oid(_ node: ASN1Node) throws -> String { try ASN1ObjectIdentifier(derEncoded: node).description }
 
         static func hex(_ bytes: ArraySlice<UInt8>) -> String { Hex.encode(Array(bytes)) }
     }
