@@ -41,7 +41,7 @@ import Testing
         let reply = try tsa.stamp(sha256: digest)
         #expect(try tsa.opensslVerifies(reply: reply, sha256: digest))
         let verified = try await RFC3161Verifier.verify(reply, imprint: digest, roots: try roots(tsa.rootPEM)).get()
-        #expect(verified.signer.contains("EvidenceLedger Test TSA") && abs(verified.genTime.timeIntervalSinceNow) < 300)
+        #expect(verified.signer.contains("EvidenceLedger Loopback TSA") && abs(verified.genTime.timeIntervalSinceNow) < 300)
 
         // One bit of the TSA's signature flipped: both verifiers refuse it.
         var forged = reply

@@ -1,7 +1,7 @@
 public import Foundation
 
 /// A real RFC 3161 timestamp authority for tests: `openssl ts -reply` with a throwaway root CA and a TSA
-/// certificate issued by it. Variants make the certificates tests must refuse.
+/// certificate issued by it (`ops/tsa/make-authority`). Variants make the certificates tests must refuse.
 public final class TimestampAuthority: @unchecked Sendable {
     public enum Variant: Sendable {
         /// A TSA certificate valid now, with `extendedKeyUsage = critical, timeStamping`.
@@ -24,54 +24,25 @@ public final class TimestampAuthority: @unchecked Sendable {
     public init(_ variant: Variant = .valid) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("tsa-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let usage = variant == .nonCriticalUsage ? "timeStamping" : "critical, timeStamping"
-        try """
-            [ ca ]
-            default_ca = CA_default
-            [ CA_default ]
-            dir = .
-            database = index.txt
-            new_certs_dir = .
-            serial = serial
-            default_md = sha256
-            policy = policy_any
-            copy_extensions = none
-            default_days = 3650
-            [ policy_any ]
-            commonName = supplied
-            [ tsa_ext ]
-            basicConstraints = CA:FALSE
-            keyUsage = critical, digitalSignature
-            extendedKeyUsage = \(usage)
-            subjectKeyIdentifier = hash
-            authorityKeyIdentifier = keyid
-            [ tsa_config ]
-            dir = .
-            serial = tsaserial
-            signer_cert = tsa.crt
-            certs = ca.crt
-            signer_key = tsa.key
-            signer_digest = sha256
-            default_policy = 1.2.3.4.1
-            digests = sha256, sha384, sha512
-            accuracy = secs:1
-            ordering = no
-            tsa_name = no
-            ess_cert_id_alg = sha256
-            ess_cert_id_chain = no
-            """.write(to: directory.appendingPathComponent("ca.cnf"), atomically: true, encoding: .utf8)
-        try Data().write(to: directory.appendingPathComponent("index.txt"))
-        try Data("01\n".utf8).write(to: directory.appendingPathComponent("serial"))
-        try Data("01\n".utf8).write(to: directory.appendingPathComponent("tsaserial"))
-        try Self.openssl([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-subj", "/CN=EvidenceLedger Test TSA Root",
-            "-days", "3650", "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
-            "-addext", "subjectKeyIdentifier=hash",
-        ], in: directory)
-        try Self.openssl(["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "tsa.key", "-out", "tsa.csr", "-subj", "/CN=EvidenceLedger Test TSA"], in: directory)
-        var issue = ["ca", "-batch", "-config", "ca.cnf", "-cert", "ca.crt", "-keyfile", "ca.key", "-in", "tsa.csr", "-out", "tsa.crt", "-extensions", "tsa_ext"]
-        if variant == .expired { issue += ["-startdate", "20200101000000Z", "-enddate", "20200102000000Z"] }
-        try Self.openssl(issue, in: directory)
+        // The same authority `ops/bench/timestamps` uses, made by the same script.
+        let flags: [String]
+        switch variant {
+        case .valid: flags = []
+        case .expired: flags = ["--expired"]
+        case .nonCriticalUsage: flags = ["--non-critical-usage"]
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/bash")
+        process.arguments = [TestLocations.repositoryRoot.appendingPathComponent("ops/tsa/make-authority").path, directory.path] + flags
+        process.standardOutput = FileHandle.nullDevice
+        let errors = Pipe()
+        process.standardError = errors
+        try process.run()
+        let message = errors.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            throw Failure(description: "ops/tsa/make-authority failed: \(String(decoding: message, as: UTF8.self))")
+        }
         rootPEM = try String(contentsOf: directory.appendingPathComponent("ca.crt"), encoding: .utf8)
     }
 
