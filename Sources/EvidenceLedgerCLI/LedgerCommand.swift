@@ -28,7 +28,7 @@ struct LedgerCommand: AsyncParsableCommand {
             name: .customLong("trusted-checkpoint"),
             help: "A signed checkpoint held outside the database (an auditor's copy, a server's state/latest-checkpoint); repeatable. The log must extend it.")
         var trustedCheckpoints: [String] = []
-        @Option(name: .customLong("tsa-roots"), help: "PEM roots of timestamp authorities: every checkpoint timestamp is verified against them.")
+        @Option(name: .customLong("tsa-roots"), help: "PEM roots of timestamp authorities: every checkpoint and record timestamp is verified against them.")
         var tsaRoots: String?
 
         /// The anchors, origin and trusted checkpoints, or exit 2 with a sentence.
@@ -83,6 +83,7 @@ struct LedgerCommand: AsyncParsableCommand {
                     "treeNodesChecked": .number(Double(report.nodesChecked)), "checkpointsChecked": .number(Double(report.checkpointsChecked)),
                     "trustedCheckpointsChecked": .number(Double(report.trustedCheckpointsChecked)),
                     "timestampsChecked": .number(Double(report.timestampsChecked)),
+                    "recordTimestampsChecked": .number(Double(report.recordTimestampsChecked)),
                     "keys": .array(report.keys.keys.map { k in
                         ["kid": .string(JSONString(k.kid)), "status": .string(JSONString(k.status)), "fingerprint": .string(JSONString(k.fingerprint)),
                          "authorisedBy": .string(JSONString(k.authorisedBy)), "activationIndex": .number(Double(k.activationIndex))]
@@ -102,7 +103,7 @@ struct LedgerCommand: AsyncParsableCommand {
                 FileOutput.standardOutput(
                     "checked \(report.entriesChecked) entries of \(report.size) in \(report.subjects) subjects, \(report.payloadsChecked) payloads, "
                         + "\(report.nodesChecked) tree nodes, \(report.checkpointsChecked) checkpoints, \(report.trustedCheckpointsChecked) trusted checkpoints, "
-                        + "\(report.keys.keys.count) authorised keys, \(report.timestampsChecked) checkpoint timestamps\n")
+                        + "\(report.keys.keys.count) authorised keys, \(report.timestampsChecked) checkpoint timestamps, \(report.recordTimestampsChecked) record timestamps\n")
                 for w in report.warnings.prefix(20) { FileOutput.standardOutput("WARNING: \(w)\n") }
                 for p in report.problems.prefix(20) { FileOutput.standardOutput("BROKEN: \(p)\n") }
                 if report.problems.count > 20 { FileOutput.standardOutput("… and \(report.problems.count - 20) more problems\n") }

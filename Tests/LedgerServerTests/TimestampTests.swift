@@ -20,9 +20,13 @@ import Testing
         let tsa = try TimestampAuthority()
         let url = try tsa.serve()
         let node = try TestNode(serveArguments: ["--checkpoint-interval", "1", "--tsa-url", url, "--tsa-roots", tsa.rootPath])
-        #expect(try node.post("/api/attest", try freshBundle("stamped-1"), key: node.apiKey).status == 200)
-        let index = try eventually("a checkpoint timestamp") {
-            try node.scalar("SELECT min(idx) FROM ledger_entries WHERE type = 'checkpoint.timestamped'").flatMap { Int($0) }
+        let first = try node.post("/api/attest", try freshBundle("stamped-1"), key: node.apiKey)
+        let attested = try #require(first.json?["ledger"]?["index"]?.numberValue.map { Int($0) })
+        // The timestamp of a checkpoint that covers the attestation (an earlier one may cover only the key).
+        let index = try eventually("a checkpoint timestamp covering the attestation") {
+            try node.scalar("""
+                SELECT min(idx) FROM ledger_entries WHERE type = 'checkpoint.timestamped' AND (body::jsonb->>'size')::bigint > \(attested)
+                """).flatMap { Int($0) }
         }
         let entry = try node.get("/v1/log/entries/\(index)")
         #expect(entry.status == 200, "checkpoint evidence is public")
@@ -90,6 +94,13 @@ import Testing
         let verified = try node.cli(["verify", "--keys", manifestFile, "--tsa-roots", tsa.rootPath, "--require-receipt", packageFile])
         #expect(verified.status == 0 && verified.stdout.contains("RFC 3161 token verified"), "\(verified)")
         #expect(try node.scalar("SELECT count(*) FROM ledger_entries WHERE type = 'cer.timestamped' AND subject = 'cer:\(hash)'") == "1")
+        // A replay asks the authority for nothing (its serial counter does not move) and answers the same token.
+        let serial = try String(contentsOf: tsa.directory.appendingPathComponent("tsaserial"), encoding: .utf8)
+        let replay = try node.post("/api/attest", bundle, key: node.apiKey)
+        #expect(replay.status == 200 && replay.json?["timestamp"]?["token"] == response["timestamp"]?["token"])
+        #expect(try String(contentsOf: tsa.directory.appendingPathComponent("tsaserial"), encoding: .utf8) == serial)
+        let audit = try node.cli(["ledger", "verify", "--tsa-roots", tsa.rootPath] + node.keyArguments)
+        #expect(audit.status == 0 && audit.stdout.contains(", 1 record timestamps"), "\(audit)")
 
         // The authority is away: the attestation goes ahead node-issued; the token follows as an entry.
         let port = try #require(URL(string: url)?.port)

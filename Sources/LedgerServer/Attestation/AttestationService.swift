@@ -117,7 +117,14 @@ public struct AttestationService: Sendable {
         if kind == .aiCer, let run = Self.runFields(bundle) { body["run"] = .object(run) }
         body["verificationEnvelope"] = .object(envelope.envelope)
         body["verificationEnvelopeSignature"] = .string(JSONString(envelope.signature))
-        let stamp = await recordTimestamps?.stamp(certificateHash: certificateHash, account: principal.accountId)
+        // A replay (the account attested this certificate already) asks no authority: the caller must not be
+        // able to buy the node a token per request.
+        var stamp: TimestampClient.Stamp? = nil
+        if let recordTimestamps,
+            try await log.entry(subject: Self.subject(certificateHash: certificateHash), type: Self.attested, idempotencyKey: principal.accountId) == nil
+        {
+            stamp = await recordTimestamps.stamp(certificateHash: certificateHash, account: principal.accountId)
+        }
         var request = receiptRequest(
             subject: Self.subject(certificateHash: certificateHash), account: principal.accountId, idempotencyKey: principal.accountId,
             body: body, payload: payload, signer: signer, attestationId: attestationId, attestedAt: attestedAt,

@@ -20,6 +20,8 @@ public enum LedgerVerifier {
         public var trustedCheckpointsChecked: Int = 0
         /// Checkpoint timestamps (RFC 3161 tokens) verified against the TSA roots.
         public var timestampsChecked: Int = 0
+        /// Per-record timestamps verified against the TSA roots.
+        public var recordTimestampsChecked: Int = 0
         public var keys: KeyHistory = KeyHistory()
         public var problems: [LedgerProblem]
         /// Findings that do not make the log broken (a revoked key's checkpoint that a valid one supersedes).
@@ -114,53 +116,75 @@ public enum LedgerVerifier {
                     + (named.isEmpty ? "" : " (beyond the head: \(named))")))
         }
         try await tree.checkConsistency(log)
-        var timestampsChecked = 0
+        var timestampsChecked = (checkpoints: 0, records: 0)
         if let roots = trust.timestampRoots {
-            let (checked, found) = try await checkTimestamps(pool: pool, checkpoints: tree.checkpoints, roots: roots)
-            timestampsChecked = checked
-            problems += found
+            let found = try await checkTimestamps(pool: pool, checkpoints: tree.checkpoints, roots: roots)
+            timestampsChecked = (found.checkpoints, found.records)
+            problems += found.problems
         }
         return Report(
             size: size, entriesChecked: checked, subjects: audit.subjectCount, payloadsChecked: payloadsChecked,
             nodesChecked: tree.nodesChecked, checkpointsChecked: tree.checkpoints.count,
-            trustedCheckpointsChecked: trust.trustedCheckpoints.count, timestampsChecked: timestampsChecked, keys: keys,
+            trustedCheckpointsChecked: trust.trustedCheckpoints.count, timestampsChecked: timestampsChecked.checkpoints,
+            recordTimestampsChecked: timestampsChecked.records, keys: keys,
             problems: problems + audit.problems + tree.problems, warnings: tree.warnings)
     }
 
-    /// Every `checkpoint.timestamped` entry: its token (the payload) must verify in full against `roots`
-    /// with the imprint SHA-256 of the stored checkpoint note of its size, and match the digest its body names.
+    /// Every timestamp entry's token (the payload) must match the digest its body names and verify in full
+    /// against `roots`: a `checkpoint.timestamped` token over SHA-256 of the stored note of its size, a
+    /// `cer.timestamped` token over the digest of its certificate hash. Read in pages (tokens are KiBs each).
     static func checkTimestamps(pool: PostgresConnectionPool, checkpoints: [StoredCheckpoint], roots: RFC3161Verifier.Roots) async throws
-        -> (checked: Int, problems: [LedgerProblem])
+        -> (checkpoints: Int, records: Int, problems: [LedgerProblem])
     {
-        let rows = try await pool.withConnection { c in
-            try c.query("""
-                SELECT \(sql: EntryRows.columns), p.content FROM ledger_entries e LEFT JOIN ledger_payloads p ON p.digest = e.payload_digest
-                WHERE e.type = \(EventType.checkpointTimestamped) ORDER BY e.idx
-                """).rows
-        }
         let notes = Dictionary(checkpoints.map { ($0.size, $0.note) }, uniquingKeysWith: { a, _ in a })
+        let types = [EventType.checkpointTimestamped, EventType.cerTimestamped]
         var problems: [LedgerProblem] = []
-        var checked = 0
-        for row in rows {
-            let entry = try EntryRows.decode(row)
-            guard let size = entry.body["size"]?.numberValue.flatMap({ Int64(exactly: $0) }), let note = notes[size] else {
-                problems.append(LedgerProblem(index: entry.index, what: "a checkpoint timestamp names no stored checkpoint"))
-                continue
+        var checked = (checkpoints: 0, records: 0)
+        var after: Int64 = -1
+        while true {
+            let start = after
+            let rows = try await pool.withConnection { c in
+                try c.query("""
+                    SELECT \(sql: EntryRows.columns), p.content FROM ledger_entries e LEFT JOIN ledger_payloads p ON p.digest = e.payload_digest
+                    WHERE e.type = ANY(\(textArray: types)) AND e.idx > \(start) ORDER BY e.idx LIMIT 500
+                    """).rows
             }
-            guard let token = try row.optionalBytes(11) else {
-                problems.append(LedgerProblem(index: entry.index, what: "the timestamp token of checkpoint \(size) is missing"))
-                continue
+            for row in rows {
+                let entry = try EntryRows.decode(row)
+                after = entry.index
+                let isCheckpoint = entry.type == EventType.checkpointTimestamped
+                let what: String
+                let imprint: [UInt8]
+                if isCheckpoint {
+                    guard let size = entry.body["size"]?.numberValue.flatMap({ Int64(exactly: $0) }), let note = notes[size] else {
+                        problems.append(LedgerProblem(index: entry.index, what: "a checkpoint timestamp names no stored checkpoint"))
+                        continue
+                    }
+                    (what, imprint) = ("checkpoint \(size)", ProtocolHash.sha256(note))
+                } else {
+                    guard let hash = entry.body["certificateHash"]?.stringValue, Subject.certificate(hash) == entry.subject,
+                        let digest = ProtocolHash.digest(of: hash)
+                    else {
+                        problems.append(LedgerProblem(index: entry.index, what: "a record timestamp names no certificate of its subject"))
+                        continue
+                    }
+                    (what, imprint) = ("certificate \(hash)", digest)
+                }
+                guard let token = try row.optionalBytes(11) else {
+                    problems.append(LedgerProblem(index: entry.index, what: "the timestamp token of \(what) is missing"))
+                    continue
+                }
+                if entry.body["tokenSha256"]?.stringValue != Hex.encode(ProtocolHash.sha256(token)) {
+                    problems.append(LedgerProblem(index: entry.index, what: "the timestamp token of \(what) is not the one its entry names"))
+                }
+                switch await RFC3161Verifier.verify(token, imprint: imprint, roots: roots) {
+                case .success: if isCheckpoint { checked.checkpoints += 1 } else { checked.records += 1 }
+                case .failure(let failure):
+                    problems.append(LedgerProblem(index: entry.index, what: "the timestamp of \(what) does not verify: \(failure.code.rawValue): \(failure)"))
+                }
             }
-            if entry.body["tokenSha256"]?.stringValue != Hex.encode(ProtocolHash.sha256(token)) {
-                problems.append(LedgerProblem(index: entry.index, what: "the timestamp token of checkpoint \(size) is not the one its entry names"))
-            }
-            switch await RFC3161Verifier.verify(token, imprint: ProtocolHash.sha256(note), roots: roots) {
-            case .success: checked += 1
-            case .failure(let failure):
-                problems.append(LedgerProblem(index: entry.index, what: "the timestamp of checkpoint \(size) does not verify: \(failure.code.rawValue): \(failure)"))
-            }
+            if rows.count < 500 { return (checked.checkpoints, checked.records, problems) }
         }
-        return (checked, problems)
     }
 
     static func checkpointsToCheck(_ log: PostgresEventLog) async throws -> [StoredCheckpoint] {
