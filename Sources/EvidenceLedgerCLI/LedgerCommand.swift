@@ -30,6 +30,7 @@ struct LedgerCommand: AsyncParsableCommand {
         var trustedCheckpoints: [String] = []
         @Option(name: .customLong("tsa-roots"), help: "PEM roots of timestamp authorities: every checkpoint and record timestamp is verified against them.")
         var tsaRoots: String?
+        @OptionGroup var witnessing: WitnessOptions
 
         /// The anchors, origin and trusted checkpoints, or exit 2 with a sentence.
         func auditTrust() throws -> LedgerVerifier.Trust {
@@ -59,7 +60,9 @@ struct LedgerCommand: AsyncParsableCommand {
                 }
                 timestampRoots = roots
             }
-            return LedgerVerifier.Trust(origin: origin, nodeId: node, anchors: anchors, trustedCheckpoints: trusted, timestampRoots: timestampRoots)
+            var result = LedgerVerifier.Trust(origin: origin, nodeId: node, anchors: anchors, trustedCheckpoints: trusted, timestampRoots: timestampRoots)
+            (result.witnesses, result.witnessQuorum) = try witnessing.resolve()
+            return result
         }
 
         func run() async throws {
@@ -84,6 +87,9 @@ struct LedgerCommand: AsyncParsableCommand {
                     "trustedCheckpointsChecked": .number(Double(report.trustedCheckpointsChecked)),
                     "timestampsChecked": .number(Double(report.timestampsChecked)),
                     "recordTimestampsChecked": .number(Double(report.recordTimestampsChecked)),
+                    "cosignaturesChecked": .number(Double(report.cosignaturesChecked)),
+                    "witnessedSize": report.witnessedSize.map { .number(Double($0)) } ?? .null,
+                    "anchorsChecked": .number(Double(report.anchorsChecked)),
                     "keys": .array(report.keys.keys.map { k in
                         ["kid": .string(JSONString(k.kid)), "status": .string(JSONString(k.status)), "fingerprint": .string(JSONString(k.fingerprint)),
                          "authorisedBy": .string(JSONString(k.authorisedBy)), "activationIndex": .number(Double(k.activationIndex))]
@@ -103,7 +109,9 @@ struct LedgerCommand: AsyncParsableCommand {
                 FileOutput.standardOutput(
                     "checked \(report.entriesChecked) entries of \(report.size) in \(report.subjects) subjects, \(report.payloadsChecked) payloads, "
                         + "\(report.nodesChecked) tree nodes, \(report.checkpointsChecked) checkpoints, \(report.trustedCheckpointsChecked) trusted checkpoints, "
-                        + "\(report.keys.keys.count) authorised keys, \(report.timestampsChecked) checkpoint timestamps, \(report.recordTimestampsChecked) record timestamps\n")
+                        + "\(report.keys.keys.count) authorised keys, \(report.timestampsChecked) checkpoint timestamps, \(report.recordTimestampsChecked) record timestamps, "
+                        + "\(report.cosignaturesChecked) witness cosignatures, \(report.anchorsChecked) anchors\n")
+                if let witnessed = report.witnessedSize { FileOutput.standardOutput("witnessed up to \(witnessed) entries\n") }
                 for w in report.warnings.prefix(20) { FileOutput.standardOutput("WARNING: \(w)\n") }
                 for p in report.problems.prefix(20) { FileOutput.standardOutput("BROKEN: \(p)\n") }
                 if report.problems.count > 20 { FileOutput.standardOutput("… and \(report.problems.count - 20) more problems\n") }

@@ -29,6 +29,7 @@ struct ProofCommand: ParsableCommand {
         @Option(name: .long, help: "The entry JSON from GET /v1/log/entries/N.") var entry: String?
         @Option(name: .customLong("leaf-data"), help: "A file with the leaf's exact bytes.") var leafData: String?
         @Option(name: .customLong("leaf-hash"), help: "The leaf hash, base64.") var leafHash: String?
+        @OptionGroup var witnessing: WitnessOptions
 
         struct Unreadable: Error, CustomStringConvertible { var description: String }
 
@@ -40,6 +41,8 @@ struct ProofCommand: ParsableCommand {
                 throw usage("a --key is not a verifier key: \(error)")
             }
             guard let origin = origin ?? verifiers.first?.name else { throw usage("give at least one --key") }
+            let witnesses: (keys: [NoteVerifier], quorum: Int)
+            do { witnesses = try witnessing.resolve() } catch { throw usage("\(error)") }
             let bytes: [UInt8]
             do {
                 bytes = try FileOutput.read(proof, limit: 1 << 20)
@@ -47,7 +50,11 @@ struct ProofCommand: ParsableCommand {
                 throw usage("cannot read \(proof): \(error)")
             }
             do {
-                let message = try verify(bytes, origin: origin, verifiers: verifiers)
+                var (message, note) = try verify(bytes, origin: origin, verifiers: verifiers)
+                if !witnesses.keys.isEmpty {
+                    let names = try WitnessQuorum.check(note, witnesses: witnesses.keys, quorum: witnesses.quorum)
+                    message += ", cosigned by \(names.joined(separator: ", "))"
+                }
                 FileOutput.standardOutput("VERIFIED: \(message)\n")
             } catch let error as SignedNoteError {
                 FileOutput.standardOutput("NOT VERIFIED: \(error)\n")
@@ -71,7 +78,8 @@ struct ProofCommand: ParsableCommand {
             }
         }
 
-        func verify(_ bytes: [UInt8], origin: String, verifiers: [NoteVerifier]) throws -> String {
+        /// What was verified, and the (newer) checkpoint note it was verified against.
+        func verify(_ bytes: [UInt8], origin: String, verifiers: [NoteVerifier]) throws -> (String, [UInt8]) {
             let text = String(decoding: bytes.prefix(64), as: UTF8.self)
             if text.hasPrefix(TlogProof.header) {
                 return try inclusion(try TlogProof(parsing: bytes), origin: origin, verifiers: verifiers)
@@ -121,21 +129,21 @@ struct ProofCommand: ParsableCommand {
             throw Unreadable(description: "an inclusion proof needs the leaf: give --entry, --leaf-data or --leaf-hash")
         }
 
-        func inclusion(_ p: TlogProof, origin: String, verifiers: [NoteVerifier]) throws -> String {
+        func inclusion(_ p: TlogProof, origin: String, verifiers: [NoteVerifier]) throws -> (String, [UInt8]) {
             let cp = try p.verify(leafHash: try leaf(index: p.index), origin: origin, verifiers: verifiers)
-            return "entry \(p.index) is in the tree of \(cp.size) entries of \(cp.origin) (root \(Base64.encode(cp.rootHash)))"
+            return ("entry \(p.index) is in the tree of \(cp.size) entries of \(cp.origin) (root \(Base64.encode(cp.rootHash)))", p.checkpoint)
         }
 
         func consistency(
             _ p: ConsistencyProofText, embedded: ([UInt8]?, [UInt8]?), origin: String, verifiers: [NoteVerifier]
-        ) throws -> String {
+        ) throws -> (String, [UInt8]) {
             guard let oldNote = try file(oldCheckpoint, "old checkpoint") ?? embedded.0,
                 let newNote = try file(checkpoint, "checkpoint") ?? embedded.1
             else { throw Unreadable(description: "a consistency proof needs --old-checkpoint and --checkpoint") }
             let old = try Checkpoint.open(oldNote, origin: origin, verifiers: verifiers)
             let new = try Checkpoint.open(newNote, origin: origin, verifiers: verifiers)
             try p.verify(old: old, new: new)
-            return "the tree of \(new.size) entries extends the tree of \(old.size) entries of \(origin)"
+            return ("the tree of \(new.size) entries extends the tree of \(old.size) entries of \(origin)", newNote)
         }
     }
 }

@@ -61,6 +61,18 @@ struct ServerOptions: ParsableArguments {
     var timestamps: String?
     @Option(name: .customLong("tsa-record-timeout-ms"), help: "How long an attestation waits for its token before going ahead node-issued (LEDGER_TSA_RECORD_TIMEOUT_MS, default 1000).")
     var tsaRecordTimeout: Int?
+    @Option(name: .customLong("witness"), help: "A witness that cosigns checkpoints, <name>+<key id>+<key>@<url>, repeatable (LEDGER_WITNESSES, comma-separated).")
+    var witnesses: [String] = []
+    @Option(name: .customLong("witness-quorum"), help: "Witnesses whose cosignature makes a checkpoint witnessed (LEDGER_WITNESS_QUORUM, default 1).")
+    var witnessQuorum: Int?
+    @Option(name: .customLong("witness-timeout-ms"), help: "Longest wait for one witness or anchor node, in milliseconds (LEDGER_WITNESS_TIMEOUT_MS, default 5000).")
+    var witnessTimeout: Int?
+    @Option(name: .customLong("anchor-node"), help: "A node whose /api/stamp-hash anchors the checkpoints, repeatable (LEDGER_ANCHOR_NODES, comma-separated).")
+    var anchorNodes: [String] = []
+    @Option(name: .customLong("anchor-api-key-file"), help: "File holding the API key for the anchor nodes (else LEDGER_ANCHOR_API_KEY).")
+    var anchorAPIKeyFile: String?
+    @Option(name: .customLong("anchor-interval"), help: "Seconds between anchors of the latest checkpoint (LEDGER_ANCHOR_INTERVAL, default 3600).")
+    var anchorInterval: Int?
     @Option(name: .customLong("db-pool-size"), help: "Database connections (LEDGER_DB_POOL_SIZE, default 8).")
     var databasePoolSize: Int?
     @Option(name: .customLong("cors-origin"), help: "Access-Control-Allow-Origin (LEDGER_CORS_ORIGIN, default *).")
@@ -145,6 +157,33 @@ struct ServerOptions: ParsableArguments {
             c.timestampRecords = kinds.contains("records")
             c.timestampCheckpoints = kinds.contains("checkpoints")
         }
+        let witnessSpecs = witnesses.isEmpty
+            ? (Environment.value("LEDGER_WITNESSES") ?? "").split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            : witnesses
+        c.witnesses = try witnessSpecs.map { spec in
+            do { return try CheckpointWitnesses.Witness(parsing: spec) } catch { throw ValidationError("--witness \(spec.prefix(80)): \(error)") }
+        }
+        guard Set(c.witnesses.map(\.verifier.name)).count == c.witnesses.count else { throw ValidationError("two --witness options name the same witness") }
+        c.witnessQuorum = try int(witnessQuorum, "witness-quorum", "LEDGER_WITNESS_QUORUM", 1...100, c.witnessQuorum)
+        if !c.witnesses.isEmpty, c.witnessQuorum > c.witnesses.count {
+            throw ValidationError("--witness-quorum \(c.witnessQuorum) is more than the \(c.witnesses.count) witnesses configured")
+        }
+        c.witnessTimeoutMilliseconds = try int(witnessTimeout, "witness-timeout-ms", "LEDGER_WITNESS_TIMEOUT_MS", 100...60_000, c.witnessTimeoutMilliseconds)
+        c.anchorNodes = anchorNodes.isEmpty
+            ? (Environment.value("LEDGER_ANCHOR_NODES") ?? "").split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            : anchorNodes
+        for url in c.anchorNodes where !(url.hasPrefix("http://") || url.hasPrefix("https://")) || URL(string: url) == nil {
+            throw ValidationError("the anchor node \(url.prefix(80)) is not an http:// or https:// URL")
+        }
+        if let anchorAPIKeyFile {
+            guard let text = try? String(contentsOfFile: anchorAPIKeyFile, encoding: .utf8) else {
+                throw ValidationError("cannot read the anchor API key file \(anchorAPIKeyFile)")
+            }
+            c.anchorAPIKey = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        } else {
+            c.anchorAPIKey = Environment.value("LEDGER_ANCHOR_API_KEY").flatMap { $0.isEmpty ? nil : $0 }
+        }
+        c.anchorIntervalSeconds = try int(anchorInterval, "anchor-interval", "LEDGER_ANCHOR_INTERVAL", 1...86_400 * 7, c.anchorIntervalSeconds)
         c.databasePoolSize = try int(databasePoolSize, "db-pool-size", "LEDGER_DB_POOL_SIZE", 2...256, c.databasePoolSize)
         c.corsAllowOrigin = string(corsOrigin, "LEDGER_CORS_ORIGIN") ?? c.corsAllowOrigin
         c.logLevel = string(logLevel, "LEDGER_LOG_LEVEL") ?? c.logLevel

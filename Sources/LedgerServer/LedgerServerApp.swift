@@ -28,6 +28,10 @@ public enum LedgerServerApp {
         public var timestamper: CheckpointTimestamper?
         /// Per-record RFC 3161 timestamps, when configured.
         public var recordTimestamps: RecordTimestamps?
+        /// Witness cosignatures of checkpoints, when witnesses are configured.
+        public var witnesses: CheckpointWitnesses?
+        /// Cross-log anchors of checkpoints, when anchor nodes are configured.
+        public var anchors: CheckpointAnchors?
         public var projections: ProjectionRunner
         /// Admission control of expensive requests.
         var gates: Gates
@@ -113,13 +117,24 @@ public enum LedgerServerApp {
             }
             if configuration.timestampRecords {
                 recordTimestamps = RecordTimestamps(
-                    client: TimestampClient(urls: configuration.tsaURLs, roots: roots, timeout: .milliseconds(configuration.tsaRecordTimeoutMilliseconds)))
+                    client: TimestampClient(urls: configuration.tsaURLs, roots: roots, timeout: .milliseconds(configuration.tsaRecordTimeoutMilliseconds)),
+                    log: log, logger: logger)
             }
         }
+        let witnesses = configuration.witnesses.isEmpty
+            ? nil
+            : CheckpointWitnesses(
+                witnesses: configuration.witnesses, quorum: configuration.witnessQuorum, log: log,
+                timeout: .milliseconds(configuration.witnessTimeoutMilliseconds), logger: logger, metrics: metrics)
+        let checkpointAnchors = configuration.anchorNodes.isEmpty
+            ? nil
+            : CheckpointAnchors(
+                targets: configuration.anchorNodes, apiKey: configuration.anchorAPIKey, log: log,
+                timeout: .milliseconds(configuration.witnessTimeoutMilliseconds))
         let accounts = AccountStore(pool: pool)
         let usage = UsageRecorder(store: accounts, interval: .seconds(configuration.usageFlushSeconds), logger: logger)
         return Parts(pool: pool, log: log, keys: keys, accounts: accounts, usage: usage, metrics: metrics, identity: identity, checkpointer: checkpointer,
-            timestamper: timestamper, recordTimestamps: recordTimestamps,
+            timestamper: timestamper, recordTimestamps: recordTimestamps, witnesses: witnesses, anchors: checkpointAnchors,
             projections: ProjectionRunner(pool: pool),
             gates: Gates(publicCPU: WorkBudget(share: configuration.publicCPUShare), configuration: configuration))
     }
@@ -169,7 +184,9 @@ public enum LedgerServerApp {
             idempotency: IdempotencyKeys(log: parts.log),
             visibilityLimiter: visibilityLimiter, maxSteps: configuration.maxSteps, clock: clock, log: parts.log
         ).register(on: router)
-        LogRoutes(log: parts.log, checkpointer: parts.checkpointer, keys: parts.keys, accounts: parts.accounts, adminToken: configuration.adminToken)
+        LogRoutes(
+            log: parts.log, checkpointer: parts.checkpointer, keys: parts.keys, accounts: parts.accounts, adminToken: configuration.adminToken,
+            witnesses: parts.witnesses)
             .register(on: router)
         return router
     }
@@ -197,27 +214,36 @@ public enum LedgerServerApp {
                 onListening(port)
             },
             logger: logger)
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            // First, so it is shut down last: every service below uses the pool.
+            .init(service: PoolService(pool: parts.pool)),
+            .init(service: parts.usage),
+            .init(service: KeyRingRefresher.service(ring: parts.keys, interval: .seconds(configuration.keyRefreshSeconds), logger: logger)),
+            // A checkpoint of the tree whenever it grew, then the witnesses' cosignatures of it.
+            .init(service: PeriodicService(every: .seconds(configuration.checkpointIntervalSeconds), logger: logger, what: "sign a checkpoint") {
+                try await parts.checkpointer.checkpoint()
+                try await parts.witnesses?.witnessLatest()
+            }),
+        ]
+        if let timestamper = parts.timestamper {
+            services.append(.init(service: timestamper.service(interval: .seconds(configuration.checkpointIntervalSeconds), logger: logger)))
+        }
+        if let records = parts.recordTimestamps {
+            services.append(.init(service: records.service(interval: .seconds(configuration.checkpointIntervalSeconds))))
+        }
+        if let anchors = parts.anchors {
+            services.append(.init(service: anchors.service(interval: .seconds(configuration.anchorIntervalSeconds), logger: logger)))
+        }
+        // Read models kept near the head for appends made by any process (readers still catch up a
+        // lagging model themselves). One model after another, so a long catch-up holds at most two of
+        // the pool's connections.
+        services.append(.init(service: PeriodicService(every: .seconds(1), logger: logger, what: "apply the log to the projections") {
+            try await parts.projections.catchUp(wait: false, concurrently: false)
+        }))
+        services.append(.init(service: app))
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
-                services: [
-                    // First, so it is shut down last: every service below uses the pool.
-                    .init(service: PoolService(pool: parts.pool)),
-                    .init(service: parts.usage),
-                    .init(service: KeyRingRefresher.service(ring: parts.keys, interval: .seconds(configuration.keyRefreshSeconds), logger: logger)),
-                    // A checkpoint of the tree whenever it grew.
-                    .init(service: PeriodicService(every: .seconds(configuration.checkpointIntervalSeconds), logger: logger, what: "sign a checkpoint") {
-                        try await parts.checkpointer.checkpoint()
-                    }),
-                ] + (parts.timestamper.map { [.init(service: $0.service(interval: .seconds(configuration.checkpointIntervalSeconds), logger: logger))] } ?? [])
-                    + (parts.recordTimestamps.map { [.init(service: $0.service(log: parts.log, interval: .seconds(configuration.checkpointIntervalSeconds), logger: logger))] } ?? []) + [
-                    // Read models kept near the head for appends made by any process (readers still catch
-                    // up a lagging model themselves). One model after another, so a long catch-up holds at
-                    // most two of the pool's connections.
-                    .init(service: PeriodicService(every: .seconds(1), logger: logger, what: "apply the log to the projections") {
-                        try await parts.projections.catchUp(wait: false, concurrently: false)
-                    }),
-                    .init(service: app),
-                ],
+                services: services,
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         do {

@@ -78,6 +78,30 @@ public final class ServerMetrics: Sendable {
             .set(Double(count))
     }
 
+    /// The latest checkpoint's cosignatures against the configured quorum.
+    func witnessed(size: Int64, cosigned: Int, quorum: Int) {
+        registry.makeGauge(name: "ledger_checkpoint_witnessed_size", help: "Size of the latest checkpoint the node asked its witnesses to cosign")
+            .set(Double(size))
+        registry.makeGauge(name: "ledger_checkpoint_cosignatures", help: "Witnesses that cosigned the latest checkpoint").set(Double(cosigned))
+        registry.makeGauge(name: "ledger_checkpoint_witness_quorum_met", help: "1 when the latest checkpoint has its witness quorum")
+            .set(Double(cosigned >= quorum ? 1 : 0))
+    }
+
+    /// A witness that refused (or could not be reached); a split view is counted apart.
+    func witnessRefusal(witness: String, splitView: Bool, counts: Bool) {
+        if counts {
+            registry.makeCounter(name: "ledger_witness_refusals_total", labels: [("witness", witness)], help: "Checkpoints a witness refused to cosign")
+                .increment()
+        } else {
+            registry.makeCounter(name: "ledger_witness_unreachable_total", labels: [("witness", witness)], help: "Witness requests that got no answer")
+                .increment()
+        }
+        if splitView {
+            registry.makeCounter(name: "ledger_witness_split_views_total", labels: [("witness", witness)], help: "Witnesses that hold another tree of the same size")
+                .increment()
+        }
+    }
+
     /// Usage events dropped because the usage buffer was full or the database refused them.
     func usageDropped(total: Int) {
         registry.makeGauge(name: "ledger_usage_events_dropped", help: "Usage events dropped since start").set(Double(total))

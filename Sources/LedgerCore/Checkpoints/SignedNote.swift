@@ -98,6 +98,11 @@ public struct SignedNote: Sendable, Equatable {
 
     static let dash: [UInt8] = [0xE2, 0x80, 0x94, 0x20]
 
+    public init(text: [UInt8], signatures: [Signature]) {
+        self.text = text
+        self.signatures = signatures
+    }
+
     /// Parses a note. The text ends at the last blank line; every following line must be a signature.
     public init(parsing note: [UInt8]) throws(SignedNoteError) {
         guard String(validating: note, as: UTF8.self) != nil else { throw SignedNoteError("the note is not UTF-8") }

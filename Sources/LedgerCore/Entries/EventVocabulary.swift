@@ -19,6 +19,12 @@ public enum EventType {
     /// An RFC 3161 token over a signed checkpoint note: an external upper bound on the time of every
     /// entry the checkpoint covers (the token is the payload).
     public static let checkpointTimestamped = "checkpoint.timestamped"
+    /// A signed checkpoint anchored in another log (another node's `/api/stamp-hash` receipt over
+    /// SHA-256 of the checkpoint note; the reply is the payload).
+    public static let anchorRecorded = "anchor.recorded"
+    /// Entries that are evidence about other entries: a checkpoint that covers only these (and what was
+    /// already covered) is not timestamped or anchored again, so an idle log does not churn.
+    public static let evidence: [String] = [checkpointTimestamped, anchorRecorded]
     /// Synthetic events of `ledger append-load`.
     public static let load = "load.event"
 }

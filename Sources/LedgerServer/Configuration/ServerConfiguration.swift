@@ -68,6 +68,20 @@ public struct ServerConfiguration: Sendable {
     /// How long an attestation waits for its per-record token, in milliseconds, before it goes ahead as
     /// `node-issued` (`LEDGER_TSA_RECORD_TIMEOUT_MS`).
     public var tsaRecordTimeoutMilliseconds = 1000
+    /// Witnesses asked to cosign every checkpoint (`LEDGER_WITNESSES`): `<name>+<key id>+<key>@<url>`.
+    public var witnesses: [CheckpointWitnesses.Witness] = []
+    /// How many witnesses must cosign a checkpoint for it to count as witnessed (`LEDGER_WITNESS_QUORUM`;
+    /// reported in `/metrics` and `GET /v1/log`; default 1 when witnesses are configured).
+    public var witnessQuorum = 1
+    /// How long one witness may take, in milliseconds (`LEDGER_WITNESS_TIMEOUT_MS`).
+    public var witnessTimeoutMilliseconds = 5000
+    /// Other logs (EvidenceLedger or NexArt-compatible nodes) the checkpoints are anchored in, through
+    /// their `/api/stamp-hash` (`LEDGER_ANCHOR_NODES`).
+    public var anchorNodes: [String] = []
+    /// The API key sent to the anchor nodes (`LEDGER_ANCHOR_API_KEY`).
+    public var anchorAPIKey: String?
+    /// How often the latest checkpoint is anchored, in seconds (`LEDGER_ANCHOR_INTERVAL`).
+    public var anchorIntervalSeconds = 3600
     /// How often usage events are written, in seconds (`LEDGER_USAGE_FLUSH_SECONDS`).
     public var usageFlushSeconds = 1
     /// Database connections in the pool (`LEDGER_DB_POOL_SIZE`).

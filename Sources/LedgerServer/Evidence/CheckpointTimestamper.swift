@@ -33,7 +33,7 @@ public final class CheckpointTimestamper: Sendable {
             last = found?.body["size"]?.numberValue.flatMap { Int64(exactly: $0) } ?? 0
             stamped.withLock { $0 = max($0 ?? 0, last) }
         }
-        guard latest.size > last, try await log.containsEntry(from: last, to: latest.size, notOfType: EventType.checkpointTimestamped) else {
+        guard latest.size > last, try await log.containsEntry(from: last, to: latest.size, notOfTypes: EventType.evidence) else {
             return nil
         }
         let subject = Subject.checkpoint(latest.size)

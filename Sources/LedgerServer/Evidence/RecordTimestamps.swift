@@ -3,22 +3,26 @@ import Foundation
 public import LedgerCore
 public import LedgerStore
 public import Logging
-import Synchronization
 
 /// Per-record RFC 3161 timestamps, as NexArt's node makes them: the imprint is the 32 bytes of the
 /// certificate hash's digest, asked for before the receipt is signed, within a short timeout. With a
 /// token the receipt says `timestampType: "rfc3161"`, the response carries `timestamp {type, status,
 /// provider, token}`, and a `cer.timestamped` entry is appended with the attestation (atomically). Without
 /// one (the authority is slow or down) the attestation goes ahead as `node-issued` and the certificate is
-/// queued: the token follows later as a `cer.timestamped` entry.
+/// queued in `ledger_timestamp_queue` (so a restart forgets nothing): the token follows later as a
+/// `cer.timestamped` entry.
 public final class RecordTimestamps: Sendable {
     public let client: TimestampClient
-    /// Certificates still waiting for a token, by subject: their account. Bounded; held in memory (a
-    /// restart forgets them: see docs/operations.md).
-    private let pending = Mutex<[String: String]>([:])
-    public static let maxPending = 10_000
+    let log: PostgresEventLog
+    let logger: Logger
+    /// The queue's bound: beyond it a record stays `node-issued` (logged).
+    public static let maxPending = 100_000
 
-    public init(client: TimestampClient) { self.client = client }
+    public init(client: TimestampClient, log: PostgresEventLog, logger: Logger) {
+        self.client = client
+        self.log = log
+        self.logger = logger
+    }
 
     /// The digest a per-record token is over.
     public static func imprint(certificateHash: String) -> [UInt8]? { ProtocolHash.digest(of: certificateHash) }
@@ -29,13 +33,19 @@ public final class RecordTimestamps: Sendable {
         do {
             return try await client.stamp(imprint: imprint)
         } catch {
-            pending.withLock { if $0.count < Self.maxPending { $0[Subject.certificate(certificateHash)] = account } }
+            do {
+                if try await !log.queueTimestamp(subject: Subject.certificate(certificateHash), account: account, limit: Self.maxPending) {
+                    logger.error("the timestamp queue is full: a record stays node-issued", metadata: ["ledger.subject": "\(certificateHash)"])
+                }
+            } catch {
+                logger.error("could not queue a record for a late timestamp", metadata: ["ledger.problem": "\(error)"])
+            }
             return nil
         }
     }
 
     /// How many certificates wait for a token.
-    public var pendingCount: Int { pending.withLock { $0.count } }
+    public func pendingCount() async throws -> Int { try await log.queuedTimestampCount() }
 
     /// The `timestamp` member of the response and the entry body (NexArt's shape).
     public static func responseMember(_ stamp: TimestampClient.Stamp) -> JSONValue {
@@ -62,23 +72,26 @@ public final class RecordTimestamps: Sendable {
     }
 
     /// Retries the queued certificates (at most `batch` per run) and records each token that comes.
-    public func retry(log: PostgresEventLog, batch: Int = 50) async throws -> Int {
-        let work = pending.withLock { Array($0.prefix(batch)) }
+    public func retry(batch: Int = 50) async throws -> Int {
+        let work = try await log.queuedTimestamps(limit: batch)
         var done = 0
         for (subject, account) in work {
-            guard let hash = Subject.certificateHash(of: subject), let imprint = Self.imprint(certificateHash: hash) else { continue }
+            guard let hash = Subject.certificateHash(of: subject), let imprint = Self.imprint(certificateHash: hash) else {
+                try await log.dequeueTimestamp(subject: subject)
+                continue
+            }
             guard let stamp = try? await client.stamp(imprint: imprint) else { break }  // still down: next run
             _ = try await log.append(Self.entry(certificateHash: hash, account: account, stamp: stamp))
-            pending.withLock { _ = $0.removeValue(forKey: subject) }
+            try await log.dequeueTimestamp(subject: subject)
             done += 1
         }
         return done
     }
 
-    public func service(log: PostgresEventLog, interval: Duration, logger: Logger) -> PeriodicService {
+    public func service(interval: Duration) -> PeriodicService {
         PeriodicService(every: interval, logger: logger, what: "timestamp records attested while the authority was away", startsAfterInterval: true) {
-            let done = try await self.retry(log: log)
-            if done > 0 { logger.notice("records timestamped late", metadata: ["ledger.count": "\(done)"]) }
+            let done = try await self.retry()
+            if done > 0 { self.logger.notice("records timestamped late", metadata: ["ledger.count": "\(done)"]) }
         }
     }
 }

@@ -249,8 +249,15 @@ struct AttestationRoutes: Sendable {
             throw LedgerServerError(.notFound, "No public record for this certificate hash")
         }
         let bundle = try await attestation.bundle(of: record.entry)
-        let body = ResolvedRecord.make(
+        var body = ResolvedRecord.make(
             entry: record.entry, bundle: bundle, identity: attestation.identity, manifest: attestation.keys.current.manifest)
+        let subjectEntries = try await attestation.log.entries(subject: Subject.certificate(hash)).entries
+        let evidence = try await RecordEvidence.collect(log: attestation.log, attestation: record.entry, subjectEntries: subjectEntries)
+        if var o = body.objectValue {
+            o["trustedTimestamps"] = .array(evidence.trustedTimestamps)
+            o["anchors"] = .array(evidence.anchors)
+            body = .object(o)
+        }
         let bytes = body.compactBytes()
         let etag = "\"" + String(Hex.encode(ProtocolHash.sha256(bytes)).prefix(32)) + "\""
         let headers = [("ETag", etag), ("Cache-Control", "public, max-age=60")]

@@ -13,6 +13,7 @@ struct LogRoutes: Sendable {
     let keys: KeyRing
     let accounts: AccountStore
     let adminToken: String?
+    let witnesses: CheckpointWitnesses?
 
     func register(on router: Router<LedgerRequestContext>) {
         router.get("/v1/log") { _, _ in try await info() }
@@ -39,13 +40,16 @@ struct LogRoutes: Sendable {
     func info() async throws -> Response {
         let size = try await log.size()
         let latest = try await log.latestCheckpoint()
+        let latestCosignatures = try await log.cosignatures(sizes: latest.map { [$0.size] } ?? [])
         let verifiers: [JSONValue] = checkpointer.verifierKeys(keys.current.manifest).map { k in
             ["kid": .string(JSONString(k.kid)), "status": .string(JSONString(k.status)), "verifierKey": .string(JSONString(k.verifier.encoded))]
         }
         return JSONResponse.make(body: [
             "origin": .string(JSONString(checkpointer.origin)), "size": .number(Double(size)),
-            "latestCheckpoint": latest.map(Self.json) ?? .null, "verifierKeys": .array(verifiers),
+            "latestCheckpoint": latest.map { Self.json($0, cosignatures: latestCosignatures[$0.size] ?? []) } ?? .null, "verifierKeys": .array(verifiers),
             "hashAlgorithm": "SHA-256 (RFC 6962 / RFC 9162 §2.1)",
+            "witnesses": witnesses.map { w in .array(w.status.map(Self.json)) } ?? .array([]),
+            "witnessQuorum": witnesses.map { .number(Double($0.quorum)) } ?? .null,
         ])
     }
 
@@ -54,7 +58,7 @@ struct LogRoutes: Sendable {
         guard let latest = try await log.latestCheckpoint() else {
             throw LedgerServerError(.notFound, "no checkpoint has been signed yet; retry in a few seconds")
         }
-        return JSONResponse.bytes(latest.note, contentType: "text/plain; charset=utf-8", headers: Self.textHeaders)
+        return JSONResponse.bytes(try await log.cosignedNote(latest), contentType: "text/plain; charset=utf-8", headers: Self.textHeaders)
     }
 
     /// Checkpoints with a tree larger than `after`, oldest first.
@@ -63,8 +67,10 @@ struct LogRoutes: Sendable {
         let after = try q.get("after", as: Int64.self) ?? -1
         let limit = try q.get("limit", default: 100, in: 1...1000)
         let page = try await log.checkpoints(after: after, limit: limit)
+        let cosignatures = try await log.cosignatures(sizes: page.map(\.size))
         return JSONResponse.make(body: [
-            "origin": .string(JSONString(checkpointer.origin)), "checkpoints": .array(page.map(Self.json)),
+            "origin": .string(JSONString(checkpointer.origin)),
+            "checkpoints": .array(page.map { Self.json($0, cosignatures: cosignatures[$0.size] ?? []) }),
             "next": page.count == limit ? .number(Double(page.last!.size)) : .null,
         ])
     }
@@ -133,6 +139,7 @@ struct LogRoutes: Sendable {
         }
         let (proof, root, leaf, signed) = try await log.inclusionProof(index: index, size: size)
         checkpoint = checkpoint ?? signed
+        if let c = checkpoint { checkpoint?.note = try await log.cosignedNote(c) }
         if Self.wantsText(request) {
             guard let checkpoint else {
                 throw LedgerServerError(.notFound, "no checkpoint was signed at size \(size); the text form needs one (omit size for the first covering checkpoint)")
@@ -154,7 +161,9 @@ struct LogRoutes: Sendable {
         let q = QueryParameters(request)
         let from = try q.require("from", as: Int64.self)
         let to = try q.require("to", as: Int64.self)
-        let (proof, fromRoot, toRoot, fromCheckpoint, toCheckpoint) = try await log.consistencyProof(from: from, to: to)
+        var (proof, fromRoot, toRoot, fromCheckpoint, toCheckpoint) = try await log.consistencyProof(from: from, to: to)
+        if let c = fromCheckpoint { fromCheckpoint?.note = try await log.cosignedNote(c) }
+        if let c = toCheckpoint { toCheckpoint?.note = try await log.cosignedNote(c) }
         if Self.wantsText(request) {
             var text = "evidence-ledger/consistency-proof@v1\nold \(from)\nnew \(to)\n"
             for h in proof { text += Base64.encode(h) + "\n" }

@@ -58,7 +58,7 @@ struct ProjectionRoutes: Sendable {
             var checkpointNote: JSONValue = .null
             if withProofs, let checkpoint = try await log.latestCheckpoint() {
                 // Each event's inclusion proof against the latest checkpoint (events newer than it get none yet).
-                checkpointNote = .string(JSONString(String(decoding: checkpoint.note, as: UTF8.self)))
+                checkpointNote = .string(JSONString(String(decoding: try await log.cosignedNote(checkpoint), as: UTF8.self)))
                 let covered = page.map(\.index).filter { $0 < checkpoint.size }
                 let proofs = try await log.inclusionProofs(indexes: covered, size: checkpoint.size)
                 for (i, e) in page.enumerated() {
@@ -84,15 +84,22 @@ struct ProjectionRoutes: Sendable {
                 ])
             }
             let hasMore = allShown.contains { $0.index > (page.last?.index ?? Int64(after)) }
+            var recordsJSON: [JSONValue] = []
+            for r in records where r.entry.account.map(visible.contains) ?? false {
+                var o: JSONObject = [
+                    "account": .string(JSONString(r.entry.account ?? "")), "visibility": .string(JSONString(r.visibility.rawValue)),
+                    "ledgerIndex": .number(Double(r.entry.index)), "type": .string(JSONString(r.entry.type)),
+                    "hasBundle": .bool(r.entry.payloadDigest != nil),
+                ]
+                // Timestamps and anchors of the record, each linked to it by an inclusion proof.
+                let evidence = try await RecordEvidence.collect(log: log, attestation: r.entry, subjectEntries: p.entries)
+                o["trustedTimestamps"] = .array(evidence.trustedTimestamps)
+                o["anchors"] = .array(evidence.anchors)
+                recordsJSON.append(.object(o))
+            }
             let body: JSONValue = [
                 "certificateHash": .string(JSONString(hash)),
-                "records": .array(records.filter { $0.entry.account.map(visible.contains) ?? false }.map { r in
-                    [
-                        "account": .string(JSONString(r.entry.account ?? "")), "visibility": .string(JSONString(r.visibility.rawValue)),
-                        "ledgerIndex": .number(Double(r.entry.index)), "type": .string(JSONString(r.entry.type)),
-                        "hasBundle": .bool(r.entry.payloadDigest != nil),
-                    ]
-                }),
+                "records": .array(recordsJSON),
                 "events": .array(events.map(JSONValue.object)), "checkpoint": checkpointNote,
                 "hiddenEvents": .number(Double(p.entries.count - allShown.count)),
                 "page": [

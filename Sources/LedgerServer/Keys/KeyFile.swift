@@ -47,9 +47,20 @@ public enum KeyFile {
 
     /// Creates `path` with a fresh random seed; refuses to overwrite anything (a link included).
     public static func create(_ path: String) throws(LedgerServerError) -> Ed25519SigningKey {
+        let seed = randomSeed()
+        try createText(path, contents: Base64.encode(seed) + "\n")
+        return Ed25519SigningKey(seed: seed)!
+    }
+
+    /// 32 bytes from the system's random source.
+    public static func randomSeed() -> [UInt8] {
         var generator = SystemRandomNumberGenerator()
-        let seed = (0..<Ed25519.seedLength).map { _ in UInt8.random(in: 0...255, using: &generator) }
-        let text = Array((Base64.encode(seed) + "\n").utf8)
+        return (0..<Ed25519.seedLength).map { _ in UInt8.random(in: 0...255, using: &generator) }
+    }
+
+    /// Creates `path` (mode 0600, durably) holding `contents`; refuses to overwrite anything (a link included).
+    public static func createText(_ path: String, contents: String) throws(LedgerServerError) {
+        let text = Array(contents.utf8)
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
             let reason = errno == EEXIST ? "a file of that name already exists" : String(cString: strerror(errno))
@@ -62,7 +73,6 @@ public enum KeyFile {
             unlink(path)
             throw LedgerServerError(.internalError, "cannot write \(path) durably")
         }
-        return Ed25519SigningKey(seed: seed)!
     }
 
     /// Overwrites and removes the key at `path` (not following links). True when there was one.

@@ -22,6 +22,12 @@ public enum LedgerVerifier {
         public var timestampsChecked: Int = 0
         /// Per-record timestamps verified against the TSA roots.
         public var recordTimestampsChecked: Int = 0
+        /// Witness cosignatures verified with the trusted witness keys.
+        public var cosignaturesChecked: Int = 0
+        /// The largest checkpoint with the witness quorum (when witness keys were given).
+        public var witnessedSize: Int64?
+        /// Cross-log anchors whose receipts verified with the keys they name.
+        public var anchorsChecked: Int = 0
         public var keys: KeyHistory = KeyHistory()
         public var problems: [LedgerProblem]
         /// Findings that do not make the log broken (a revoked key's checkpoint that a valid one supersedes).
@@ -41,6 +47,9 @@ public enum LedgerVerifier {
         public var trustedCheckpoints: [(name: String, note: [UInt8])]
         /// Trust anchors of timestamp authorities: checkpoint timestamps are verified against them.
         public var timestampRoots: RFC3161Verifier.Roots?
+        /// Trusted witness keys (cosignature verifier keys) and how many must cosign a checkpoint.
+        public var witnesses: [NoteVerifier] = []
+        public var witnessQuorum = 1
 
         public init(
             origin: String = "evidence-ledger/evidence-ledger-node", nodeId: String = "evidence-ledger-node", anchors: TrustAnchors = TrustAnchors(),
@@ -122,12 +131,109 @@ public enum LedgerVerifier {
             timestampsChecked = (found.checkpoints, found.records)
             problems += found.problems
         }
-        return Report(
+        let witnessing = try await checkCosignatures(log, checkpoints: tree.checkpoints, trust: trust)
+        problems += witnessing.problems
+        let anchors = try await checkAnchors(pool: pool, checkpoints: tree.checkpoints)
+        problems += anchors.problems
+        var report = Report(
             size: size, entriesChecked: checked, subjects: audit.subjectCount, payloadsChecked: payloadsChecked,
             nodesChecked: tree.nodesChecked, checkpointsChecked: tree.checkpoints.count,
             trustedCheckpointsChecked: trust.trustedCheckpoints.count, timestampsChecked: timestampsChecked.checkpoints,
             recordTimestampsChecked: timestampsChecked.records, keys: keys,
-            problems: problems + audit.problems + tree.problems, warnings: tree.warnings)
+            problems: problems + audit.problems + tree.problems, warnings: tree.warnings + witnessing.warnings)
+        report.cosignaturesChecked = witnessing.checked
+        report.witnessedSize = witnessing.witnessedSize
+        report.anchorsChecked = anchors.checked
+        return report
+    }
+
+    /// Every stored cosignature by a trusted witness must verify over its checkpoint; with witness keys
+    /// given, at least one checkpoint must carry the quorum (the largest is reported), and a later
+    /// checkpoint without it is a warning (its witnesses may not have answered yet).
+    static func checkCosignatures(_ log: PostgresEventLog, checkpoints: [StoredCheckpoint], trust: Trust) async throws
+        -> (checked: Int, witnessedSize: Int64?, problems: [LedgerProblem], warnings: [LedgerProblem])
+    {
+        guard !trust.witnesses.isEmpty else { return (0, nil, [], []) }
+        var problems: [LedgerProblem] = []
+        var checked = 0
+        var witnessed: Int64? = nil
+        var unwitnessed: [Int64] = []
+        for page in stride(from: 0, to: checkpoints.count, by: 1000) {
+            let slice = Array(checkpoints[page..<min(page + 1000, checkpoints.count)])
+            let stored = try await log.cosignatures(sizes: slice.map(\.size))
+            for c in slice {
+                let lines = stored[c.size] ?? []
+                let note = PostgresEventLog.cosignedNote(c.note, lines)
+                do {
+                    let names = try WitnessQuorum.check(note, witnesses: trust.witnesses, quorum: trust.witnessQuorum)
+                    checked += names.count
+                    witnessed = c.size
+                } catch {
+                    if error.description.contains("does not verify") {
+                        problems.append(LedgerProblem(index: nil, what: "checkpoint \(c.size): \(error)"))
+                    } else {
+                        unwitnessed.append(c.size)
+                    }
+                }
+            }
+        }
+        var warnings: [LedgerProblem] = []
+        if let witnessed {
+            let later = unwitnessed.filter { $0 > witnessed }
+            if !later.isEmpty {
+                warnings.append(LedgerProblem(
+                    index: nil, what: "\(later.count) checkpoint(s) after \(witnessed) entries lack the witness quorum of \(trust.witnessQuorum) (the latest: \(later.last!))"))
+            }
+        } else if !checkpoints.isEmpty {
+            problems.append(LedgerProblem(index: nil, what: "no checkpoint is cosigned by \(trust.witnessQuorum) of the trusted witnesses"))
+        }
+        return (checked, witnessed, problems, warnings)
+    }
+
+    /// Every `anchor.recorded` entry: its reply (the payload) is the one the body names, is over the
+    /// SHA-256 of the stored note of its checkpoint, and its receipt verifies with the key the body names.
+    static func checkAnchors(pool: PostgresConnectionPool, checkpoints: [StoredCheckpoint]) async throws -> (checked: Int, problems: [LedgerProblem]) {
+        let notes = Dictionary(checkpoints.map { ($0.size, $0.note) }, uniquingKeysWith: { a, _ in a })
+        var problems: [LedgerProblem] = []
+        var checked = 0
+        var after: Int64 = -1
+        while true {
+            let start = after
+            let rows = try await pool.withConnection { c in
+                try c.query("""
+                    SELECT \(sql: EntryRows.columns), p.content FROM ledger_entries e LEFT JOIN ledger_payloads p ON p.digest = e.payload_digest
+                    WHERE e.type IN ('checkpoint.timestamped', 'anchor.recorded') AND e.type = 'anchor.recorded' AND e.idx > \(start)
+                    ORDER BY e.idx LIMIT 500
+                    """).rows
+            }
+            for row in rows {
+                let entry = try EntryRows.decode(row)
+                after = entry.index
+                let b = entry.body
+                guard let size = b["size"]?.numberValue.flatMap({ Int64(exactly: $0) }), let note = notes[size] else {
+                    problems.append(LedgerProblem(index: entry.index, what: "an anchor names no stored checkpoint"))
+                    continue
+                }
+                let hash = AnchorReceipt.anchoredHash(note: note)
+                guard b["anchoredHash"]?.stringValue == hash, let kid = b["kid"]?.stringValue,
+                    let key = b["publicKey"]?.stringValue.flatMap(Base64.decodeURL), key.count == 32
+                else {
+                    problems.append(LedgerProblem(index: entry.index, what: "the anchor of checkpoint \(size) is not over its note, or names no key"))
+                    continue
+                }
+                guard let reply = try row.optionalBytes(11), b["replySha256"]?.stringValue == Hex.encode(ProtocolHash.sha256(reply)) else {
+                    problems.append(LedgerProblem(index: entry.index, what: "the anchor reply of checkpoint \(size) is missing or not the one its entry names"))
+                    continue
+                }
+                do {
+                    _ = try AnchorReceipt.verify(reply: reply, hash: hash, manifest: AnchorReceipt.manifest(kid: kid, publicKey: key))
+                    checked += 1
+                } catch {
+                    problems.append(LedgerProblem(index: entry.index, what: "the anchor of checkpoint \(size) does not verify: \(error)"))
+                }
+            }
+            if rows.count < 500 { return (checked, problems) }
+        }
     }
 
     /// Every timestamp entry's token (the payload) must match the digest its body names and verify in full
@@ -217,7 +323,15 @@ public enum LedgerVerifier {
         Guard(table: "ledger_tree_nodes", trigger: "ledger_tree_nodes_no_truncate", type: 2 | 32, function: "ledger_append_only"),
         Guard(table: "ledger_checkpoints", trigger: "ledger_checkpoints_no_change", type: 1 | 2 | 8 | 16, function: "ledger_append_only"),
         Guard(table: "ledger_checkpoints", trigger: "ledger_checkpoints_no_truncate", type: 2 | 32, function: "ledger_append_only"),
+        Guard(table: "ledger_cosignatures", trigger: "ledger_cosignatures_no_change", type: 1 | 2 | 8 | 16, function: "ledger_append_only"),
+        Guard(table: "ledger_cosignatures", trigger: "ledger_cosignatures_no_truncate", type: 2 | 32, function: "ledger_append_only"),
     ]
+
+    /// The guarded tables as an SQL array of regclass.
+    static let guardedTables: SQLFragment = """
+        ARRAY['ledger_entries'::regclass, 'ledger_head'::regclass, 'ledger_claims'::regclass, 'ledger_tree_nodes'::regclass,
+            'ledger_checkpoints'::regclass, 'ledger_payloads'::regclass, 'ledger_cosignatures'::regclass]
+        """
 
     /// The guarded tables and exactly what the application role may do on each (migrations 0001–0003).
     static let grants: [(table: String, privileges: Set<String>)] = [
@@ -227,6 +341,7 @@ public enum LedgerVerifier {
         ("ledger_claims", ["SELECT", "INSERT"]),
         ("ledger_tree_nodes", ["SELECT", "INSERT"]),
         ("ledger_checkpoints", ["SELECT", "INSERT"]),
+        ("ledger_cosignatures", ["SELECT", "INSERT"]),
     ]
 
     /// The functions the guards run, and the batch guard.
@@ -261,8 +376,7 @@ public enum LedgerVerifier {
             SELECT t.tgname, cl.relname, t.tgenabled, t.tgtype::int, t.tgqual IS NOT NULL, p.proname, p.prosrc, l.lanname,
                 p.prosecdef OR p.proconfig IS NOT NULL, p.pronamespace = cl.relnamespace
             FROM pg_trigger t JOIN pg_class cl ON cl.oid = t.tgrelid JOIN pg_proc p ON p.oid = t.tgfoid JOIN pg_language l ON l.oid = p.prolang
-            WHERE t.tgrelid = ANY(ARRAY['ledger_entries'::regclass, 'ledger_head'::regclass, 'ledger_claims'::regclass,
-                'ledger_tree_nodes'::regclass, 'ledger_checkpoints'::regclass, 'ledger_payloads'::regclass]) AND NOT t.tgisinternal
+            WHERE t.tgrelid = ANY(\(sql: guardedTables)) AND NOT t.tgisinternal
             """)
         struct Found {
             var table: String, enabled: String, type: Int, qualified: Bool, function: String, body: String, language: String
@@ -314,14 +428,12 @@ public enum LedgerVerifier {
         // Row-level security can hide rows from readers (an auditor, the writer's own checks); rules
         // rewrite statements before any trigger sees them.
         let hidden = try c.query("""
-            SELECT relname FROM pg_class WHERE oid = ANY(ARRAY['ledger_entries'::regclass, 'ledger_head'::regclass, 'ledger_claims'::regclass,
-                'ledger_tree_nodes'::regclass, 'ledger_checkpoints'::regclass, 'ledger_payloads'::regclass]) AND relrowsecurity ORDER BY 1
+            SELECT relname FROM pg_class WHERE oid = ANY(\(sql: guardedTables)) AND relrowsecurity ORDER BY 1
             """)
         for row in hidden.rows { problem("row-level security is enabled on \(try row.text(0)): rows can be hidden from readers") }
         let rules = try c.query("""
             SELECT cl.relname, r.rulename FROM pg_rewrite r JOIN pg_class cl ON cl.oid = r.ev_class
-            WHERE r.ev_class = ANY(ARRAY['ledger_entries'::regclass, 'ledger_head'::regclass, 'ledger_claims'::regclass,
-                'ledger_tree_nodes'::regclass, 'ledger_checkpoints'::regclass, 'ledger_payloads'::regclass]) ORDER BY 1, 2
+            WHERE r.ev_class = ANY(\(sql: guardedTables)) ORDER BY 1, 2
             """)
         for row in rules.rows { problem("\(try row.text(0)) has a rewrite rule no migration installed: \(try row.text(1))") }
         // The batch guard must still refuse: a redefined `ledger_expect` would let a writer's wrong

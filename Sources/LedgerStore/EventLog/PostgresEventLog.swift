@@ -131,10 +131,31 @@ public final class PostgresEventLog: Sendable {
         }
     }
 
-    /// Whether entries `from..<to` hold one whose type is not `type`.
-    public func containsEntry(from: Int64, to: Int64, notOfType type: String) async throws -> Bool {
+    /// Evidence entries (`checkpoint.timestamped`, `anchor.recorded`) before index `before`, newest first.
+    public func evidenceEntries(before: Int64, limit: Int) async throws -> [LedgerEntry] {
         try await pool.withConnection { c in
-            try c.query("SELECT EXISTS (SELECT 1 FROM ledger_entries WHERE idx >= \(from) AND idx < \(to) AND type <> \(type))").rows.first?[0] == "t"
+            try EntryRows.decode(c.query("""
+                SELECT \(sql: EntryRows.columns) FROM ledger_entries
+                WHERE type IN ('checkpoint.timestamped', 'anchor.recorded') AND idx < \(before) ORDER BY idx DESC LIMIT \(limit)
+                """))
+        }
+    }
+
+    /// Evidence entries about checkpoints of sizes in `sizes` (subjects `checkpoint:<size>`), oldest first.
+    public func evidenceEntries(checkpointSizes sizes: [Int64]) async throws -> [LedgerEntry] {
+        guard !sizes.isEmpty else { return [] }
+        return try await pool.withConnection { c in
+            try EntryRows.decode(c.query("""
+                SELECT \(sql: EntryRows.columns) FROM ledger_entries
+                WHERE subject = ANY(\(textArray: sizes.map { "checkpoint:\($0)" })::text[]) ORDER BY idx
+                """))
+        }
+    }
+
+    /// Whether entries `from..<to` hold one whose type is not `type`.
+    public func containsEntry(from: Int64, to: Int64, notOfTypes types: [String]) async throws -> Bool {
+        try await pool.withConnection { c in
+            try c.query("SELECT EXISTS (SELECT 1 FROM ledger_entries WHERE idx >= \(from) AND idx < \(to) AND type <> ALL(\(textArray: types)::text[]))").rows.first?[0] == "t"
         }
     }
 
