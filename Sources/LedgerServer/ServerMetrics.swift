@@ -90,7 +90,7 @@ public final class ServerMetrics: Sendable {
     /// A witness that refused (or could not be reached); a split view is counted apart.
     func witnessRefusal(witness: String, splitView: Bool, counts: Bool) {
         if counts {
-            registry.makeCounter(name: "ledger_witness_refusals_total", labels: [("witness", witness)], help: "Checkpoints a witness refused to cosign")
+            registry.makeCounter(name: "ledger_witness_refusals_total", labels: [("witness", witness)], help: "Checkpoints a witness refused to cosign (or could not: it is ahead of them)")
                 .increment()
         } else {
             registry.makeCounter(name: "ledger_witness_unreachable_total", labels: [("witness", witness)], help: "Witness requests that got no answer")

@@ -43,6 +43,20 @@ import Testing
             "SELECT encode(p.content, 'hex') FROM ledger_entries e JOIN ledger_payloads p ON p.digest = e.payload_digest WHERE e.idx = \(index)"))
         let token = try #require(Hex.decode(tokenHex))
         #expect(try tsa.opensslVerifies(reply: token, sha256: try #require(Hex.decode(String(digest)))))
+        // Provenance links the record to the first timestamped checkpoint that covers it, with its inclusion proof.
+        let hash = try #require(first.json?["certificateHash"]?.stringValue)
+        let evidence = try #require(node.get("/v1/provenance/\(hash)", key: node.apiKey).json?["records"]?[0]?["trustedTimestamps"]?.arrayValue)
+        let viaCheckpoint = try #require(evidence.first { $0["scope"] == "checkpoint" }, "\(evidence)")
+        let coveringNote = try #require(viaCheckpoint["checkpoint"]?["note"]?.stringValue)
+        let covering = try Checkpoint(parsing: try SignedNote(parsing: Array(coveringNote.utf8)).text)
+        let path = (viaCheckpoint["inclusionProof"]?["proof"]?.arrayValue ?? []).compactMap { $0.stringValue.flatMap(Base64.decode) }
+        let leaf = try #require(viaCheckpoint["inclusionProof"]?["leafHash"]?.stringValue.flatMap(Base64.decode))
+        #expect(Merkle.verifyInclusion(index: attested, size: Int(covering.size), leafHash: leaf, proof: path, root: covering.rootHash))
+        let coveringFile = node.directory.appendingPathComponent("covering-note").path
+        try Data(coveringNote.utf8).write(to: URL(fileURLWithPath: coveringFile))
+        let coveringDigest = try TimestampAuthority.openssl(["dgst", "-sha256", "-r", coveringFile], in: node.directory).prefix(64)
+        let coveringToken = try #require(viaCheckpoint["token"]?.stringValue.flatMap(Base64.decode))
+        #expect(try tsa.opensslVerifies(reply: coveringToken, sha256: try #require(Hex.decode(String(coveringDigest)))))
         let audit = try node.cli(["ledger", "verify", "--tsa-roots", tsa.rootPath] + node.keyArguments)
         #expect(audit.status == 0 && audit.stdout.contains("checkpoint timestamps"), "\(audit)")
         #expect(!audit.stdout.contains(" 0 checkpoint timestamps"), "\(audit)")
@@ -109,9 +123,20 @@ import Testing
         #expect(late.status == 200 && late.json?["timestamp"]?["type"] == "node-issued" && late.json?["receipt"]?["timestampType"] == "node-issued")
         let lateHash = try #require(late.json?["certificateHash"]?.stringValue)
         #expect(try node.scalar("SELECT count(*) FROM ledger_entries WHERE type = 'cer.timestamped' AND subject = 'cer:\(lateHash)'") == "0")
+        // The queue outlives the server: stopped before the authority is back, it still stamps the record after a restart.
+        #expect(try node.scalar("SELECT count(*) FROM ledger_timestamp_queue WHERE subject = 'cer:\(lateHash)'") == "1")
+        node.stop()
         try tsa.serve(port: port)
+        try node.start(["--checkpoint-interval", "1", "--tsa-url", url, "--tsa-roots", tsa.rootPath, "--timestamps", "records"])
         _ = try eventually("the late token") {
             try node.scalar("SELECT count(*) FROM ledger_entries WHERE type = 'cer.timestamped' AND subject = 'cer:\(lateHash)'") == "1" ? true : nil
         }
+        #expect(try node.scalar("SELECT count(*) FROM ledger_timestamp_queue") == "0")
+        // Resolve and provenance list both per-record tokens, each with its ledger entry.
+        let provenance = try #require(node.get("/v1/provenance/\(lateHash)", key: node.apiKey).json)
+        let stamps = provenance["records"]?[0]?["trustedTimestamps"]?.arrayValue ?? []
+        #expect(stamps.count == 1 && stamps[0]["scope"] == "record" && stamps[0]["token"]?.stringValue?.isEmpty == false, "\(stamps)")
+        let given = try #require(node.get("/v1/provenance/\(hash)", key: node.apiKey).json?["records"]?[0]?["trustedTimestamps"]?.arrayValue)
+        #expect(given.filter { $0["scope"] == "record" }.count == 1, "the token given with the attestation is listed once: \(given)")
     }
 }

@@ -137,10 +137,11 @@ import Testing
         let (conninfo, pool, log) = try await seeded(300)
         let leaves = try await leaves(log)
         await pool.shutdown()
-        // Drop the tree as if 0003 had never run, then apply 0003 again.
+        // Drop the tree as if 0003 (and 0007, which builds on it) had never run, then apply them again.
         try TestDatabase.superuser(conninfo, """
+            DROP TABLE ledger_cosignatures, ledger_timestamp_queue, witness_checkpoints; DROP INDEX ledger_entries_evidence;
             DROP TABLE ledger_tree_nodes; DROP TABLE ledger_checkpoints; DROP FUNCTION ledger_append_only();
-            DELETE FROM ledger_migrations WHERE name = '0003_create_tree';
+            DELETE FROM ledger_migrations WHERE name IN ('0003_create_tree', '0007_create_witnessing');
             """)
         try Migrator.migrate(conninfo: conninfo)
         let again = TestDatabase.pool(conninfo)

@@ -18,12 +18,16 @@ enum RecordEvidence {
         var timestamps: [JSONValue] = []
         var anchors: [JSONValue] = []
         // Per record: the token given with the attestation (NexArt's shape), and tokens that came later.
+        var given: String? = nil
         if var stamp = entry.body["timestamp"]?.objectValue {
+            given = stamp["token"]?.stringValue.flatMap(Base64.decode).map { Hex.encode(ProtocolHash.sha256($0)) }
             stamp["scope"] = "record"
             stamp["ledgerIndex"] = .number(Double(entry.index))
             timestamps.append(.object(stamp))
         }
         for late in subjectEntries where late.type == EventType.cerTimestamped && late.account == entry.account && late.index > entry.index {
+            // The token given with the attestation is also recorded as an entry: listed once.
+            if let given, late.body["tokenSha256"]?.stringValue == given { continue }
             let token = try await late.payloadDigest.asyncMap { try await log.payload(digest: $0) } ?? nil
             timestamps.append([
                 "type": "rfc3161", "status": "ok", "scope": "record", "provider": late.body["provider"] ?? .null, "tsa": late.body["tsa"] ?? .null,

@@ -130,7 +130,7 @@ public final class CheckpointWitnesses: Sendable {
                 if size > checkpoint.size {
                     // Another process of this node may have a newer checkpoint witnessed; the next run asks with it.
                     states.withLock { $0[i].knownSize = size }
-                    report(i, "the witness has cosigned a tree of \(size) entries, larger than this checkpoint of \(checkpoint.size)", refusal: false)
+                    report(i, "the witness has cosigned a tree of \(size) entries, larger than this checkpoint of \(checkpoint.size)", refusal: true)
                     return false
                 }
                 if tried.contains(size) {
@@ -140,6 +140,11 @@ public final class CheckpointWitnesses: Sendable {
                     return false
                 }
                 states.withLock { $0[i].knownSize = size }
+            case 422 where old > 0:
+                // Our own consistency proof from the witness's size fails only if the tree it cosigned at that
+                // size is not a prefix of ours: a fork.
+                report(i, "the witness refuses the proof from its size \(old) to \(checkpoint.size): a split view, the tree it cosigned at \(old) entries is not a prefix of this log (\(text.prefix(160)))", refusal: true, splitView: true)
+                return false
             default:
                 report(i, "the witness refused the checkpoint of \(checkpoint.size) entries with HTTP \(reply.status): \(text.prefix(200))", refusal: true)
                 return false
@@ -150,18 +155,21 @@ public final class CheckpointWitnesses: Sendable {
     }
 
     func report(_ i: Int, _ problem: String, refusal: Bool, splitView: Bool = false) {
-        let name = states.withLock { s -> String in
+        let (name, repeated) = states.withLock { s -> (String, Bool) in
+            let repeated = s[i].lastProblem == problem
             s[i].lastProblem = problem
             if refusal { s[i].refusals += 1 }
             if splitView { s[i].splitView = true }
-            return s[i].witness.verifier.name
+            return (s[i].witness.verifier.name, repeated)
         }
+        metrics?.witnessRefusal(witness: name, splitView: splitView, counts: refusal)
+        // The same problem at every interval is logged once, until it changes or the witness cosigns again.
+        if repeated { return }
         if splitView {
             logger.critical("witness reports a split view", metadata: ["ledger.witness": "\(name)", "ledger.problem": "\(problem)"])
         } else {
             logger.error("witness did not cosign", metadata: ["ledger.witness": "\(name)", "ledger.problem": "\(problem)"])
         }
-        metrics?.witnessRefusal(witness: name, splitView: splitView, counts: refusal)
     }
 
     /// The lines of a 200 answer that are cosignatures by `witness` over `checkpoint` and verify.

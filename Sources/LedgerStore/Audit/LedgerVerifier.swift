@@ -333,7 +333,7 @@ public enum LedgerVerifier {
             'ledger_checkpoints'::regclass, 'ledger_payloads'::regclass, 'ledger_cosignatures'::regclass]
         """
 
-    /// The guarded tables and exactly what the application role may do on each (migrations 0001–0003).
+    /// The guarded tables and exactly what the application role may do on each (migrations 0001–0003, 0007).
     static let grants: [(table: String, privileges: Set<String>)] = [
         ("ledger_entries", ["SELECT", "INSERT"]),
         ("ledger_head", ["SELECT", "UPDATE"]),
