@@ -21,7 +21,7 @@ struct EvidenceLedgerCommand: AsyncParsableCommand {
         version: BuildInfo.version,
         subcommands: [
             VerifyCommand.self, ServeCommand.self, KeysCommand.self, AccountsCommand.self, APIKeysCommand.self, MigrateCommand.self,
-            LedgerCommand.self, DatabaseCommand.self, ProofCommand.self, ProjectionsCommand.self, ProvenanceCommand.self, WitnessCommand.self,
+            LedgerCommand.self, DatabaseCommand.self, ProofCommand.self, ProjectionsCommand.self, ProvenanceCommand.self, WitnessCommand.self, RetentionCommand.self,
         ]
     )
 

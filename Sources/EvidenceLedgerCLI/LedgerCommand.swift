@@ -31,6 +31,8 @@ struct LedgerCommand: AsyncParsableCommand {
         @Option(name: .customLong("tsa-roots"), help: "PEM roots of timestamp authorities: every checkpoint and record timestamp is verified against them.")
         var tsaRoots: String?
         @OptionGroup var witnessing: WitnessOptions
+        @Option(name: .customLong("retention-floor-days"), help: "The floor every erasure must respect, in days (LEDGER_RETENTION_FLOOR_DAYS, default 90).")
+        var retentionFloorDays: Int?
 
         /// The anchors, origin and trusted checkpoints, or exit 2 with a sentence.
         func auditTrust() throws -> LedgerVerifier.Trust {
@@ -62,6 +64,8 @@ struct LedgerCommand: AsyncParsableCommand {
             }
             var result = LedgerVerifier.Trust(origin: origin, nodeId: node, anchors: anchors, trustedCheckpoints: trusted, timestampRoots: timestampRoots)
             (result.witnesses, result.witnessQuorum) = try witnessing.resolve()
+            result.retentionFloorDays = retentionFloorDays ?? Environment.value("LEDGER_RETENTION_FLOOR_DAYS").flatMap { Int($0) } ?? result.retentionFloorDays
+            guard (0...36_500).contains(result.retentionFloorDays) else { throw ValidationError("--retention-floor-days must be from 0 to 36500") }
             return result
         }
 
@@ -90,6 +94,7 @@ struct LedgerCommand: AsyncParsableCommand {
                     "cosignaturesChecked": .number(Double(report.cosignaturesChecked)),
                     "witnessedSize": report.witnessedSize.map { .number(Double($0)) } ?? .null,
                     "anchorsChecked": .number(Double(report.anchorsChecked)),
+                    "purgesChecked": .number(Double(report.purgesChecked)),
                     "keys": .array(report.keys.keys.map { k in
                         ["kid": .string(JSONString(k.kid)), "status": .string(JSONString(k.status)), "fingerprint": .string(JSONString(k.fingerprint)),
                          "authorisedBy": .string(JSONString(k.authorisedBy)), "activationIndex": .number(Double(k.activationIndex))]
@@ -110,7 +115,7 @@ struct LedgerCommand: AsyncParsableCommand {
                     "checked \(report.entriesChecked) entries of \(report.size) in \(report.subjects) subjects, \(report.payloadsChecked) payloads, "
                         + "\(report.nodesChecked) tree nodes, \(report.checkpointsChecked) checkpoints, \(report.trustedCheckpointsChecked) trusted checkpoints, "
                         + "\(report.keys.keys.count) authorised keys, \(report.timestampsChecked) checkpoint timestamps, \(report.recordTimestampsChecked) record timestamps, "
-                        + "\(report.cosignaturesChecked) witness cosignatures, \(report.anchorsChecked) anchors\n")
+                        + "\(report.cosignaturesChecked) witness cosignatures, \(report.anchorsChecked) anchors, \(report.purgesChecked) authorised purges\n")
                 if let witnessed = report.witnessedSize { FileOutput.standardOutput("witnessed up to \(witnessed) entries\n") }
                 for w in report.warnings.prefix(20) { FileOutput.standardOutput("WARNING: \(w)\n") }
                 for p in report.problems.prefix(20) { FileOutput.standardOutput("BROKEN: \(p)\n") }

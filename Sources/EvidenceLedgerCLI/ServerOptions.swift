@@ -73,6 +73,10 @@ struct ServerOptions: ParsableArguments {
     var anchorAPIKeyFile: String?
     @Option(name: .customLong("anchor-interval"), help: "Seconds between anchors of the latest checkpoint (LEDGER_ANCHOR_INTERVAL, default 3600).")
     var anchorInterval: Int?
+    @Option(name: .customLong("retention-floor-days"), help: "Nothing recorded fewer days ago is erased (LEDGER_RETENTION_FLOOR_DAYS, default 90).")
+    var retentionFloorDays: Int?
+    @Option(name: .customLong("retention-interval"), help: "Seconds between runs of the retention worker (LEDGER_RETENTION_INTERVAL, default 60).")
+    var retentionInterval: Int?
     @Option(name: .customLong("db-pool-size"), help: "Database connections (LEDGER_DB_POOL_SIZE, default 8).")
     var databasePoolSize: Int?
     @Option(name: .customLong("cors-origin"), help: "Access-Control-Allow-Origin (LEDGER_CORS_ORIGIN, default *).")
@@ -184,6 +188,8 @@ struct ServerOptions: ParsableArguments {
             c.anchorAPIKey = Environment.value("LEDGER_ANCHOR_API_KEY").flatMap { $0.isEmpty ? nil : $0 }
         }
         c.anchorIntervalSeconds = try int(anchorInterval, "anchor-interval", "LEDGER_ANCHOR_INTERVAL", 1...86_400 * 7, c.anchorIntervalSeconds)
+        c.retentionFloorDays = try int(retentionFloorDays, "retention-floor-days", "LEDGER_RETENTION_FLOOR_DAYS", 0...36_500, c.retentionFloorDays)
+        c.retentionIntervalSeconds = try int(retentionInterval, "retention-interval", "LEDGER_RETENTION_INTERVAL", 1...86_400, c.retentionIntervalSeconds)
         c.databasePoolSize = try int(databasePoolSize, "db-pool-size", "LEDGER_DB_POOL_SIZE", 2...256, c.databasePoolSize)
         c.corsAllowOrigin = string(corsOrigin, "LEDGER_CORS_ORIGIN") ?? c.corsAllowOrigin
         c.logLevel = string(logLevel, "LEDGER_LOG_LEVEL") ?? c.logLevel

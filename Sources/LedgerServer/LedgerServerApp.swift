@@ -32,6 +32,8 @@ public enum LedgerServerApp {
         public var witnesses: CheckpointWitnesses?
         /// Cross-log anchors of checkpoints, when anchor nodes are configured.
         public var anchors: CheckpointAnchors?
+        /// The retention worker (deletion requests, legal holds, the floor).
+        public var retention: RetentionWorker
         public var projections: ProjectionRunner
         /// Admission control of expensive requests.
         var gates: Gates
@@ -133,9 +135,11 @@ public enum LedgerServerApp {
                 timeout: .milliseconds(configuration.witnessTimeoutMilliseconds))
         let accounts = AccountStore(pool: pool)
         let usage = UsageRecorder(store: accounts, interval: .seconds(configuration.usageFlushSeconds), logger: logger)
+        let projections = ProjectionRunner(pool: pool)
         return Parts(pool: pool, log: log, keys: keys, accounts: accounts, usage: usage, metrics: metrics, identity: identity, checkpointer: checkpointer,
             timestamper: timestamper, recordTimestamps: recordTimestamps, witnesses: witnesses, anchors: checkpointAnchors,
-            projections: ProjectionRunner(pool: pool),
+            retention: RetentionWorker(log: log, projections: projections, floorDays: configuration.retentionFloorDays, metrics: metrics),
+            projections: projections,
             gates: Gates(publicCPU: WorkBudget(share: configuration.publicCPUShare), configuration: configuration))
     }
 
@@ -184,6 +188,10 @@ public enum LedgerServerApp {
             idempotency: IdempotencyKeys(log: parts.log),
             visibilityLimiter: visibilityLimiter, maxSteps: configuration.maxSteps, clock: clock, log: parts.log
         ).register(on: router)
+        LifecycleRoutes(
+            lifecycle: LifecycleService(log: parts.log), reader: reader, limiter: visibilityLimiter, floorDays: configuration.retentionFloorDays,
+            clock: clock
+        ).register(on: router)
         LogRoutes(
             log: parts.log, checkpointer: parts.checkpointer, keys: parts.keys, accounts: parts.accounts, adminToken: configuration.adminToken,
             witnesses: parts.witnesses)
@@ -231,6 +239,7 @@ public enum LedgerServerApp {
         if let records = parts.recordTimestamps {
             services.append(.init(service: records.service(interval: .seconds(configuration.checkpointIntervalSeconds))))
         }
+        services.append(.init(service: parts.retention.service(interval: .seconds(configuration.retentionIntervalSeconds), logger: logger)))
         if let anchors = parts.anchors {
             services.append(.init(service: anchors.service(interval: .seconds(configuration.anchorIntervalSeconds), logger: logger)))
         }

@@ -102,6 +102,14 @@ public final class ServerMetrics: Sendable {
         }
     }
 
+    /// The retention worker's pending deletion requests and what it did since start.
+    func retention(pending: Int, erased: Int, deferred: Int, reconciled: Int) {
+        registry.makeGauge(name: "ledger_retention_deletions_pending", help: "Deletion requests not answered yet").set(Double(pending))
+        registry.makeGauge(name: "ledger_retention_records_erased", help: "Records erased by the retention worker since start").set(Double(erased))
+        registry.makeGauge(name: "ledger_retention_deletions_deferred", help: "Deletion requests deferred (a hold, the floor) since start").set(Double(deferred))
+        registry.makeGauge(name: "ledger_retention_payloads_reconciled", help: "Purged payloads deleted on reconciliation since start").set(Double(reconciled))
+    }
+
     /// Usage events dropped because the usage buffer was full or the database refused them.
     func usageDropped(total: Int) {
         registry.makeGauge(name: "ledger_usage_events_dropped", help: "Usage events dropped since start").set(Double(total))

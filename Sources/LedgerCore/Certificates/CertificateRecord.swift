@@ -20,13 +20,19 @@ public struct CertificateRecord: Sendable, Equatable {
         public var visibility: String?
         public var bundleType: String?
         public var executionId: String?
-        public init(index: Int64, type: String, hasPayload: Bool, visibility: String?, bundleType: String? = nil, executionId: String? = nil) {
+        /// The state a `cer.lifecycle_changed` event leads to (its body's `to`).
+        public var lifecycle: String?
+        public init(
+            index: Int64, type: String, hasPayload: Bool, visibility: String?, bundleType: String? = nil, executionId: String? = nil,
+            lifecycle: String? = nil
+        ) {
             self.index = index
             self.type = type
             self.hasPayload = hasPayload
             self.visibility = visibility
             self.bundleType = bundleType
             self.executionId = executionId
+            self.lifecycle = lifecycle
         }
     }
 
@@ -42,6 +48,12 @@ public struct CertificateRecord: Sendable, Equatable {
     public var lastIndex: Int64
     /// Events folded into the record.
     public var events: Int64
+    /// The lifecycle state (`cer.lifecycle_changed`).
+    public var lifecycle: LifecycleState = .active
+    /// True once its payload was erased (`payload.purged`).
+    public var purged = false
+    /// The pending `deletion.requested` entry, until a `deletion.completed` answers it.
+    public var deletionRequested: Int64?
 
     public init(
         recordIndex: Int64, hasBundle: Bool, visibility: String, state: State, bundleType: String?, executionId: String?, firstIndex: Int64,
@@ -59,7 +71,10 @@ public struct CertificateRecord: Sendable, Equatable {
     }
 
     /// The event types the fold reads.
-    public static let eventTypes = [EventType.cerAttested, EventType.cerRegistered, EventType.cerVisibilityChanged]
+    public static let eventTypes = [
+        EventType.cerAttested, EventType.cerRegistered, EventType.cerVisibilityChanged, EventType.cerLifecycleChanged, EventType.payloadPurged,
+        EventType.deletionRequested, EventType.deletionCompleted,
+    ]
 
     /// Folds `event` into `record` (nil: no record yet). Returns the record after it; an event that
     /// cannot start a record (a visibility change of an unknown one, another type) leaves it as it was.
@@ -89,6 +104,30 @@ public struct CertificateRecord: Sendable, Equatable {
         case EventType.cerVisibilityChanged:
             guard var r = record, let v = e.visibility else { return record }
             r.visibility = v
+            r.events += 1
+            r.lastIndex = e.index
+            return r
+        case EventType.cerLifecycleChanged:
+            guard var r = record, let to = e.lifecycle.flatMap(LifecycleState.init(rawValue:)), r.lifecycle != .deleted else { return record }
+            r.lifecycle = to
+            r.events += 1
+            r.lastIndex = e.index
+            return r
+        case EventType.payloadPurged:
+            guard var r = record else { return record }
+            r.purged = true
+            r.events += 1
+            r.lastIndex = e.index
+            return r
+        case EventType.deletionRequested:
+            guard var r = record else { return record }
+            if r.lifecycle != .deleted, r.deletionRequested == nil { r.deletionRequested = e.index }
+            r.events += 1
+            r.lastIndex = e.index
+            return r
+        case EventType.deletionCompleted:
+            guard var r = record else { return record }
+            r.deletionRequested = nil
             r.events += 1
             r.lastIndex = e.index
             return r

@@ -25,6 +25,19 @@ public enum EventType {
     /// Entries that are evidence about other entries: a checkpoint that covers only these (and what was
     /// already covered) is not timestamped or anchored again, so an idle log does not churn.
     public static let evidence: [String] = [checkpointTimestamped, anchorRecorded]
+    /// A record's lifecycle state changed (active, archived, hidden, deleted): from, to, action, reason, actor.
+    public static let cerLifecycleChanged = "cer.lifecycle_changed"
+    /// An owner or an administrator asked for a record's erasure; the worker answers with
+    /// `deletion.completed` or `deletion.deferred` (a hold, the floor).
+    public static let deletionRequested = "deletion.requested"
+    public static let deletionCompleted = "deletion.completed"
+    public static let deletionDeferred = "deletion.deferred"
+    /// A payload (bundle) erased, recorded before its bytes and salt are deleted; names the entry whose
+    /// payload it was and the entry that authorised it.
+    public static let payloadPurged = "payload.purged"
+    /// A named legal hold applied to or released from a record or an account (subject `hold:<id>`).
+    public static let legalHoldApplied = "legal_hold.applied"
+    public static let legalHoldReleased = "legal_hold.released"
     /// Synthetic events of `ledger append-load`.
     public static let load = "load.event"
 }
@@ -39,6 +52,8 @@ public enum Subject {
     public static func key(_ kid: String) -> String { "key:" + kid }
     /// The evidence about one signed checkpoint (timestamps), by its tree size.
     public static func checkpoint(_ size: Int64) -> String { "checkpoint:\(size)" }
+    /// A legal hold's subject, by its id.
+    public static func hold(_ holdId: String) -> String { "hold:" + holdId }
     /// A synthetic run's subject (`ledger append-load`).
     public static func run(_ id: String) -> String { "run:" + id }
 

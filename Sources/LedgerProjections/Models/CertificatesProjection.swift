@@ -21,7 +21,7 @@ public struct CertificatesProjection: Projection {
         if !keys.isEmpty {
             let rows = try c.query("""
                 SELECT r.certificate_hash, r.account, r.record_idx, r.has_bundle, r.visibility, r.state, r.bundle_type, r.execution_id,
-                       r.first_idx, r.last_idx, r.events
+                       r.first_idx, r.last_idx, r.events, r.lifecycle, r.purged, r.deletion_requested_idx
                 FROM unnest(\(textArray: keys.map(\.hash))::text[], \(textArray: keys.map(\.account))::text[]) AS k(h, a)
                 JOIN proj_certificate_records r ON r.certificate_hash = k.h AND r.account = k.a
                 """).rows
@@ -29,9 +29,16 @@ public struct CertificatesProjection: Projection {
                 guard let state = CertificateRecord.State(rawValue: try r.text(5)) else {
                     throw LedgerStoreError(.database, "a certificate record has an unknown state \(r[5] ?? "")")
                 }
-                records[Key(hash: try r.text(0), account: try r.text(1))] = CertificateRecord(
+                var record = CertificateRecord(
                     recordIndex: try r.int64(2), hasBundle: try r.bool(3), visibility: try r.text(4), state: state, bundleType: r[6],
                     executionId: r[7], firstIndex: try r.int64(8), lastIndex: try r.int64(9), events: try r.int64(10))
+                guard let lifecycle = LifecycleState(rawValue: try r.text(11)) else {
+                    throw LedgerStoreError(.database, "a certificate record has an unknown lifecycle state \(r[11] ?? "")")
+                }
+                record.lifecycle = lifecycle
+                record.purged = try r.bool(12)
+                record.deletionRequested = try r.optionalInt64(13)
+                records[Key(hash: try r.text(0), account: try r.text(1))] = record
             }
         }
         var touched = Set<Key>()
@@ -40,7 +47,7 @@ public struct CertificatesProjection: Projection {
             let key = Key(hash: hash, account: account)
             let folded = CertificateRecord.fold(records[key], CertificateRecord.Event(
                 index: e.index, type: e.type, hasPayload: e.hasPayload, visibility: e.visibility, bundleType: e.bundleType,
-                executionId: e.executionId))
+                executionId: e.executionId, lifecycle: e.lifecycle))
             if folded != records[key] {
                 records[key] = folded
                 touched.insert(key)
@@ -51,17 +58,20 @@ public struct CertificatesProjection: Projection {
             let rs = ks.compactMap { records[$0] }
             try c.execute("""
                 INSERT INTO proj_certificate_records (certificate_hash, account, record_idx, has_bundle, visibility, state, bundle_type,
-                    execution_id, first_idx, last_idx, events)
-                SELECT h, a, ri, hb::boolean, v, s, NULLIF(bt, ''), NULLIF(ex, ''), fi, li, n
+                    execution_id, first_idx, last_idx, events, lifecycle, purged, deletion_requested_idx)
+                SELECT h, a, ri, hb::boolean, v, s, NULLIF(bt, ''), NULLIF(ex, ''), fi, li, n, lc, pg::boolean, NULLIF(dr, -1)
                 FROM unnest(\(textArray: ks.map(\.hash))::text[], \(textArray: ks.map(\.account))::text[],
                             \(int64Array: rs.map(\.recordIndex))::bigint[], \(textArray: rs.map { $0.hasBundle ? "true" : "false" })::text[],
                             \(textArray: rs.map(\.visibility))::text[], \(textArray: rs.map(\.state.rawValue))::text[],
                             \(column(rs.map(\.bundleType)))::text[], \(column(rs.map(\.executionId)))::text[],
                             \(int64Array: rs.map(\.firstIndex))::bigint[], \(int64Array: rs.map(\.lastIndex))::bigint[],
-                            \(int64Array: rs.map(\.events))::bigint[]) AS t(h, a, ri, hb, v, s, bt, ex, fi, li, n)
+                            \(int64Array: rs.map(\.events))::bigint[], \(textArray: rs.map(\.lifecycle.rawValue))::text[],
+                            \(textArray: rs.map { $0.purged ? "true" : "false" })::text[],
+                            \(int64Array: rs.map { $0.deletionRequested ?? -1 })::bigint[]) AS t(h, a, ri, hb, v, s, bt, ex, fi, li, n, lc, pg, dr)
                 ON CONFLICT (certificate_hash, account) DO UPDATE SET record_idx = EXCLUDED.record_idx, has_bundle = EXCLUDED.has_bundle,
                     visibility = EXCLUDED.visibility, state = EXCLUDED.state, bundle_type = EXCLUDED.bundle_type,
-                    execution_id = EXCLUDED.execution_id, last_idx = EXCLUDED.last_idx, events = EXCLUDED.events
+                    execution_id = EXCLUDED.execution_id, last_idx = EXCLUDED.last_idx, events = EXCLUDED.events,
+                    lifecycle = EXCLUDED.lifecycle, purged = EXCLUDED.purged, deletion_requested_idx = EXCLUDED.deletion_requested_idx
                 """)
         }
         var links: [(hash: String, index: Int64, ref: String)] = []

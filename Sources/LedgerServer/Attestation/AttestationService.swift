@@ -283,6 +283,9 @@ public struct AttestationService: Sendable {
     public struct AccountRecord: Sendable {
         public var entry: LedgerEntry
         public var visibility: Visibility
+        /// The folded record (lifecycle state, purge, pending deletion).
+        public var record: CertificateRecord? = nil
+        public var lifecycle: LifecycleState { record?.lifecycle ?? .active }
     }
 
     /// Every account's record of a certificate: its attestation (the bundle-bearing one when an account
@@ -296,10 +299,11 @@ public struct AttestationService: Sendable {
 
     /// The record the public resolver answers with when several accounts hold the same certificate hash
     /// (decision 0012): among public signed attestations, one that carries its bundle, the earliest
-    /// first; a hash-only stamp only when no public record carries a bundle. So a stamp of the bare hash,
+    /// first; a hash-only stamp only when no public record carries a bundle. Hidden records are left out. So a stamp of the bare hash,
     /// or a later bundle whose uncovered members differ, never stands in for the first bundle-bearing record.
     static func publicRecord(_ records: [AccountRecord]) -> AccountRecord? {
-        let candidates = records.filter { $0.visibility == .public && $0.entry.type == attested }
+        // A hidden record is not publicly resolvable; a deleted one still is, by its hashes, without its bundle.
+        let candidates = records.filter { $0.visibility == .public && $0.entry.type == attested && $0.lifecycle != .hidden }
         return candidates.filter { $0.entry.payloadDigest != nil }.min { $0.entry.index < $1.entry.index }
             ?? candidates.min { $0.entry.index < $1.entry.index }
     }
@@ -314,12 +318,13 @@ public struct AttestationService: Sendable {
             byIndex[e.index] = e
             let before = folded[account]
             folded[account] = CertificateRecord.fold(before, CertificateRecord.Event(
-                index: e.index, type: e.type, hasPayload: e.payloadDigest != nil, visibility: e.body["visibility"]?.stringValue))
+                index: e.index, type: e.type, hasPayload: e.payloadDigest != nil, visibility: e.body["visibility"]?.stringValue,
+                lifecycle: e.body["to"]?.stringValue))
             if before == nil, folded[account] != nil { accounts.append(account) }
         }
         return accounts.compactMap { account in
             guard let r = folded[account], let entry = byIndex[r.recordIndex] else { return nil }
-            return AccountRecord(entry: entry, visibility: Visibility(rawValue: r.visibility) ?? .private)
+            return AccountRecord(entry: entry, visibility: Visibility(rawValue: r.visibility) ?? .private, record: r)
         }
     }
 

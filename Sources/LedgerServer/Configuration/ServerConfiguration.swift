@@ -1,3 +1,4 @@
+public import LedgerCore
 /// Everything `evidence-ledger serve` needs, read once at the edge (flags over `LEDGER_*` variables).
 /// Every key and its default is documented in docs/configuration.md.
 public struct ServerConfiguration: Sendable {
@@ -82,6 +83,10 @@ public struct ServerConfiguration: Sendable {
     public var anchorAPIKey: String?
     /// How often the latest checkpoint is anchored, in seconds (`LEDGER_ANCHOR_INTERVAL`).
     public var anchorIntervalSeconds = 3600
+    /// The minimum retention floor in days: nothing recorded more recently is erased (`LEDGER_RETENTION_FLOOR_DAYS`).
+    public var retentionFloorDays = ErasureDecision.defaultFloorDays
+    /// How often the retention worker runs, in seconds (`LEDGER_RETENTION_INTERVAL`).
+    public var retentionIntervalSeconds = 60
     /// How often usage events are written, in seconds (`LEDGER_USAGE_FLUSH_SECONDS`).
     public var usageFlushSeconds = 1
     /// Database connections in the pool (`LEDGER_DB_POOL_SIZE`).

@@ -254,6 +254,15 @@ struct AttestationRoutes: Sendable {
         let subjectEntries = try await attestation.log.entries(subject: Subject.certificate(hash)).entries
         let evidence = try await RecordEvidence.collect(log: attestation.log, attestation: record.entry, subjectEntries: subjectEntries)
         if var o = body.objectValue {
+            // Its lifecycle: a deleted record answers with its hashes, receipt and proofs, and the purge
+            // entries that erased its bundle, instead of the bundle.
+            let purges = subjectEntries.filter { $0.type == EventType.payloadPurged && $0.account == record.entry.account }
+            o["lifecycle"] = [
+                "state": .string(JSONString(record.lifecycle.rawValue)),
+                "purges": .array(purges.map { p in
+                    ["ledgerIndex": .number(Double(p.index)), "entryIndex": p.body["entryIndex"] ?? .null, "authority": p.body["authority"] ?? .null]
+                }),
+            ]
             o["trustedTimestamps"] = .array(evidence.trustedTimestamps)
             o["anchors"] = .array(evidence.anchors)
             body = .object(o)
@@ -276,6 +285,7 @@ struct AttestationRoutes: Sendable {
         }
         var o = liveResponse(AttestationRecord(entry: record.entry, isNew: true, bundle: nil, meter: nil), includeCer: false, asObject: true)
         o["visibility"] = .string(JSONString(record.visibility.rawValue))
+        o["lifecycle"] = .string(JSONString(record.lifecycle.rawValue))
         if var ledger = o["ledger"]?.objectValue {
             ledger["replayed"] = nil
             o["ledger"] = .object(ledger)

@@ -49,7 +49,9 @@ struct ProjectionRoutes: Sendable {
         return try await expensiveGate.withPermit {
             let p = try await queries.provenance(certificateHash: hash)
             let records = AttestationService.fold(p.entries)
-            let visible = Set(records.filter { $0.visibility == .public || $0.entry.account == principal?.accountId }.compactMap(\.entry.account))
+            // A hidden record is its owner's alone, whatever its visibility.
+            let visible = Set(records.filter { $0.visibility == .public && $0.lifecycle != .hidden || $0.entry.account == principal?.accountId }
+                .compactMap(\.entry.account))
             let allShown = p.entries.filter { e in e.account.map(visible.contains) ?? true }
             guard !allShown.isEmpty else { throw LedgerServerError(.notFound, "No record visible to this caller for this certificate hash") }
             let page = Array(allShown.lazy.filter { $0.index > Int64(after) }.prefix(limit))
@@ -89,7 +91,8 @@ struct ProjectionRoutes: Sendable {
                 var o: JSONObject = [
                     "account": .string(JSONString(r.entry.account ?? "")), "visibility": .string(JSONString(r.visibility.rawValue)),
                     "ledgerIndex": .number(Double(r.entry.index)), "type": .string(JSONString(r.entry.type)),
-                    "hasBundle": .bool(r.entry.payloadDigest != nil),
+                    "hasBundle": .bool(r.entry.payloadDigest != nil), "lifecycle": .string(JSONString(r.lifecycle.rawValue)),
+                    "purged": .bool(r.record?.purged ?? false),
                 ]
                 // Timestamps and anchors of the record, each linked to it by an inclusion proof.
                 let evidence = try await RecordEvidence.collect(log: log, attestation: r.entry, subjectEntries: p.entries)

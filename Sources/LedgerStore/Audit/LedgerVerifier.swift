@@ -28,6 +28,8 @@ public enum LedgerVerifier {
         public var witnessedSize: Int64?
         /// Cross-log anchors whose receipts verified with the keys they name.
         public var anchorsChecked: Int = 0
+        /// Erased payloads, each accounted for by an authorised `payload.purged` entry.
+        public var purgesChecked: Int = 0
         public var keys: KeyHistory = KeyHistory()
         public var problems: [LedgerProblem]
         /// Findings that do not make the log broken (a revoked key's checkpoint that a valid one supersedes).
@@ -50,6 +52,8 @@ public enum LedgerVerifier {
         /// Trusted witness keys (cosignature verifier keys) and how many must cosign a checkpoint.
         public var witnesses: [NoteVerifier] = []
         public var witnessQuorum = 1
+        /// The minimum retention floor every erasure must respect, in days.
+        public var retentionFloorDays = ErasureDecision.defaultFloorDays
 
         public init(
             origin: String = "evidence-ledger/evidence-ledger-node", nodeId: String = "evidence-ledger-node", anchors: TrustAnchors = TrustAnchors(),
@@ -82,6 +86,7 @@ public enum LedgerVerifier {
             checkpoints: try await checkpointsToCheck(log), keys: keys, origin: trust.origin, trusted: trust.trustedCheckpoints)
         var audit = LedgerAudit()
         var payloadsChecked = 0
+        var missingPayloads: [Int64: (digest: [UInt8], subject: String, account: String?)] = [:]
         var from: Int64 = 0
         var checked: Int64 = 0
         while true {
@@ -98,10 +103,14 @@ public enum LedgerVerifier {
                 let entry = try EntryRows.decode(row)
                 audit.check(entry)
                 checked += 1
-                if let digest = entry.payloadDigest, let salt = try row.optionalBytes(11), let content = try row.optionalBytes(12) {
-                    payloadsChecked += 1
-                    if ProtocolHash.sha256(salt + content) != digest {
-                        problems.append(LedgerProblem(index: entry.index, what: "stored payload does not match the entry's payload digest"))
+                if let digest = entry.payloadDigest {
+                    if let salt = try row.optionalBytes(11), let content = try row.optionalBytes(12) {
+                        payloadsChecked += 1
+                        if ProtocolHash.sha256(salt + content) != digest {
+                            problems.append(LedgerProblem(index: entry.index, what: "stored payload does not match the entry's payload digest"))
+                        }
+                    } else {
+                        missingPayloads[entry.index] = (digest, entry.subject, entry.account)
                     }
                 }
                 leaves.append((entry.index, entry.leafHash, entry.recordedAt))
@@ -135,16 +144,92 @@ public enum LedgerVerifier {
         problems += witnessing.problems
         let anchors = try await checkAnchors(pool: pool, checkpoints: tree.checkpoints)
         problems += anchors.problems
+        let erasure = try await checkErasures(log, missing: missingPayloads, floorDays: trust.retentionFloorDays)
+        problems += erasure.problems
         var report = Report(
             size: size, entriesChecked: checked, subjects: audit.subjectCount, payloadsChecked: payloadsChecked,
             nodesChecked: tree.nodesChecked, checkpointsChecked: tree.checkpoints.count,
             trustedCheckpointsChecked: trust.trustedCheckpoints.count, timestampsChecked: timestampsChecked.checkpoints,
             recordTimestampsChecked: timestampsChecked.records, keys: keys,
-            problems: problems + audit.problems + tree.problems, warnings: tree.warnings + witnessing.warnings)
+            problems: problems + audit.problems + tree.problems, warnings: tree.warnings + witnessing.warnings + erasure.warnings)
         report.cosignaturesChecked = witnessing.checked
         report.witnessedSize = witnessing.witnessedSize
         report.anchorsChecked = anchors.checked
+        report.purgesChecked = erasure.checked
         return report
+    }
+
+    /// Every missing payload is accounted for by a `payload.purged` entry, and every purge had authority:
+    /// it names the payload's entry and digest, a `deletion.requested` of the same account and record that
+    /// came before it, no legal hold covered the record when it was appended, and the record was older than
+    /// the floor (`floorDays`, and at least the floor the purge itself states). A purge whose bytes are still
+    /// stored is a warning (the worker deletes them at its next run).
+    static func checkErasures(
+        _ log: PostgresEventLog, missing: [Int64: (digest: [UInt8], subject: String, account: String?)], floorDays: Int
+    ) async throws -> (checked: Int, problems: [LedgerProblem], warnings: [LedgerProblem]) {
+        let events = try await log.pool.withConnection { c in
+            try EntryRows.decode(c.query("""
+                SELECT \(sql: EntryRows.columns) FROM ledger_entries
+                WHERE type IN ('payload.purged', 'legal_hold.applied', 'legal_hold.released') ORDER BY idx
+                """))
+        }
+        var problems: [LedgerProblem] = []
+        var warnings: [LedgerProblem] = []
+        var holds = HoldBook()
+        var purged: Set<Int64> = []
+        var checked = 0
+        for e in events {
+            guard e.type == EventType.payloadPurged else {
+                holds.apply(e)
+                continue
+            }
+            func problem(_ what: String) { problems.append(LedgerProblem(index: e.index, what: what)) }
+            guard let target = e.body["entryIndex"]?.numberValue.flatMap({ Int64(exactly: $0) }), let hash = e.body["certificateHash"]?.stringValue,
+                let account = e.account, e.subject == Subject.certificate(hash)
+            else {
+                problem("a payload.purged entry names no entry, certificate or account")
+                continue
+            }
+            purged.insert(target)
+            guard let erased = try await log.entry(index: target), erased.index < e.index, erased.subject == e.subject, erased.account == account,
+                let digest = erased.payloadDigest, e.body["payloadDigest"]?.stringValue == Hex.encode(digest)
+            else {
+                problem("the purge of entry \(target) does not name an earlier payload of the same record and account")
+                continue
+            }
+            var authorised = true
+            let authority = e.body["authority"]?["index"]?.numberValue.flatMap { Int64(exactly: $0) }
+            if let authority, let request = try await log.entry(index: authority), request.type == EventType.deletionRequested,
+                request.subject == e.subject, request.account == account, request.index < e.index
+            {
+            } else {
+                problem("the purge of entry \(target) has no earlier deletion request of the same record and account as its authority")
+                authorised = false
+            }
+            if let hold = holds.holding(account: account, certificateHash: hash).first {
+                problem("entry \(target)'s payload was purged while legal hold \(hold.holdId) (case \(hold.caseId)) was in force")
+                authorised = false
+            }
+            let stated = e.body["floorDays"]?.numberValue.flatMap { Int(exactly: $0) } ?? 0
+            let firstTime = try await log.pool.withConnection { c in
+                try c.query("""
+                    SELECT (extract(epoch from min(recorded_at)) * 1000)::bigint FROM ledger_entries WHERE subject = \(e.subject) AND account = \(account)
+                    """).rows.first?.optionalInt64(0)
+            }
+            let floor = Int64(max(floorDays, stated)) * 86_400_000
+            if let firstTime, e.recordedAt - firstTime < floor {
+                problem("entry \(target)'s payload was purged \((e.recordedAt - firstTime) / 86_400_000) days after the record began, inside the \(max(floorDays, stated))-day floor")
+                authorised = false
+            }
+            if missing[target] == nil {
+                warnings.append(LedgerProblem(index: e.index, what: "entry \(target)'s payload was purged but its bytes are still stored (the retention worker deletes them at its next run)"))
+            }
+            if authorised { checked += 1 }
+        }
+        for (index, m) in missing.sorted(by: { $0.key < $1.key }) where !purged.contains(index) {
+            problems.append(LedgerProblem(index: index, what: "the payload of \(m.subject) is missing and no payload.purged entry records its erasure"))
+        }
+        return (checked, problems, warnings)
     }
 
     /// Every stored cosignature by a trusted witness must verify over its checkpoint; with witness keys

@@ -1,0 +1,131 @@
+import CERKit
+import HTTPTypes
+import Hummingbird
+import LedgerCore
+import LedgerStore
+
+/// Record lifecycle: owners archive, hide, restore and ask for erasure of their records and read their
+/// lifecycle; the operator applies and releases legal holds and reads pending retention work.
+struct LifecycleRoutes: Sendable {
+    let lifecycle: LifecycleService
+    let reader: RequestReader
+    let limiter: RateLimiter
+    let floorDays: Int
+    let clock: @Sendable () -> Int64
+
+    func register(on router: Router<LedgerRequestContext>) {
+        router.post("/v1/records/:hash/lifecycle") { request, context in try await change(request, context) }
+        router.post("/v1/records/:hash/deletion") { request, context in try await requestDeletion(request, context) }
+        router.get("/v1/records/:hash/lifecycle") { request, context in try await read(request, context) }
+        let admin = router.group("/v1/admin")
+        admin.get("/legal-holds") { _, context in
+            try context.auth.requireAdmin()
+            let book = try await lifecycle.holds()
+            return JSONResponse.make(body: ["holds": .array(book.active.values.sorted { $0.appliedIndex < $1.appliedIndex }.map(Self.json))])
+        }
+        admin.post("/legal-holds") { request, context in
+            try context.auth.requireAdmin()
+            let (body, _) = try await reader.object(request)
+            guard let caseId = try body.string("caseId") else { throw LedgerServerError(.invalidRequest, "caseId is required") }
+            guard let account = try body.string("account"), !account.isEmpty else { throw LedgerServerError(.invalidRequest, "account is required") }
+            guard let scope = LegalHold.Scope(rawValue: try body.string("scope") ?? "record") else {
+                throw LedgerServerError(.invalidField, "scope must be \"record\" or \"account\"")
+            }
+            let entry = try await lifecycle.applyHold(
+                holdId: try body.string("holdId"), caseId: caseId, scope: scope, account: account, certificateHash: try body.string("certificateHash"),
+                reason: try Self.reason(body), actor: "admin")
+            return JSONResponse.make(status: .created, body: Self.entryJSON(entry))
+        }
+        admin.post("/legal-holds/:id/release") { request, context in
+            try context.auth.requireAdmin()
+            let (body, _) = try await reader.object(request)
+            let entry = try await lifecycle.releaseHold(holdId: context.parameters.get("id") ?? "", reason: try Self.reason(body), actor: "admin")
+            return JSONResponse.make(body: Self.entryJSON(entry))
+        }
+        admin.get("/retention") { _, context in
+            try context.auth.requireAdmin()
+            let pending = try await lifecycle.log.pool.withConnection { c in
+                try c.query("""
+                    SELECT certificate_hash, account, deletion_requested_idx FROM proj_certificate_records
+                    WHERE deletion_requested_idx IS NOT NULL ORDER BY deletion_requested_idx LIMIT 1000
+                    """).rows.map { r throws(LedgerStoreError) -> JSONValue in
+                    ["certificateHash": .string(JSONString(try r.text(0))), "account": .string(JSONString(try r.text(1))),
+                     "requestIndex": .number(Double(try r.int64(2)))]
+                }
+            }
+            return JSONResponse.make(body: ["floorDays": .number(Double(floorDays)), "pendingDeletions": .array(pending)])
+        }
+    }
+
+    static func reason(_ body: JSONObject) throws -> String? {
+        guard let reason = try body.string("reason") else { return nil }
+        guard reason.utf8.count <= 1000 else { throw LedgerServerError(.invalidField, "reason is at most 1000 bytes") }
+        return reason
+    }
+
+    func change(_ request: Request, _ context: LedgerRequestContext) async throws -> Response {
+        let principal = try await context.auth.account()
+        let hash = try RequestReader.certificateHash(context)
+        let (body, _) = try await reader.object(request)
+        guard let raw = try body.string("action"), let action = LifecycleAction(rawValue: raw), action != .delete else {
+            throw LedgerServerError(.invalidRequest, "action must be \"archive\", \"hide\" or \"restore\" (erasure: POST /v1/records/{hash}/deletion)")
+        }
+        let reason = try Self.reason(body)
+        try limiter.requireAdmission(principal.accountId, now: clock(), what: "record changes")
+        let change = try await lifecycle.change(action, certificateHash: hash, account: principal.accountId, reason: reason, actor: "owner")
+        return JSONResponse.make(body: [
+            "certificateHash": .string(JSONString(hash)), "from": .string(JSONString(change.from.rawValue)), "state": .string(JSONString(change.to.rawValue)),
+            "changed": .bool(change.changed), "ledgerIndex": .number(Double(change.entry.index)),
+        ])
+    }
+
+    func requestDeletion(_ request: Request, _ context: LedgerRequestContext) async throws -> Response {
+        let principal = try await context.auth.account()
+        let hash = try RequestReader.certificateHash(context)
+        let (body, _) = try await reader.object(request)
+        let reason = try Self.reason(body)
+        try limiter.requireAdmission(principal.accountId, now: clock(), what: "record changes")
+        let (entry, isNew) = try await lifecycle.requestDeletion(certificateHash: hash, account: principal.accountId, reason: reason, actor: "owner")
+        return JSONResponse.make(status: isNew ? .accepted : .ok, body: [
+            "certificateHash": .string(JSONString(hash)), "status": "requested", "requestIndex": .number(Double(entry.index)), "replayed": .bool(!isNew),
+        ])
+    }
+
+    /// The caller's record's lifecycle: its state, whether its payload was purged, the pending request,
+    /// the holds over it, and every lifecycle event of the account on it.
+    func read(_ request: Request, _ context: LedgerRequestContext) async throws -> Response {
+        let principal = try await context.auth.account()
+        let hash = try RequestReader.certificateHash(context)
+        let entries = try await lifecycle.log.entries(subject: Subject.certificate(hash)).entries
+        guard let owned = AttestationService.fold(entries).first(where: { $0.entry.account == principal.accountId }) else {
+            throw LedgerServerError(.notFound, "No record found for this certificate hash")
+        }
+        let kinds: Set<String> = [
+            EventType.cerLifecycleChanged, EventType.deletionRequested, EventType.deletionDeferred, EventType.deletionCompleted, EventType.payloadPurged,
+        ]
+        let events = entries.filter { $0.account == principal.accountId && kinds.contains($0.type) }
+        let holds = try await lifecycle.holds().holding(account: principal.accountId, certificateHash: hash)
+        return JSONResponse.make(body: [
+            "certificateHash": .string(JSONString(hash)), "state": .string(JSONString(owned.lifecycle.rawValue)),
+            "purged": .bool(owned.record?.purged ?? false),
+            "deletionRequested": owned.record?.deletionRequested.map { .number(Double($0)) } ?? .null,
+            "holds": .array(holds.map { ["holdId": .string(JSONString($0.holdId)), "caseId": .string(JSONString($0.caseId))] }),
+            "events": .array(events.map(Self.entryJSON)),
+        ])
+    }
+
+    static func entryJSON(_ e: LedgerEntry) -> JSONValue {
+        [
+            "ledgerIndex": .number(Double(e.index)), "type": .string(JSONString(e.type)),
+            "recordedAt": .string(JSONString(Timestamp.iso8601(milliseconds: e.recordedAt))), "body": e.body,
+        ]
+    }
+
+    static func json(_ h: LegalHold) -> JSONValue {
+        [
+            "holdId": .string(JSONString(h.holdId)), "caseId": .string(JSONString(h.caseId)), "scope": .string(JSONString(h.scope.rawValue)),
+            "account": .string(JSONString(h.account)), "certificateHash": h.certificateHash.map { .string(JSONString($0)) } ?? .null,
+            "appliedIndex": .number(Double(h.appliedIndex)),
+        ]
+    }
+}

@@ -1,0 +1,163 @@
+public import CERKit
+import Foundation
+public import LedgerCore
+public import LedgerStore
+
+/// Record lifecycle as ledger events: owners archive, hide and restore their records and ask for their
+/// erasure; administrators apply and release legal holds. Every decision is an entry, so the audit can
+/// show that each change and each missing payload had authority (decision 0017).
+public struct LifecycleService: Sendable {
+    public let log: PostgresEventLog
+
+    public init(log: PostgresEventLog) { self.log = log }
+
+    public struct Change: Sendable {
+        public var entry: LedgerEntry
+        public var from: LifecycleState
+        public var to: LifecycleState
+        /// False when the record already was in the requested state (nothing appended).
+        public var changed: Bool
+    }
+
+    /// The account's record of the certificate, folded from its subject.
+    func record(certificateHash: String, account: String) async throws -> (AttestationService.AccountRecord, Int64) {
+        guard ProtocolHash.isWellFormed(certificateHash) else {
+            throw LedgerServerError(.invalidHashFormat, "certificateHash must be sha256: followed by 64 lowercase hex digits")
+        }
+        let entries = try await log.entries(subject: Subject.certificate(certificateHash)).entries
+        guard let owned = AttestationService.fold(entries).first(where: { $0.entry.account == account }) else {
+            throw LedgerServerError(.notFound, "No record found for this certificate hash")
+        }
+        return (owned, Int64(entries.count))
+    }
+
+    /// Archives, hides or restores the account's record. The same state again is no change; a transition
+    /// the model does not allow is a 409 naming the current state.
+    public func change(_ action: LifecycleAction, certificateHash: String, account: String, reason: String?, actor: String) async throws -> Change {
+        guard action != .delete else {
+            throw LedgerServerError(.invalidRequest, "a record is deleted by a deletion request (POST /v1/records/{hash}/deletion), which holds and the retention floor can defer")
+        }
+        for _ in 0..<5 {
+            let (owned, version) = try await record(certificateHash: certificateHash, account: account)
+            let current = owned.lifecycle
+            guard let target = action.target(from: current) else {
+                if action == .archive && current == .archived || action == .hide && current == .hidden {
+                    return Change(entry: owned.entry, from: current, to: current, changed: false)
+                }
+                throw LedgerServerError(.conflict, LifecycleRefusal(current: current, action: action).description, extra: ["state": .string(JSONString(current.rawValue))])
+            }
+            var body = JSONObject()
+            body["certificateHash"] = .string(JSONString(certificateHash))
+            body["from"] = .string(JSONString(current.rawValue))
+            body["to"] = .string(JSONString(target.rawValue))
+            body["action"] = .string(JSONString(action.rawValue))
+            body["reason"] = reason.map { .string(JSONString($0)) } ?? .null
+            body["actor"] = .string(JSONString(actor))
+            var request = AppendRequest(subject: Subject.certificate(certificateHash), type: EventType.cerLifecycleChanged, account: account, body: .object(body))
+            request.expectedSubjectVersion = version
+            do {
+                try RequestDeadline.beginCommit()
+                return Change(entry: try await log.append(request).entry, from: current, to: target, changed: true)
+            } catch AppendRefusal.versionConflict {
+                continue
+            }
+        }
+        throw LedgerServerError(.conflict, "the record changed while its lifecycle was being set; retry")
+    }
+
+    /// Records a request to erase the account's record. A pending request is returned again; a deleted
+    /// record is a 409. The retention worker answers it (completed, or deferred by a hold or the floor).
+    public func requestDeletion(certificateHash: String, account: String, reason: String?, actor: String) async throws -> (entry: LedgerEntry, isNew: Bool) {
+        for _ in 0..<5 {
+            let (owned, version) = try await record(certificateHash: certificateHash, account: account)
+            if owned.lifecycle == .deleted {
+                throw LedgerServerError(.conflict, LifecycleRefusal(current: .deleted, action: .delete).description, extra: ["state": "deleted"])
+            }
+            if let pending = owned.record?.deletionRequested, let entry = try await log.entry(index: pending) { return (entry, false) }
+            var body = JSONObject()
+            body["certificateHash"] = .string(JSONString(certificateHash))
+            body["reason"] = reason.map { .string(JSONString($0)) } ?? .null
+            body["actor"] = .string(JSONString(actor))
+            var request = AppendRequest(subject: Subject.certificate(certificateHash), type: EventType.deletionRequested, account: account, body: .object(body))
+            request.expectedSubjectVersion = version
+            do {
+                try RequestDeadline.beginCommit()
+                return (try await log.append(request).entry, true)
+            } catch AppendRefusal.versionConflict {
+                continue
+            }
+        }
+        throw LedgerServerError(.conflict, "the record changed while its deletion was being requested; retry")
+    }
+
+    // MARK: Legal holds
+
+    /// Every hold entry, in log order.
+    public func holdEntries() async throws -> [LedgerEntry] {
+        try await log.pool.withConnection { c in
+            try EntryRows.decode(c.query("""
+                SELECT \(sql: EntryRows.columns) FROM ledger_entries WHERE type IN ('legal_hold.applied', 'legal_hold.released') ORDER BY idx
+                """))
+        }
+    }
+
+    public func holds() async throws -> HoldBook {
+        var book = HoldBook()
+        for e in try await holdEntries() { book.apply(e) }
+        return book
+    }
+
+    /// Applies a hold (an id is made when none is given). The same id while in force is a 409.
+    public func applyHold(holdId: String?, caseId: String, scope: LegalHold.Scope, account: String, certificateHash: String?, reason: String?, actor: String)
+        async throws -> LedgerEntry
+    {
+        let id = holdId ?? UUID().uuidString.lowercased()
+        guard id.utf8.count <= 128, !id.isEmpty, id.unicodeScalars.allSatisfy({ $0.properties.isAlphabetic || $0.properties.numericType != nil || "-_.".unicodeScalars.contains($0) })
+        else { throw LedgerServerError(.invalidField, "holdId is 1 to 128 letters, digits, '-', '_' or '.'") }
+        guard !caseId.isEmpty, caseId.utf8.count <= 256 else { throw LedgerServerError(.invalidField, "caseId is 1 to 256 bytes") }
+        if scope == .record {
+            guard let certificateHash, ProtocolHash.isWellFormed(certificateHash) else {
+                throw LedgerServerError(.invalidHashFormat, "a record hold names its certificateHash (sha256: and 64 lowercase hex digits)")
+            }
+        }
+        let entries = try await log.entries(subject: Subject.hold(id)).entries
+        var book = HoldBook()
+        for e in entries { book.apply(e) }
+        if book.active[id] != nil { throw LedgerServerError(.conflict, "hold \(id) is already in force") }
+        var body = JSONObject()
+        body["holdId"] = .string(JSONString(id))
+        body["caseId"] = .string(JSONString(caseId))
+        body["scope"] = .string(JSONString(scope.rawValue))
+        body["account"] = .string(JSONString(account))
+        body["certificateHash"] = scope == .record ? .string(JSONString(certificateHash!)) : .null
+        body["reason"] = reason.map { .string(JSONString($0)) } ?? .null
+        body["actor"] = .string(JSONString(actor))
+        var request = AppendRequest(subject: Subject.hold(id), type: EventType.legalHoldApplied, body: .object(body))
+        request.expectedSubjectVersion = Int64(entries.count)
+        do {
+            return try await log.append(request).entry
+        } catch AppendRefusal.versionConflict {
+            throw LedgerServerError(.conflict, "hold \(id) changed while it was being applied; retry")
+        }
+    }
+
+    /// Releases a hold in force (404 when there is none of that id).
+    public func releaseHold(holdId: String, reason: String?, actor: String) async throws -> LedgerEntry {
+        let entries = try await log.entries(subject: Subject.hold(holdId)).entries
+        var book = HoldBook()
+        for e in entries { book.apply(e) }
+        guard let hold = book.active[holdId] else { throw LedgerServerError(.notFound, "no hold \(holdId.prefix(128)) is in force") }
+        var body = JSONObject()
+        body["holdId"] = .string(JSONString(holdId))
+        body["caseId"] = .string(JSONString(hold.caseId))
+        body["reason"] = reason.map { .string(JSONString($0)) } ?? .null
+        body["actor"] = .string(JSONString(actor))
+        var request = AppendRequest(subject: Subject.hold(holdId), type: EventType.legalHoldReleased, body: .object(body))
+        request.expectedSubjectVersion = Int64(entries.count)
+        do {
+            return try await log.append(request).entry
+        } catch AppendRefusal.versionConflict {
+            throw LedgerServerError(.conflict, "hold \(holdId) changed while it was being released; retry")
+        }
+    }
+}

@@ -1,0 +1,168 @@
+public import CERKit
+import Foundation
+public import LedgerCore
+public import LedgerProjections
+public import LedgerStore
+public import Logging
+import Synchronization
+
+/// The retention worker: answers deletion requests in bounded batches. For each pending request (from the
+/// certificates read model) it either erases the record's payloads, or defers (a legal hold, the minimum
+/// floor) and says so in the log. Erasure appends first, deletes after: one all-or-nothing group of
+/// `payload.purged` entries (one per payload, naming the request that authorised it), the record's
+/// `cer.lifecycle_changed` to `deleted` and `deletion.completed`, each under an idempotency key; then the
+/// payload rows (bytes and salt) are deleted. A kill between the two is reconciled at the next run (purge
+/// entries whose payload is still there), and servers sharing the work append each entry once.
+public final class RetentionWorker: Sendable {
+    let log: PostgresEventLog
+    let projections: ProjectionRunner
+    public let floorDays: Int
+    let batch: Int
+    let metrics: ServerMetrics?
+    private let totals = Mutex((erased: 0, deferred: 0, reconciled: 0))
+
+    public init(log: PostgresEventLog, projections: ProjectionRunner, floorDays: Int, batch: Int = 100, metrics: ServerMetrics? = nil) {
+        self.log = log
+        self.projections = projections
+        self.floorDays = floorDays
+        self.batch = batch
+        self.metrics = metrics
+    }
+
+    public struct Report: Sendable, Equatable {
+        /// Purged payloads whose bytes were still stored and are now deleted.
+        public var reconciled = 0
+        /// Records erased (requests completed).
+        public var erased = 0
+        /// Payloads deleted for them.
+        public var purged = 0
+        /// Requests deferred (a new `deletion.deferred` entry).
+        public var deferred = 0
+        /// Requests still pending after this run.
+        public var pending = 0
+    }
+
+    /// One run at `now` (epoch ms): reconcile, then the oldest pending requests, at most `batch` of each.
+    public func run(now: Int64) async throws -> Report {
+        var report = Report()
+        report.reconciled = try await reconcile()
+        try await projections.catchUp(only: "certificates", wait: true)
+        let batch = self.batch
+        let due = try await log.pool.withConnection { c in
+            try c.query("""
+                SELECT certificate_hash, account, deletion_requested_idx FROM proj_certificate_records
+                WHERE deletion_requested_idx IS NOT NULL ORDER BY deletion_requested_idx LIMIT \(batch)
+                """).rows.map { r throws(LedgerStoreError) in (try r.text(0), try r.text(1), try r.int64(2)) }
+        }
+        if !due.isEmpty {
+            var book = HoldBook()
+            for e in try await LifecycleService(log: log).holdEntries() { book.apply(e) }
+            for (hash, account, request) in due {
+                switch try await answer(hash: hash, account: account, request: request, holds: book, now: now) {
+                case .erased(let n):
+                    report.erased += 1
+                    report.purged += n
+                case .deferred(let isNew): if isNew { report.deferred += 1 }
+                case .nothing: break
+                }
+            }
+        }
+        report.pending = try await log.pool.withConnection { c in
+            Int(try c.query("SELECT count(*) FROM proj_certificate_records WHERE deletion_requested_idx IS NOT NULL").single("pending").int64(0))
+        }
+        let t = totals.withLock { t in
+            t.erased += report.erased
+            t.deferred += report.deferred
+            t.reconciled += report.reconciled
+            return t
+        }
+        metrics?.retention(pending: report.pending, erased: t.erased, deferred: t.deferred, reconciled: t.reconciled)
+        return report
+    }
+
+    enum Outcome {
+        case erased(Int)
+        case deferred(isNew: Bool)
+        case nothing
+    }
+
+    func answer(hash: String, account: String, request: Int64, holds: HoldBook, now: Int64) async throws -> Outcome {
+        let subject = Subject.certificate(hash)
+        let entries = try await log.entries(subject: subject).entries
+        guard let owned = AttestationService.fold(entries).first(where: { $0.entry.account == account }), let record = owned.record,
+            record.deletionRequested == request
+        else { return .nothing }  // answered meanwhile (the read model lags the log)
+        let first = entries.first { $0.index == record.firstIndex }
+        let decision = ErasureDecision.decide(
+            recordedAt: first?.recordedAt ?? now, now: now, floorDays: floorDays, holds: holds.holding(account: account, certificateHash: hash))
+        if case .deferred(let reason, let until) = decision {
+            let kind = holds.holding(account: account, certificateHash: hash).first.map { "hold:\($0.holdId)" } ?? "floor"
+            var body = JSONObject()
+            body["certificateHash"] = .string(JSONString(hash))
+            body["request"] = .number(Double(request))
+            body["reason"] = .string(JSONString(reason))
+            body["until"] = until.map { .string(JSONString(Timestamp.iso8601(milliseconds: $0))) } ?? .null
+            let result = try await log.append(AppendRequest(
+                subject: subject, type: EventType.deletionDeferred, account: account, body: .object(body), idempotencyKey: "deferred:\(request):\(kind)"))
+            if case .appended = result { return .deferred(isNew: true) }
+            return .deferred(isNew: false)
+        }
+        // Erase: every payload the account's entries of this record carry.
+        let payloads = entries.filter { $0.account == account && $0.payloadDigest != nil }
+        var group: [AppendRequest] = payloads.map { e in
+            var body = JSONObject()
+            body["certificateHash"] = .string(JSONString(hash))
+            body["entryIndex"] = .number(Double(e.index))
+            body["payloadDigest"] = .string(JSONString(Hex.encode(e.payloadDigest!)))
+            body["authority"] = ["type": .string(JSONString(EventType.deletionRequested)), "index": .number(Double(request))]
+            body["floorDays"] = .number(Double(floorDays))
+            return AppendRequest(subject: subject, type: EventType.payloadPurged, account: account, body: .object(body), idempotencyKey: "purge:\(e.index)")
+        }
+        var changed = JSONObject()
+        changed["certificateHash"] = .string(JSONString(hash))
+        changed["from"] = .string(JSONString(record.lifecycle.rawValue))
+        changed["to"] = "deleted"
+        changed["action"] = "delete"
+        changed["reason"] = .string(JSONString("deletion request at entry \(request)"))
+        changed["actor"] = "retention-worker"
+        group.append(AppendRequest(
+            subject: subject, type: EventType.cerLifecycleChanged, account: account, body: .object(changed), idempotencyKey: "deleted:\(account)"))
+        var completed = JSONObject()
+        completed["certificateHash"] = .string(JSONString(hash))
+        completed["request"] = .number(Double(request))
+        completed["purgedEntries"] = .array(payloads.map { .number(Double($0.index)) })
+        group.append(AppendRequest(
+            subject: subject, type: EventType.deletionCompleted, account: account, body: .object(completed), idempotencyKey: "completed:\(request)"))
+        _ = try await log.append(group: group)
+        let digests = payloads.compactMap(\.payloadDigest)
+        if !digests.isEmpty {
+            _ = try await log.pool.withConnection { c in try c.execute("DELETE FROM ledger_payloads WHERE digest = ANY(\(byteaArray: digests)::bytea[])") }
+        }
+        return .erased(digests.count)
+    }
+
+    /// Deletes the payloads of purge entries whose bytes are still stored (a kill between the append and
+    /// the delete, or another server's unfinished run). Returns how many.
+    public func reconcile() async throws -> Int {
+        let batch = self.batch
+        return try await log.pool.withConnection { c in
+            try c.execute("""
+                DELETE FROM ledger_payloads WHERE digest IN (
+                    SELECT p.digest FROM ledger_entries e
+                    JOIN ledger_payloads p ON p.digest = decode(e.body::jsonb->>'payloadDigest', 'hex')
+                    WHERE e.type = 'payload.purged' LIMIT \(batch))
+                """)
+        }
+    }
+
+    public func service(interval: Duration, logger: Logger) -> PeriodicService {
+        PeriodicService(every: interval, logger: logger, what: "answer deletion requests", startsAfterInterval: true) {
+            let report = try await self.run(now: PostgresEventLog.wallClock())
+            if report.erased + report.deferred + report.reconciled > 0 {
+                logger.notice(
+                    "retention run", metadata: ["ledger.erased": "\(report.erased)", "ledger.deferred": "\(report.deferred)",
+                        "ledger.reconciled": "\(report.reconciled)", "ledger.pending": "\(report.pending)"])
+            }
+        }
+    }
+}

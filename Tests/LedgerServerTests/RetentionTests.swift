@@ -1,0 +1,157 @@
+import CERKit
+import Foundation
+import LedgerCore
+import LedgerProcesses
+import LedgerStore
+import LedgerTesting
+import Testing
+
+/// Record lifecycle and erasure against the live server: owners archive, hide, restore and ask for
+/// erasure; holds and the floor defer it; the worker erases with authority; every proof still verifies
+/// and the audit accounts for every missing payload.
+@Suite(.blockingIO) struct RetentionTests {
+    func eventually<T>(_ what: String, _ body: () throws -> T?) throws -> T {
+        for _ in 0..<160 {
+            if let v = try body() { return v }
+            usleep(125_000)
+        }
+        throw HTTPFailure(description: "timed out waiting for \(what)")
+    }
+
+    func write(_ node: TestNode, _ name: String, _ bytes: [UInt8]) throws -> String {
+        let path = node.directory.appendingPathComponent(name).path
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        return path
+    }
+
+    func lifecycle(_ node: TestNode, _ hash: String, _ action: String) throws -> HTTPResult {
+        try node.post("/v1/records/\(hash)/lifecycle", json: ["action": .string(JSONString(action)), "reason": "test"], key: node.apiKey)
+    }
+
+    @Test func archiveHideRestoreAndIllegalTransitions() throws {
+        let node = try TestNode()
+        let bundle = try freshBundle("lifecycle-1")
+        let hash = try #require(try JSONParser.parse(bundle)["certificateHash"]?.stringValue)
+        #expect(try node.post("/api/attest?visibility=public", bundle, key: node.apiKey).status == 200)
+        #expect(try node.get("/v1/resolve/cer/\(hash)").json?["lifecycle"]?["state"] == "active")
+        let archived = try lifecycle(node, hash, "archive")
+        #expect(archived.status == 200 && archived.json?["state"] == "archived" && archived.json?["from"] == "active", "\(archived.text)")
+        #expect(try node.get("/v1/resolve/cer/\(hash)").status == 200, "an archived record stays resolvable")
+        let refused = try lifecycle(node, hash, "hide")
+        #expect(refused.status == 409 && refused.json?["state"] == "archived" && refused.text.contains("archived"), "\(refused.text)")
+        #expect(try lifecycle(node, hash, "archive").json?["changed"] == false, "the same state again appends nothing")
+        #expect(try lifecycle(node, hash, "restore").json?["state"] == "active")
+        #expect(try lifecycle(node, hash, "hide").json?["state"] == "hidden")
+        #expect(try node.get("/v1/resolve/cer/\(hash)").status == 404, "a hidden record is not publicly resolvable")
+        #expect(try node.get("/v1/provenance/\(hash)").status == 404, "nor in anonymous provenance")
+        #expect(try node.get("/v1/provenance/\(hash)", key: node.apiKey).json?["records"]?[0]?["lifecycle"] == "hidden", "its owner sees it")
+        #expect(try lifecycle(node, hash, "delete").status == 400, "erasure goes through a deletion request")
+        #expect(try lifecycle(node, hash, "shred").status == 400)
+        let stranger = try node.createAccount("stranger")
+        #expect(try node.post("/v1/records/\(hash)/lifecycle", json: ["action": "restore"], key: stranger).status == 404, "only the owner")
+        let read = try #require(node.get("/v1/records/\(hash)/lifecycle", key: node.apiKey).json)
+        #expect(read["state"] == "hidden" && read["events"]?.arrayValue?.count == 3, "\(read)")
+        let audit = try node.cli(["ledger", "verify"] + node.keyArguments)
+        #expect(audit.status == 0, "\(audit)")
+    }
+
+    @Test func erasureIsDeferredByHoldsAndTheFloorThenDoneWithAuthorityAndEveryProofStillVerifies() throws {
+        let node = try TestNode(serveArguments: ["--checkpoint-interval", "1"])
+        let bundle = try freshBundle("erase-1", output: "a distinctive canary 7f3a9c")
+        let hash = try #require(try JSONParser.parse(bundle)["certificateHash"]?.stringValue)
+        let attested = try node.post("/api/attest?visibility=public", bundle, key: node.apiKey)
+        let index = try #require(attested.json?["ledger"]?["index"]?.numberValue.map { Int($0) })
+        let keep = try freshBundle("erase-keep")
+        #expect(try node.post("/api/attest", keep, key: node.apiKey).status == 200)
+        // A proof issued before the erasure, kept by a client.
+        let proof = try eventually("an inclusion proof") { () -> HTTPResult? in
+            let r = try node.get("/v1/log/proof/inclusion?index=\(index)", headers: [("Accept", "text/plain")])
+            return r.status == 200 ? r : nil
+        }
+        let proofFile = try write(node, "before.tlog-proof", proof.body)
+        let entryFile = try write(node, "entry.json", try node.get("/v1/log/entries/\(index)", key: node.apiKey).body)
+        let logKey = try #require(node.get("/v1/log").json?["verifierKeys"]?[0]?["verifierKey"]?.stringValue)
+
+        let requested = try node.post("/v1/records/\(hash)/deletion", json: ["reason": "GDPR Art. 17"], key: node.apiKey)
+        #expect(requested.status == 202, "\(requested.text)")
+        #expect(try node.post("/v1/records/\(hash)/deletion", json: [:], key: node.apiKey).json?["replayed"] == true)
+        let run = { (now: String, floor: Int) throws -> String in
+            let r = try node.cli(["retention", "run", "--database-url", node.conninfo, "--now", now, "--floor-days", "\(floor)"])
+            guard r.status == 0 else { throw HTTPFailure(description: "retention run: \(r.stderr)") }
+            return r.stdout
+        }
+        // Inside the 90-day floor: deferred, and said once however often the worker runs.
+        #expect(try run("2026-12-03T00:00:00Z", 90).contains("deferred 1"))
+        #expect(try run("2026-12-04T00:00:00Z", 90).contains("deferred 0"))
+        #expect(try node.scalar("SELECT count(*) FROM ledger_entries WHERE type = 'deletion.deferred'") == "1")
+        // A legal hold defers it past the floor.
+        let admin = [("X-Admin-Secret", node.adminToken)]
+        let hold = try node.post(
+            "/v1/admin/legal-holds",
+            try CanonicalJSON.encode(["caseId": "CASE-42", "scope": "record", "account": "alpha", "certificateHash": .string(JSONString(hash)), "holdId": "h-42"]),
+            headers: admin)
+        #expect(hold.status == 201, "\(hold.text)")
+        #expect(try run("2027-06-01T00:00:00Z", 90).contains("erased 0"))
+        #expect(try node.scalar("SELECT body FROM ledger_entries WHERE type = 'deletion.deferred' ORDER BY idx DESC LIMIT 1")?.contains("h-42") == true)
+        #expect(try node.scalar("SELECT count(*) FROM ledger_payloads") == "2", "nothing erased under a hold")
+        #expect(try node.post("/v1/admin/legal-holds/h-42/release", try CanonicalJSON.encode(["reason": "case closed"]), headers: admin).status == 200)
+        #expect(try node.post("/v1/admin/legal-holds/h-42/release", try CanonicalJSON.encode([:]), headers: admin).status == 404)
+        // Released and past the floor: erased. (The entries are recorded at the real time, not at --now: this run
+        // states a floor of 0 days, which the audit holds it to.)
+        #expect(try run("2027-06-01T00:00:00Z", 0).contains("erased 1 records (1 payloads)"))
+        #expect(try node.scalar("SELECT count(*) FROM ledger_payloads") == "1", "the other record's bundle stays")
+        let resolved = try #require(node.get("/v1/resolve/cer/\(hash)").json)
+        #expect(resolved["bundle"] == .null && resolved["lifecycle"]?["state"] == "deleted" && resolved["lifecycle"]?["purges"]?.arrayValue?.count == 1)
+        #expect(resolved["proof"]?["receipt"]?["certificateHash"]?.stringValue == hash, "the receipt stays")
+        #expect(try lifecycle(node, hash, "restore").status == 409)
+        #expect(try node.post("/v1/records/\(hash)/deletion", json: [:], key: node.apiKey).status == 409)
+        // The proof issued before still verifies, and so does a new one; the audit accounts for the erasure.
+        let before = try node.cli(["proof", "verify", "--key", logKey, "--proof", proofFile, "--entry", entryFile])
+        #expect(before.status == 0, "\(before)")
+        let audit = try node.cli(["ledger", "verify"] + node.keyArguments)
+        #expect(audit.status == 1 && audit.stdout.contains("inside the 90-day floor"), "the server's clock is now, not 2027: \(audit)")
+        let lenient = try node.cli(["ledger", "verify", "--retention-floor-days", "0"] + node.keyArguments)
+        #expect(lenient.status == 0 && lenient.stdout.contains("1 authorised purges"), "\(lenient)")
+        // A payload deleted behind the ledger's back is named.
+        try TestDatabase.superuser(node.conninfo, "DELETE FROM ledger_payloads")
+        let tampered = try node.cli(["ledger", "verify", "--retention-floor-days", "0"] + node.keyArguments)
+        #expect(tampered.status == 1 && tampered.stdout.contains("is missing and no payload.purged entry records its erasure"), "\(tampered)")
+    }
+
+    @Test func aWorkerKilledAtAnyPointConvergesWithNothingLostAndNothingDoneTwice() throws {
+        let node = try TestNode()
+        var hashes: [String] = []
+        for i in 0..<40 {
+            let bundle = try freshBundle("kill-\(i)")
+            hashes.append(try #require(try JSONParser.parse(bundle)["certificateHash"]?.stringValue))
+            #expect(try node.post("/api/attest", bundle, key: node.apiKey).status == 200)
+            #expect(try node.post("/v1/records/\(hashes[i])/deletion", json: [:], key: node.apiKey).status == 202)
+        }
+        // SIGKILL the one-shot worker at random points of its run, several times.
+        var generator = SystemRandomNumberGenerator()
+        for attempt in 0..<6 {
+            let worker = try ChildProcess(
+                [TestLocations.binary, "retention", "run", "--database-url", node.conninfo, "--floor-days", "0", "--batch", "40"],
+                stdout: node.directory.appendingPathComponent("worker-\(attempt).out").path)
+            usleep(UInt32.random(in: 20_000...400_000, using: &generator))
+            worker.send(SIGKILL)
+            _ = worker.exitCode
+        }
+        // Then runs to completion: everything requested is erased, each payload purged by exactly one entry.
+        for _ in 0..<10 {
+            let r = try node.cli(["retention", "run", "--database-url", node.conninfo, "--floor-days", "0", "--batch", "100"])
+            #expect(r.status == 0, "\(r)")
+            if r.stdout.contains("; 0 requests pending") { break }
+        }
+        #expect(try node.scalar("SELECT count(*) FROM ledger_payloads") == "0")
+        #expect(try node.scalar("SELECT count(*) FROM ledger_entries WHERE type = 'payload.purged'") == "40")
+        #expect(try node.scalar("SELECT count(DISTINCT body::jsonb->>'entryIndex') FROM ledger_entries WHERE type = 'payload.purged'") == "40")
+        #expect(try node.scalar("SELECT count(*) FROM ledger_entries WHERE type = 'deletion.completed'") == "40")
+        #expect(try node.scalar("SELECT count(*) FROM ledger_entries WHERE type = 'cer.lifecycle_changed' AND body::jsonb->>'to' = 'deleted'") == "40")
+        for hash in hashes.prefix(3) {
+            #expect(try node.get("/v1/records/\(hash)/lifecycle", key: node.apiKey).json?["state"] == "deleted")
+        }
+        let audit = try node.cli(["ledger", "verify", "--retention-floor-days", "0"] + node.keyArguments)
+        #expect(audit.status == 0 && audit.stdout.contains("40 authorised purges") && !audit.stdout.contains("WARNING"), "\(audit)")
+    }
+}
