@@ -15,5 +15,6 @@ public enum LedgerSchema {
         ("0006_create_ledger_expect", PackageResources._006_create_ledger_expect_sql),
         ("0007_create_witnessing", PackageResources._007_create_witnessing_sql),
         ("0008_create_lifecycle", PackageResources._008_create_lifecycle_sql),
+        ("0009_partition_payloads", PackageResources._009_partition_payloads_sql),
     ]
 }

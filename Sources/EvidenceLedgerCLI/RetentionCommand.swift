@@ -18,7 +18,7 @@ struct RetentionCommand: AsyncParsableCommand {
         @OptionGroup var database: DatabaseOptions
         @Option(name: .customLong("floor-days"), help: "The minimum retention floor in days (LEDGER_RETENTION_FLOOR_DAYS, default 90).")
         var floorDays: Int?
-        @Option(help: "The time to decide at, ISO 8601 (default now): to see what a later run will do.") var now: String?
+        @Option(help: "The time to decide at, ISO 8601 (default now). The run acts on it: a later time erases what the floor still protects today (the entries keep their real time, so the audit sees it).") var now: String?
         @Option(help: "Most requests answered in this run (default 1000).") var batch = 1000
 
         func run() async throws {
@@ -31,11 +31,16 @@ struct RetentionCommand: AsyncParsableCommand {
                 at = ms
             }
             let report = try await withMigratedPool(database, connections: 3) { pool in
-                try await RetentionWorker(log: PostgresEventLog(pool: pool), projections: ProjectionRunner(pool: pool), floorDays: floor, batch: batch)
-                    .run(now: at)
+                try await RetentionWorker(
+                    log: PostgresEventLog(pool: pool), projections: ProjectionRunner(pool: pool), floorDays: floor, batch: batch,
+                    maintenance: PayloadMaintenance(conninfo: pool.configuration.conninfo)
+                ).run(now: at)
             }
-            FileOutput.standardOutput(
-                "erased \(report.erased) records (\(report.purged) payloads), deferred \(report.deferred), reconciled \(report.reconciled); \(report.pending) requests pending\n")
+            var line = "erased \(report.erased) records (\(report.purged) payloads), deferred \(report.deferred), reconciled \(report.reconciled); "
+                + "\(report.pending) requests pending"
+            if !report.rewritten.isEmpty { line += "; rewrote \(report.rewritten.joined(separator: ", "))" }
+            if !report.waiting.isEmpty { line += "; open until their month ends: \(report.waiting.joined(separator: ", "))" }
+            FileOutput.standardOutput(line + "\n")
         }
     }
 

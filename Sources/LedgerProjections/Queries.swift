@@ -109,7 +109,8 @@ public struct LedgerQueries: Sendable {
                 SELECT 'h', (SELECT size FROM ledger_head WHERE id = 1)::text, (SELECT position FROM projection_checkpoints WHERE name = 'certificates')::text
                 UNION ALL
                 SELECT DISTINCT 'c', certificate_hash, NULL FROM proj_certificate_records
-                WHERE certificate_hash = ANY(\(textArray: certificateHashes)::text[]) AND (visibility = 'public' OR account = \(account ?? ""))
+                WHERE certificate_hash = ANY(\(textArray: certificateHashes)::text[]) AND lifecycle <> 'deleted'
+                  AND ((visibility = 'public' AND lifecycle <> 'hidden') OR account = \(account ?? ""))
                 """).rows
             var head: Int64 = 0, position: Int64 = 0
             var visible = Set<String>()

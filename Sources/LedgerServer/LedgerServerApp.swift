@@ -138,7 +138,9 @@ public enum LedgerServerApp {
         let projections = ProjectionRunner(pool: pool)
         return Parts(pool: pool, log: log, keys: keys, accounts: accounts, usage: usage, metrics: metrics, identity: identity, checkpointer: checkpointer,
             timestamper: timestamper, recordTimestamps: recordTimestamps, witnesses: witnesses, anchors: checkpointAnchors,
-            retention: RetentionWorker(log: log, projections: projections, floorDays: configuration.retentionFloorDays, metrics: metrics),
+            retention: RetentionWorker(
+                log: log, projections: projections, floorDays: configuration.retentionFloorDays, metrics: metrics,
+                maintenance: PayloadMaintenance(conninfo: conninfo)),
             projections: projections,
             gates: Gates(publicCPU: WorkBudget(share: configuration.publicCPUShare), configuration: configuration))
     }

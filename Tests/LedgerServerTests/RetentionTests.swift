@@ -51,8 +51,35 @@ import Testing
         #expect(try node.post("/v1/records/\(hash)/lifecycle", json: ["action": "restore"], key: stranger).status == 404, "only the owner")
         let read = try #require(node.get("/v1/records/\(hash)/lifecycle", key: node.apiKey).json)
         #expect(read["state"] == "hidden" && read["events"]?.arrayValue?.count == 3, "\(read)")
-        let audit = try node.cli(["ledger", "verify"] + node.keyArguments)
+        // Hidden, then erased: it stays unresolvable. A deletion request needs no body.
+        let erase = try RawHTTP.request(
+            port: node.port, "POST", "/v1/records/\(hash)/deletion", headers: [("Authorization", "Bearer \(node.apiKey)")], body: [])
+        #expect(erase.status == 202, "\(erase.text)")
+        #expect(try node.cli(["retention", "run", "--database-url", node.conninfo, "--floor-days", "0"]).stdout.contains("erased 1"))
+        #expect(try node.get("/v1/records/\(hash)/lifecycle", key: node.apiKey).json?["state"] == "deleted")
+        #expect(try node.get("/v1/resolve/cer/\(hash)").status == 404)
+        let audit = try node.cli(["ledger", "verify", "--retention-floor-days", "0"] + node.keyArguments)
         #expect(audit.status == 0, "\(audit)")
+    }
+
+    @Test func aProjectWithholdsTheBundlesOfHiddenAndErasedSteps() throws {
+        let node = try TestNode()
+        let project = try TestNode.fixture("test-project-bundle.json")
+        let parsed = try JSONParser.parse(project)
+        let projectHash = try #require(parsed["integrity"]?["projectHash"]?.stringValue)
+        #expect(try node.post("/v1/project-bundle/register?visibility=public", project, key: node.apiKey).status == 200)
+        let steps = try #require(parsed["stepRegistry"]?.arrayValue)
+        let first = try #require(steps[0]["certificateHash"]?.stringValue), second = try #require(steps[1]["certificateHash"]?.stringValue)
+        #expect(try node.get("/api/project-bundles/\(projectHash)").json?["withheldSteps"]?.arrayValue?.isEmpty == true)
+        #expect(try lifecycle(node, first, "hide").json?["state"] == "hidden")
+        #expect(try node.post("/v1/records/\(second)/deletion", json: [:], key: node.apiKey).status == 202)
+        #expect(try node.cli(["retention", "run", "--database-url", node.conninfo, "--floor-days", "0"]).status == 0)
+        let shown = try #require(node.get("/api/project-bundles/\(projectHash)").json)
+        #expect(shown["withheldSteps"]?.arrayValue?.count == 2, "\(shown["withheldSteps"] ?? .null)")
+        let owner = try #require(node.get("/api/project-bundles/\(projectHash)", key: node.apiKey).json)
+        // The owner's own registration is served whole: the erased step's copy inside the project's payload is
+        // the project's to erase (a project-scope request, not built yet; docs/operations.md).
+        #expect(owner["withheldSteps"]?.arrayValue?.isEmpty == true)
     }
 
     @Test func erasureIsDeferredByHoldsAndTheFloorThenDoneWithAuthorityAndEveryProofStillVerifies() throws {
@@ -153,5 +180,46 @@ import Testing
         }
         let audit = try node.cli(["ledger", "verify", "--retention-floor-days", "0"] + node.keyArguments)
         #expect(audit.status == 0 && audit.stdout.contains("40 authorised purges") && !audit.stdout.contains("WARNING"), "\(audit)")
+    }
+
+    /// Files of the node's database (its directory under the cluster's `base/`) that contain `needle`.
+    func filesContaining(_ needle: String, _ node: TestNode) throws -> [String] {
+        try TestDatabase.superuser(node.conninfo, "CHECKPOINT")
+        let directory = try #require(try node.scalar("SELECT setting FROM pg_settings WHERE name = 'data_directory'"))
+        let oid = try #require(try node.scalar("SELECT oid FROM pg_database WHERE datname = current_database()"))
+        let base = directory + "/base/" + oid
+        let bytes = Array(needle.utf8)
+        return try FileManager.default.contentsOfDirectory(atPath: base).filter { name in
+            guard let data = FileManager.default.contents(atPath: base + "/" + name) else { return false }
+            return data.range(of: Data(bytes)) != nil
+        }
+    }
+
+    @Test func anErasedPayloadLeavesTheTableFilesOnceItsPartitionIsRewritten() throws {
+        let node = try TestNode()
+        let canary = "canary-\(UUID().uuidString.lowercased())"
+        let bundle = try freshBundle("canary", output: canary)
+        let hash = try #require(try JSONParser.parse(bundle)["certificateHash"]?.stringValue)
+        #expect(try node.post("/api/attest", bundle, key: node.apiKey).status == 200)
+        #expect(try node.post("/api/attest", try freshBundle("canary-neighbour"), key: node.apiKey).status == 200)
+        let before = try filesContaining(canary, node)
+        #expect(!before.isEmpty, "the canary is on disk before (else this test proves nothing)")
+        #expect(try node.post("/v1/records/\(hash)/deletion", json: [:], key: node.apiKey).status == 202)
+        // This month's partition is open: erased from every query, its rewrite waits for the month's end.
+        let now = try node.cli(["retention", "run", "--database-url", node.conninfo, "--floor-days", "0"])
+        #expect(now.status == 0 && now.stdout.contains("erased 1 records") && now.stdout.contains("open until their month ends"), "\(now)")
+        #expect(try node.scalar("SELECT count(*) FROM ledger_payloads") == "1")
+        // A month later it is closed and rewritten; the bytes are gone from every file of the database.
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        let later = calendar.date(byAdding: .month, value: 1, to: Date())!
+        let formatter = ISO8601DateFormatter()
+        let run = try node.cli(["retention", "run", "--database-url", node.conninfo, "--floor-days", "0", "--now", formatter.string(from: later)])
+        #expect(run.status == 0 && run.stdout.contains("rewrote ledger_payloads_y"), "\(run)")
+        #expect(try filesContaining(canary, node).isEmpty, "the canary's bytes are gone from the table files")
+        #expect(try node.scalar("SELECT count(*) FROM ledger_payloads") == "1", "the neighbour's bundle survives the rewrite")
+        #expect(try node.get("/api/proofs/\(hash)", key: node.apiKey).json?["bundle"] == .null)
+        let audit = try node.cli(["ledger", "verify", "--retention-floor-days", "0"] + node.keyArguments)
+        #expect(audit.status == 0 && audit.stdout.contains("1 authorised purges"), "\(audit)")
     }
 }

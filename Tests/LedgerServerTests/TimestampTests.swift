@@ -138,5 +138,10 @@ import Testing
         #expect(stamps.count == 1 && stamps[0]["scope"] == "record" && stamps[0]["token"]?.stringValue?.isEmpty == false, "\(stamps)")
         let given = try #require(node.get("/v1/provenance/\(hash)", key: node.apiKey).json?["records"]?[0]?["trustedTimestamps"]?.arrayValue)
         #expect(given.filter { $0["scope"] == "record" }.count == 1, "the token given with the attestation is listed once: \(given)")
+        // Erasing a record erases its bundle, not its timestamp tokens: they are over the hash, and still verify.
+        #expect(try node.post("/v1/records/\(hash)/deletion", json: [:], key: node.apiKey).status == 202)
+        #expect(try node.cli(["retention", "run", "--database-url", node.conninfo, "--floor-days", "0"]).stdout.contains("erased 1 records (1 payloads)"))
+        let erased = try node.cli(["ledger", "verify", "--tsa-roots", tsa.rootPath, "--retention-floor-days", "0"] + node.keyArguments)
+        #expect(erased.status == 0 && erased.stdout.contains(", 2 record timestamps"), "\(erased)")
     }
 }

@@ -245,13 +245,18 @@ struct AttestationRoutes: Sendable {
 
     func resolve(_ request: Request, _ context: LedgerRequestContext) async throws -> Response {
         let hash = try RequestReader.certificateHash(context)
-        guard let record = AttestationService.publicRecord(try await attestation.records(certificateHash: hash)) else {
+        let subjectEntries = try await attestation.log.entries(subject: Subject.certificate(hash)).entries
+        guard let record = AttestationService.publicRecord(AttestationService.fold(subjectEntries)),
+            // A record hidden and then deleted stays unresolvable.
+            !(record.lifecycle == .deleted && subjectEntries.contains {
+                $0.type == EventType.cerLifecycleChanged && $0.account == record.entry.account && $0.body["to"] == "deleted" && $0.body["from"] == "hidden"
+            })
+        else {
             throw LedgerServerError(.notFound, "No public record for this certificate hash")
         }
         let bundle = try await attestation.bundle(of: record.entry)
         var body = ResolvedRecord.make(
             entry: record.entry, bundle: bundle, identity: attestation.identity, manifest: attestation.keys.current.manifest)
-        let subjectEntries = try await attestation.log.entries(subject: Subject.certificate(hash)).entries
         let evidence = try await RecordEvidence.collect(log: attestation.log, attestation: record.entry, subjectEntries: subjectEntries)
         if var o = body.objectValue {
             // Its lifecycle: a deleted record answers with its hashes, receipt and proofs, and the purge

@@ -38,7 +38,7 @@ struct LifecycleRoutes: Sendable {
         }
         admin.post("/legal-holds/:id/release") { request, context in
             try context.auth.requireAdmin()
-            let (body, _) = try await reader.object(request)
+            let body = try await optionalObject(request)
             let entry = try await lifecycle.releaseHold(holdId: context.parameters.get("id") ?? "", reason: try Self.reason(body), actor: "admin")
             return JSONResponse.make(body: Self.entryJSON(entry))
         }
@@ -55,6 +55,16 @@ struct LifecycleRoutes: Sendable {
             }
             return JSONResponse.make(body: ["floorDays": .number(Double(floorDays)), "pendingDeletions": .array(pending)])
         }
+    }
+
+    /// A JSON object body, or an empty object when the request has none (no content type, no bytes).
+    func optionalObject(_ request: Request) async throws -> JSONObject {
+        guard request.headers[.contentType] == nil else { return try await reader.object(request).object }
+        let buffer = try await request.body.collect(upTo: 1024)
+        guard buffer.readableBytes == 0 else {
+            throw LedgerServerError(.unsupportedMediaType, "send the body as application/json, or send none")
+        }
+        return JSONObject()
     }
 
     static func reason(_ body: JSONObject) throws -> String? {
@@ -82,7 +92,7 @@ struct LifecycleRoutes: Sendable {
     func requestDeletion(_ request: Request, _ context: LedgerRequestContext) async throws -> Response {
         let principal = try await context.auth.account()
         let hash = try RequestReader.certificateHash(context)
-        let (body, _) = try await reader.object(request)
+        let body = try await optionalObject(request)
         let reason = try Self.reason(body)
         try limiter.requireAdmission(principal.accountId, now: clock(), what: "record changes")
         let (entry, isNew) = try await lifecycle.requestDeletion(certificateHash: hash, account: principal.accountId, reason: reason, actor: "owner")

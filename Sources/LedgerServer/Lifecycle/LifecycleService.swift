@@ -132,7 +132,8 @@ public struct LifecycleService: Sendable {
         body["certificateHash"] = scope == .record ? .string(JSONString(certificateHash!)) : .null
         body["reason"] = reason.map { .string(JSONString($0)) } ?? .null
         body["actor"] = .string(JSONString(actor))
-        var request = AppendRequest(subject: Subject.hold(id), type: EventType.legalHoldApplied, body: .object(body))
+        // The held account's entry: /v1/log/entries shows it to that account and the operator only.
+        var request = AppendRequest(subject: Subject.hold(id), type: EventType.legalHoldApplied, account: account, body: .object(body))
         request.expectedSubjectVersion = Int64(entries.count)
         do {
             return try await log.append(request).entry
@@ -152,7 +153,7 @@ public struct LifecycleService: Sendable {
         body["caseId"] = .string(JSONString(hold.caseId))
         body["reason"] = reason.map { .string(JSONString($0)) } ?? .null
         body["actor"] = .string(JSONString(actor))
-        var request = AppendRequest(subject: Subject.hold(holdId), type: EventType.legalHoldReleased, body: .object(body))
+        var request = AppendRequest(subject: Subject.hold(holdId), type: EventType.legalHoldReleased, account: hold.account, body: .object(body))
         request.expectedSubjectVersion = Int64(entries.count)
         do {
             return try await log.append(request).entry

@@ -19,9 +19,15 @@ public final class RetentionWorker: Sendable {
     public let floorDays: Int
     let batch: Int
     let metrics: ServerMetrics?
+    /// Rewrites closed partitions that held erased payloads (the owner's connection), when given.
+    let maintenance: PayloadMaintenance?
     private let totals = Mutex((erased: 0, deferred: 0, reconciled: 0))
 
-    public init(log: PostgresEventLog, projections: ProjectionRunner, floorDays: Int, batch: Int = 100, metrics: ServerMetrics? = nil) {
+    public init(
+        log: PostgresEventLog, projections: ProjectionRunner, floorDays: Int, batch: Int = 100, metrics: ServerMetrics? = nil,
+        maintenance: PayloadMaintenance? = nil
+    ) {
+        self.maintenance = maintenance
         self.log = log
         self.projections = projections
         self.floorDays = floorDays
@@ -40,6 +46,9 @@ public final class RetentionWorker: Sendable {
         public var deferred = 0
         /// Requests still pending after this run.
         public var pending = 0
+        /// Payload partitions rewritten so that erased bytes left the files, and those still open.
+        public var rewritten: [String] = []
+        public var waiting: [String] = []
     }
 
     /// One run at `now` (epoch ms): reconcile, then the oldest pending requests, at most `batch` of each.
@@ -55,9 +64,9 @@ public final class RetentionWorker: Sendable {
                 """).rows.map { r throws(LedgerStoreError) in (try r.text(0), try r.text(1), try r.int64(2)) }
         }
         if !due.isEmpty {
-            var book = HoldBook()
-            for e in try await LifecycleService(log: log).holdEntries() { book.apply(e) }
             for (hash, account, request) in due {
+                // The holds as they are now, for each record: a hold applied during a long run still counts.
+                let book = try await LifecycleService(log: log).holds()
                 switch try await answer(hash: hash, account: account, request: request, holds: book, now: now) {
                 case .erased(let n):
                     report.erased += 1
@@ -66,6 +75,11 @@ public final class RetentionWorker: Sendable {
                 case .nothing: break
                 }
             }
+        }
+        if let maintenance {
+            let done = try await log.pool.withConnection { _ in try maintenance.run(now: now) }
+            report.rewritten = done.rewritten
+            report.waiting = done.waiting
         }
         report.pending = try await log.pool.withConnection { c in
             Int(try c.query("SELECT count(*) FROM proj_certificate_records WHERE deletion_requested_idx IS NOT NULL").single("pending").int64(0))
@@ -107,8 +121,9 @@ public final class RetentionWorker: Sendable {
             if case .appended = result { return .deferred(isNew: true) }
             return .deferred(isNew: false)
         }
-        // Erase: every payload the account's entries of this record carry.
-        let payloads = entries.filter { $0.account == account && $0.payloadDigest != nil }
+        // Erase: the bundles the account's attestations of this record carry (timestamp tokens and other
+        // evidence are over hashes and stay, so that they still verify).
+        let payloads = entries.filter { $0.account == account && $0.payloadDigest != nil && $0.type == EventType.cerAttested }
         var group: [AppendRequest] = payloads.map { e in
             var body = JSONObject()
             body["certificateHash"] = .string(JSONString(hash))
@@ -135,9 +150,7 @@ public final class RetentionWorker: Sendable {
             subject: subject, type: EventType.deletionCompleted, account: account, body: .object(completed), idempotencyKey: "completed:\(request)"))
         _ = try await log.append(group: group)
         let digests = payloads.compactMap(\.payloadDigest)
-        if !digests.isEmpty {
-            _ = try await log.pool.withConnection { c in try c.execute("DELETE FROM ledger_payloads WHERE digest = ANY(\(byteaArray: digests)::bytea[])") }
-        }
+        try await log.erasePayloads(digests: digests)
         return .erased(digests.count)
     }
 
@@ -146,22 +159,27 @@ public final class RetentionWorker: Sendable {
     public func reconcile() async throws -> Int {
         let batch = self.batch
         return try await log.pool.withConnection { c in
-            try c.execute("""
-                DELETE FROM ledger_payloads WHERE digest IN (
-                    SELECT p.digest FROM ledger_entries e
-                    JOIN ledger_payloads p ON p.digest = decode(e.body::jsonb->>'payloadDigest', 'hex')
-                    WHERE e.type = 'payload.purged' LIMIT \(batch))
-                """)
+            Int(try c.query("""
+                WITH d AS (
+                    DELETE FROM ledger_payloads WHERE digest IN (
+                        SELECT p.digest FROM ledger_entries e
+                        JOIN ledger_payloads p ON p.digest = decode(e.body::jsonb->>'payloadDigest', 'hex')
+                        WHERE e.type = 'payload.purged' LIMIT \(batch))
+                    RETURNING tableoid::regclass::text AS part),
+                     r AS (INSERT INTO ledger_payload_rewrites (partition) SELECT DISTINCT part FROM d ON CONFLICT DO NOTHING)
+                SELECT count(*) FROM d
+                """).single("the reconciliation").int64(0))
         }
     }
 
     public func service(interval: Duration, logger: Logger) -> PeriodicService {
         PeriodicService(every: interval, logger: logger, what: "answer deletion requests", startsAfterInterval: true) {
             let report = try await self.run(now: PostgresEventLog.wallClock())
-            if report.erased + report.deferred + report.reconciled > 0 {
+            if report.erased + report.deferred + report.reconciled + report.rewritten.count > 0 {
                 logger.notice(
                     "retention run", metadata: ["ledger.erased": "\(report.erased)", "ledger.deferred": "\(report.deferred)",
-                        "ledger.reconciled": "\(report.reconciled)", "ledger.pending": "\(report.pending)"])
+                        "ledger.reconciled": "\(report.reconciled)", "ledger.pending": "\(report.pending)",
+                        "ledger.rewritten": "\(report.rewritten.joined(separator: ","))"])
             }
         }
     }
