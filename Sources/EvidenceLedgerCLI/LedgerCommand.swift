@@ -2,6 +2,7 @@ import ArgumentParser
 import CERKit
 import Foundation
 import LedgerCore
+import LedgerProjections
 import LedgerServer
 import LedgerStore
 
@@ -161,8 +162,12 @@ struct LedgerCommand: AsyncParsableCommand {
         @Option(name: .customLong("pool-size"), help: "Database connections.") var poolSize: Int = 4
         @Flag(name: .customLong("print-acks"), help: "Print each acknowledged append.") var printAcks = false
         @Flag(help: "Retry retryable failures (database down) instead of stopping.") var retry = false
-        @Option(help: "load: `load.event`s on run subjects; attestation: public `cer.attested`-shaped events, one certificate each (sha256:<n as 64 hex digits>, account bench, runs of 10 steps).")
+        @Option(help: "load: `load.event`s on run subjects; attestation: public `cer.attested`-shaped events, one certificate each (sha256:<n as 64 hex digits>, account bench, runs of 10 steps); deletion: a `deletion.requested` of each such certificate.")
         var shape: String = "load"
+        @Option(name: .customLong("payload-bytes"), help: "attestation: a payload (bundle) of this many bytes with each event.") var payloadBytes: Int = 0
+        @Option(help: "attestation and deletion: the number of the first certificate.") var first: Int = 0
+        @Flag(name: .customLong("erase-concurrently"), help: "Benchmarks: run the retention worker (floor 0) in this process on the same log while appending, as `serve` does, until no deletion request is pending.")
+        var eraseConcurrently = false
         @Flag(name: .customLong("without-tree"), help: "Benchmarks only: do not store tree nodes (the log's tree is then incomplete).")
         var withoutTree = false
 
@@ -170,7 +175,8 @@ struct LedgerCommand: AsyncParsableCommand {
             if count < 0 || concurrency < 1 || subjects < 1 || bodyBytes < 0 || poolSize < 1 {
                 throw ValidationError("count, concurrency, subjects, body-bytes and pool-size must be positive")
             }
-            guard shape == "load" || shape == "attestation" else { throw ValidationError("--shape is load or attestation") }
+            guard ["load", "attestation", "deletion"].contains(shape) else { throw ValidationError("--shape is load, attestation or deletion") }
+            guard payloadBytes >= 0, payloadBytes <= 1 << 24, first >= 0 else { throw ValidationError("--payload-bytes is 0 to 16777216 and --first is not negative") }
         }
 
         /// The synthetic certificate hash of attestation `n`.
@@ -180,7 +186,7 @@ struct LedgerCommand: AsyncParsableCommand {
         }
 
         /// An event shaped like a public attestation of its own certificate (step n % 10 of run n / 10).
-        static func attestation(_ n: Int, filler: String) -> AppendRequest {
+        static func attestation(_ n: Int, filler: String, payloadBytes: Int = 0) -> AppendRequest {
             let hash = certificateHash(n)
             var run: JSONObject = ["runId": .string(JSONString("load-run-\(n / 10)")), "stepIndex": .number(Double(n % 10)), "workflowId": "load"]
             if n % 10 > 0 { run["prevStepHash"] = .string(JSONString(certificateHash(n - 1))) }
@@ -191,7 +197,16 @@ struct LedgerCommand: AsyncParsableCommand {
                     "protocolVersion": "1.2.0", "executionId": .string(JSONString("load-\(n)")), "visibility": "public",
                     "checks": ["snapshot_hashes", "certificate_hash"], "run": .object(run), "filler": .string(JSONString(filler)),
                 ],
+                payload: payloadBytes > 0 ? Array("bundle \(n) ".utf8) + Array(repeating: 0x62, count: payloadBytes) : nil,
                 idempotencyKey: "bench")
+        }
+
+        /// A deletion request of attestation `n`'s certificate.
+        static func deletion(_ n: Int) -> AppendRequest {
+            let hash = certificateHash(n)
+            return AppendRequest(
+                subject: Subject.certificate(hash), type: EventType.deletionRequested, account: "bench",
+                body: ["certificateHash": .string(JSONString(hash)), "reason": "load", "actor": "bench"], idempotencyKey: "bench")
         }
 
         func run() async throws {
@@ -203,15 +218,28 @@ struct LedgerCommand: AsyncParsableCommand {
             let clock = ContinuousClock()
             let start = clock.now
             let printAcks = self.printAcks, retry = self.retry, subjects = self.subjects, prefix = subjectPrefix
-            let attestations = shape == "attestation"
+            let shape = self.shape, payloadBytes = self.payloadBytes, first = self.first
+            let eraser: Task<(erased: Int, seconds: Double), any Error>? = eraseConcurrently
+                ? Task {
+                    let worker = RetentionWorker(log: log, projections: ProjectionRunner(pool: pool), floorDays: 0, batch: 1000)
+                    var erased = 0
+                    while true {
+                        let report = try await worker.run(now: PostgresEventLog.wallClock())
+                        erased += report.erased
+                        if report.pending == 0 { break }
+                    }
+                    let d = clock.now - start
+                    return (erased, Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18)
+                }
+                : nil
             let latencies = try await withThrowingTaskGroup(of: [Double].self) { group in
                 for worker in 0..<concurrency {
                     group.addTask {
                         var mine: [Double] = []
                         while let n = counter.next() {
-                            let request = attestations
-                                ? Self.attestation(n, filler: filler)
-                                : AppendRequest(
+                            let request = shape == "attestation"
+                                ? Self.attestation(first + n, filler: filler, payloadBytes: payloadBytes)
+                                : shape == "deletion" ? Self.deletion(first + n) : AppendRequest(
                                     subject: Subject.run("\(prefix)-\((n &* 7919 &+ worker) % subjects)"), type: EventType.load,
                                     body: ["n": .number(Double(n)), "worker": .number(Double(worker)), "filler": .string(JSONString(filler))])
                             while true {
@@ -240,6 +268,7 @@ struct LedgerCommand: AsyncParsableCommand {
             }
             let elapsed = clock.now - start
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            let erasure = try await eraser?.value
             let sorted = latencies.sorted()
             func percentile(_ p: Double) -> Double { sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))] }
             let stats = log.statistics
@@ -251,6 +280,8 @@ struct LedgerCommand: AsyncParsableCommand {
                 "batches": .number(Double(stats.batches)), "retryableFailures": .number(Double(counter.failures)),
                 "concurrency": .number(Double(concurrency)), "overlapped": .number(Double(log.writerCounts.overlapped)),
                 "failedAssumptions": .number(Double(log.writerCounts.failedAssumptions)), "careful": .number(Double(log.writerCounts.careful)),
+                "erased": erasure.map { .number(Double($0.erased)) } ?? .null,
+                "eraseSeconds": erasure.map { .number(($0.seconds * 1000).rounded() / 1000) } ?? .null,
             ]
             FileOutput.standardOutput(summary.compactText() + "\n")
         }

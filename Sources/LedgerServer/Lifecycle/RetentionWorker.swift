@@ -63,17 +63,53 @@ public final class RetentionWorker: Sendable {
                 WHERE deletion_requested_idx IS NOT NULL ORDER BY deletion_requested_idx LIMIT \(batch)
                 """).rows.map { r throws(LedgerStoreError) in (try r.text(0), try r.text(1), try r.int64(2)) }
         }
-        if !due.isEmpty {
-            for (hash, account, request) in due {
-                // The holds as they are now, for each record: a hold applied during a long run still counts.
-                let book = try await LifecycleService(log: log).holds()
-                switch try await answer(hash: hash, account: account, request: request, holds: book, now: now) {
-                case .erased(let n):
+        // In chunks: the holds as they are at the chunk's start (a hold applied during a long run counts from
+        // the next chunk), its records answered concurrently (the writer commits their groups together),
+        // then their payloads deleted in one statement.
+        for chunk in stride(from: 0, to: due.count, by: Self.chunk).map({ Array(due[$0..<min($0 + Self.chunk, due.count)]) }) {
+            let appendedBefore = log.statistics.appended
+            let started = ContinuousClock.now
+            let book = try await LifecycleService(log: log).holds()
+            let outcomes = try await withThrowingTaskGroup(of: Outcome.self) { group in
+                var next = chunk.makeIterator()
+                var running = 0
+                var results: [Outcome] = []
+                func add() {
+                    guard let (hash, account, request) = next.next() else { return }
+                    running += 1
+                    group.addTask { try await self.answer(hash: hash, account: account, request: request, holds: book, now: now) }
+                }
+                for _ in 0..<Self.concurrency { add() }
+                while running > 0, let outcome = try await group.next() {
+                    running -= 1
+                    results.append(outcome)
+                    add()
+                }
+                return results
+            }
+            var digests: [[UInt8]] = []
+            for outcome in outcomes {
+                switch outcome {
+                case .erased(let d):
                     report.erased += 1
-                    report.purged += n
+                    report.purged += d.count
+                    digests += d
                 case .deferred(let isNew): if isNew { report.deferred += 1 }
                 case .nothing: break
                 }
+            }
+            try await log.erasePayloads(digests: digests)
+            // Background work yields to appends: when others appended through this process's writer during the
+            // chunk, the worker rests long enough to take at most `backgroundShare` of the time.
+            let own = outcomes.reduce(0) { n, o in
+                switch o {
+                case .erased(let d): return n + d.count + 2
+                case .deferred(let isNew): return n + (isNew ? 1 : 0)
+                case .nothing: return n
+                }
+            }
+            if log.statistics.appended - appendedBefore > own, Self.backgroundShare < 1 {
+                try await Task.sleep(for: (ContinuousClock.now - started) * ((1 - Self.backgroundShare) / Self.backgroundShare))
             }
         }
         if let maintenance {
@@ -81,6 +117,7 @@ public final class RetentionWorker: Sendable {
             report.rewritten = done.rewritten
             report.waiting = done.waiting
         }
+        try await projections.catchUp(only: "certificates", wait: true)
         report.pending = try await log.pool.withConnection { c in
             Int(try c.query("SELECT count(*) FROM proj_certificate_records WHERE deletion_requested_idx IS NOT NULL").single("pending").int64(0))
         }
@@ -94,8 +131,15 @@ public final class RetentionWorker: Sendable {
         return report
     }
 
-    enum Outcome {
-        case erased(Int)
+    /// Records per chunk, and answered at once within one.
+    static let chunk = 256
+    static let concurrency = 16
+    /// The share of the time the worker takes while other appends flow through the same writer.
+    static let backgroundShare = 0.1
+
+    enum Outcome: Sendable {
+        /// Appended the purge group; the payloads to delete once the chunk's groups are in.
+        case erased([[UInt8]])
         case deferred(isNew: Bool)
         case nothing
     }
@@ -149,9 +193,7 @@ public final class RetentionWorker: Sendable {
         group.append(AppendRequest(
             subject: subject, type: EventType.deletionCompleted, account: account, body: .object(completed), idempotencyKey: "completed:\(request)"))
         _ = try await log.append(group: group)
-        let digests = payloads.compactMap(\.payloadDigest)
-        try await log.erasePayloads(digests: digests)
-        return .erased(digests.count)
+        return .erased(payloads.compactMap(\.payloadDigest))
     }
 
     /// Deletes the payloads of purge entries whose bytes are still stored (a kill between the append and
