@@ -16,5 +16,6 @@ public enum LedgerSchema {
         ("0007_create_witnessing", PackageResources._007_create_witnessing_sql),
         ("0008_create_lifecycle", PackageResources._008_create_lifecycle_sql),
         ("0009_partition_payloads", PackageResources._009_partition_payloads_sql),
+        ("0010_retention_policies", PackageResources._010_retention_policies_sql),
     ]
 }

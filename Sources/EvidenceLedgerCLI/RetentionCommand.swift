@@ -10,7 +10,7 @@ import LedgerStore
 struct RetentionCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "retention", abstract: "Answer deletion requests, manage legal holds, show pending retention work.",
-        subcommands: [Run.self, Status.self, Hold.self])
+        subcommands: [Run.self, Status.self, Hold.self, Policy.self])
 
     struct Run: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -18,7 +18,7 @@ struct RetentionCommand: AsyncParsableCommand {
         @OptionGroup var database: DatabaseOptions
         @Option(name: .customLong("floor-days"), help: "The minimum retention floor in days (LEDGER_RETENTION_FLOOR_DAYS, default 90).")
         var floorDays: Int?
-        @Option(help: "The time to decide at, ISO 8601 (default now). The run acts on it: a later time erases what the floor still protects today (the entries keep their real time, so the audit sees it).") var now: String?
+        @Option(help: "Run as if the time were this, ISO 8601 (default now): for tests and drills. The run decides at that time and records its entries at it, so the log says when they claim to have happened; an RFC 3161 timestamp of a later checkpoint shows the real time.") var now: String?
         @Option(help: "Most requests answered in this run (default 1000).") var batch = 1000
 
         func run() async throws {
@@ -31,13 +31,17 @@ struct RetentionCommand: AsyncParsableCommand {
                 at = ms
             }
             let report = try await withMigratedPool(database, connections: 3) { pool in
-                try await RetentionWorker(
-                    log: PostgresEventLog(pool: pool), projections: ProjectionRunner(pool: pool), floorDays: floor, batch: batch,
+                let offset = at - PostgresEventLog.wallClock()
+                return try await RetentionWorker(
+                    log: PostgresEventLog(pool: pool, clock: { PostgresEventLog.wallClock() + offset }), projections: ProjectionRunner(pool: pool),
+                    floorDays: floor, batch: batch,
                     maintenance: PayloadMaintenance(conninfo: pool.configuration.conninfo)
                 ).run(now: at)
             }
             var line = "erased \(report.erased) records (\(report.purged) payloads), deferred \(report.deferred), reconciled \(report.reconciled); "
                 + "\(report.pending) requests pending"
+            let x = report.expiry
+            line += "; policies archived \(x.archived), erased \(x.erased) (\(x.purged) payloads), deferred \(x.deferred), flagged \(x.reviews) for review"
             if !report.rewritten.isEmpty { line += "; rewrote \(report.rewritten.joined(separator: ", "))" }
             if !report.waiting.isEmpty { line += "; open until their month ends: \(report.waiting.joined(separator: ", "))" }
             FileOutput.standardOutput(line + "\n")
@@ -102,6 +106,52 @@ struct RetentionCommand: AsyncParsableCommand {
             try await withMigratedPool(database) { pool in
                 let entry = try await LifecycleService(log: PostgresEventLog(pool: pool)).releaseHold(holdId: id, reason: reason, actor: "operator")
                 FileOutput.standardOutput("hold \(id) released at entry \(entry.index)\n")
+            }
+        }
+    }
+
+    struct Policy: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Set and list retention policies.", subcommands: [PolicySet.self, PolicyList.self])
+    }
+
+    struct PolicySet: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "set", abstract: "Set the retention policy of an account or one of its projects (a ledger event).",
+            discussion: "A locked policy can only be extended; shortening a governance policy needs --reason.")
+        @OptionGroup var database: DatabaseOptions
+        @Option(help: "The account.") var account: String
+        @Option(help: "A project hash of the account (else the whole account).") var project: String?
+        @Option(name: .customLong("class"), help: "short (30 days), standard (1 year), long (10 years) or permanent.") var policyClass: String
+        @Option(name: .customLong("window-days"), help: "The window in days (default: the class's).") var windowDays: Int?
+        @Option(help: "On expiry: archive, delete, review or export-delete.") var action: String
+        @Option(help: "governance (may be shortened, with a reason) or locked (only extended).") var mode = "governance"
+        @Option(help: "Why.") var reason: String?
+
+        func run() async throws {
+            guard let c = RetentionPolicy.Class(rawValue: policyClass) else { throw ValidationError("--class is short, standard, long or permanent") }
+            guard let a = RetentionPolicy.Action(rawValue: action) else { throw ValidationError("--action is archive, delete, review or export-delete") }
+            guard let m = RetentionPolicy.Mode(rawValue: mode) else { throw ValidationError("--mode is governance or locked") }
+            try await withMigratedPool(database) { pool in
+                let (entry, set) = try await LifecycleService(log: PostgresEventLog(pool: pool)).setPolicy(
+                    RetentionPolicy(account: account, project: project, policyClass: c, windowDays: windowDays, action: a, mode: m), reason: reason,
+                    actor: "operator")
+                FileOutput.standardOutput(entry == nil ? "unchanged: the policy is already in force (entry \(set.index))\n" : "policy set at entry \(set.index)\n")
+            }
+        }
+    }
+
+    struct PolicyList: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "List the retention policies in force.")
+        @OptionGroup var database: DatabaseOptions
+
+        func run() async throws {
+            try await withMigratedPool(database) { pool in
+                var out = ""
+                for p in try await LifecycleService(log: PostgresEventLog(pool: pool)).policies().all {
+                    out += "\(p.account)\(p.project.map { " project \($0)" } ?? "")  \(p.policyClass.rawValue) \(p.windowDays.map { "\($0) days" } ?? "permanent")"
+                        + "  then \(p.action.rawValue)  \(p.mode.rawValue)  (entry \(p.index))\n"
+                }
+                FileOutput.standardOutput(out.isEmpty ? "no retention policy is set\n" : out)
             }
         }
     }

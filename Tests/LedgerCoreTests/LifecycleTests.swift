@@ -79,3 +79,69 @@ import Testing
         #expect(r?.deletionRequested == nil, "a deleted record takes no new request")
     }
 }
+
+/// Retention policies: classes, locked versus governance, the narrower scope.
+@Suite struct RetentionPolicyTests {
+    func policy(_ c: RetentionPolicy.Class, _ window: Int? = nil, _ action: RetentionPolicy.Action = .delete, _ mode: RetentionPolicy.Mode = .governance,
+        project: String? = nil, index: Int64 = 1) -> RetentionPolicy
+    {
+        RetentionPolicy(account: "acme", project: project, policyClass: c, windowDays: window, action: action, mode: mode, index: index)
+    }
+
+    @Test func classesHaveTheirWindowsAndPermanentNeverExpires() {
+        #expect(policy(.short).windowDays == 30 && policy(.standard).windowDays == 365 && policy(.long).windowDays == 3650)
+        #expect(policy(.permanent, 10).windowDays == nil, "a permanent policy has no window, whatever is given")
+        let day: Int64 = 86_400_000
+        #expect(!policy(.short).hasExpired(recordedAt: 0, now: 30 * day - 1) && policy(.short).hasExpired(recordedAt: 0, now: 30 * day))
+        #expect(!policy(.permanent).hasExpired(recordedAt: 0, now: Int64.max / 2))
+    }
+
+    @Test func aLockedPolicyIsOnlyExtendedAndShorteningAGovernanceOneNeedsAReason() {
+        let locked = policy(.standard, nil, .delete, .locked)
+        #expect(RetentionPolicy.refusal(replacing: locked, with: policy(.short, nil, .delete, .locked), reason: "please") != nil)
+        #expect(RetentionPolicy.refusal(replacing: locked, with: policy(.long, nil, .delete, .locked), reason: nil) == nil)
+        #expect(RetentionPolicy.refusal(replacing: locked, with: policy(.permanent, nil, .delete, .locked), reason: nil) == nil)
+        #expect(RetentionPolicy.refusal(replacing: locked, with: policy(.long, nil, .delete, .governance), reason: "x") != nil, "no unlocking")
+        #expect(RetentionPolicy.refusal(replacing: locked, with: policy(.long, nil, .archive, .locked), reason: "x") != nil, "no other action")
+        #expect(RetentionPolicy.refusal(replacing: policy(.permanent, nil, .delete, .locked), with: policy(.long, nil, .delete, .locked), reason: "x") != nil)
+        let governance = policy(.standard)
+        #expect(RetentionPolicy.refusal(replacing: governance, with: policy(.short), reason: nil) != nil)
+        #expect(RetentionPolicy.refusal(replacing: governance, with: policy(.short), reason: " ") != nil)
+        #expect(RetentionPolicy.refusal(replacing: governance, with: policy(.short), reason: "contract ended") == nil)
+        #expect(RetentionPolicy.refusal(replacing: governance, with: policy(.long, nil, .archive, .locked), reason: nil) == nil, "locking is allowed")
+        #expect(RetentionPolicy.refusal(replacing: nil, with: policy(.short), reason: nil) == nil)
+    }
+
+    @Test func theNarrowerScopeWinsAndAmongProjectsTheLongestWindow() throws {
+        var book = PolicyBook()
+        func set(_ p: RetentionPolicy, _ index: Int64, reason: String? = nil) throws {
+            var body: JSONObject = [
+                "account": .string(JSONString(p.account)), "class": .string(JSONString(p.policyClass.rawValue)),
+                "action": .string(JSONString(p.action.rawValue)), "mode": .string(JSONString(p.mode.rawValue)),
+            ]
+            body["project"] = p.project.map { .string(JSONString($0)) } ?? .null
+            body["windowDays"] = p.windowDays.map { .number(Double($0)) } ?? .null
+            body["reason"] = reason.map { .string(JSONString($0)) } ?? .null
+            book.apply(try LedgerEntry(
+                index: index, subject: p.subject, subjectIndex: 0, type: EventType.retentionPolicySet, account: p.account, recordedAt: 0,
+                body: .object(body), payloadDigest: nil, prevSubjectLeaf: nil, idempotencyKey: nil))
+        }
+        let p1 = "sha256:" + String(repeating: "1", count: 64), p2 = "sha256:" + String(repeating: "2", count: 64)
+        try set(policy(.short), 1)
+        try set(policy(.standard, project: p1), 2)
+        try set(policy(.long, project: p2), 3)
+        #expect(book.effective(account: "acme", projects: [])?.index == 1)
+        #expect(book.effective(account: "acme", projects: [p1])?.index == 2)
+        #expect(book.effective(account: "acme", projects: [p1, p2])?.index == 3)
+        #expect(book.effective(account: "other", projects: [p1]) == nil)
+        // A locked policy in the log cannot be shortened by a later entry, even one written past the service.
+        try set(policy(.standard, nil, .delete, .locked), 4)
+        try set(policy(.short, nil, .delete, .locked), 5, reason: "sneaky")
+        #expect(book.effective(account: "acme", projects: [])?.index == 4)
+        // An entry whose subject does not match its scope is not a policy.
+        #expect(RetentionPolicy(entry: try LedgerEntry(
+            index: 9, subject: "retention:someone-else", subjectIndex: 0, type: EventType.retentionPolicySet, account: "acme", recordedAt: 0,
+            body: ["account": "acme", "class": "short", "action": "delete", "mode": "governance"], payloadDigest: nil, prevSubjectLeaf: nil,
+            idempotencyKey: nil)) == nil)
+    }
+}

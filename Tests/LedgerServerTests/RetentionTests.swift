@@ -123,9 +123,8 @@ import Testing
         #expect(try node.scalar("SELECT count(*) FROM ledger_payloads") == "2", "nothing erased under a hold")
         #expect(try node.post("/v1/admin/legal-holds/h-42/release", try CanonicalJSON.encode(["reason": "case closed"]), headers: admin).status == 200)
         #expect(try node.post("/v1/admin/legal-holds/h-42/release", try CanonicalJSON.encode([:]), headers: admin).status == 404)
-        // Released and past the floor: erased. (The entries are recorded at the real time, not at --now: this run
-        // states a floor of 0 days, which the audit holds it to.)
-        #expect(try run("2027-06-01T00:00:00Z", 0).contains("erased 1 records (1 payloads)"))
+        // Released and past the floor: erased (the run records its entries at its --now).
+        #expect(try run("2027-06-01T00:00:00Z", 90).contains("erased 1 records (1 payloads)"))
         #expect(try node.scalar("SELECT count(*) FROM ledger_payloads") == "1", "the other record's bundle stays")
         let resolved = try #require(node.get("/v1/resolve/cer/\(hash)").json)
         #expect(resolved["bundle"] == .null && resolved["lifecycle"]?["state"] == "deleted" && resolved["lifecycle"]?["purges"]?.arrayValue?.count == 1)
@@ -136,12 +135,12 @@ import Testing
         let before = try node.cli(["proof", "verify", "--key", logKey, "--proof", proofFile, "--entry", entryFile])
         #expect(before.status == 0, "\(before)")
         let audit = try node.cli(["ledger", "verify"] + node.keyArguments)
-        #expect(audit.status == 1 && audit.stdout.contains("inside the 90-day floor"), "the server's clock is now, not 2027: \(audit)")
-        let lenient = try node.cli(["ledger", "verify", "--retention-floor-days", "0"] + node.keyArguments)
-        #expect(lenient.status == 0 && lenient.stdout.contains("1 authorised purges"), "\(lenient)")
+        #expect(audit.status == 0 && audit.stdout.contains("1 authorised purges"), "\(audit)")
+        let stricter = try node.cli(["ledger", "verify", "--retention-floor-days", "400"] + node.keyArguments)
+        #expect(stricter.status == 1 && stricter.stdout.contains("inside the 400-day floor"), "\(stricter)")
         // A payload deleted behind the ledger's back is named.
         try TestDatabase.superuser(node.conninfo, "DELETE FROM ledger_payloads")
-        let tampered = try node.cli(["ledger", "verify", "--retention-floor-days", "0"] + node.keyArguments)
+        let tampered = try node.cli(["ledger", "verify"] + node.keyArguments)
         #expect(tampered.status == 1 && tampered.stdout.contains("is missing and no payload.purged entry records its erasure"), "\(tampered)")
     }
 
@@ -220,6 +219,55 @@ import Testing
         #expect(try node.scalar("SELECT count(*) FROM ledger_payloads") == "1", "the neighbour's bundle survives the rewrite")
         #expect(try node.get("/api/proofs/\(hash)", key: node.apiKey).json?["bundle"] == .null)
         let audit = try node.cli(["ledger", "verify", "--retention-floor-days", "0"] + node.keyArguments)
+        #expect(audit.status == 0 && audit.stdout.contains("1 authorised purges"), "\(audit)")
+    }
+
+    @Test func policiesExpireRecordsByTheNarrowerScopeAndALockedPolicyOnlyGrows() throws {
+        let node = try TestNode()
+        let admin = [("X-Admin-Secret", node.adminToken)]
+        func setPolicy(_ body: JSONValue) throws -> HTTPResult {
+            try node.post("/v1/admin/retention/policies", try CanonicalJSON.encode(body), headers: admin)
+        }
+        // A project of the account keeps its steps ten years and archives them; the account's other records go after 30 days.
+        let project = try TestNode.fixture("test-project-bundle.json")
+        let parsed = try JSONParser.parse(project)
+        let projectHash = try #require(parsed["integrity"]?["projectHash"]?.stringValue)
+        #expect(try node.post("/v1/project-bundle/register", project, key: node.apiKey).status == 200)
+        let loose = try freshBundle("policy-loose")
+        let looseHash = try #require(try JSONParser.parse(loose)["certificateHash"]?.stringValue)
+        #expect(try node.post("/api/attest", loose, key: node.apiKey).status == 200)
+        #expect(try setPolicy(["account": "alpha", "class": "short", "action": "delete", "mode": "governance"]).status == 201)
+        #expect(try setPolicy(["account": "alpha", "class": "short", "action": "delete", "mode": "governance"]).status == 200, "unchanged")
+        #expect(try setPolicy(["account": "alpha", "project": .string(JSONString(projectHash)), "class": "long", "action": "archive", "mode": "locked"]).status == 201)
+        // Locked: never shortened, never unlocked; a governance policy is shortened only with a reason.
+        let shorten = try setPolicy(["account": "alpha", "project": .string(JSONString(projectHash)), "class": "standard", "action": "archive", "mode": "locked"])
+        #expect(shorten.status == 409 && shorten.text.contains("locked"), "\(shorten.text)")
+        #expect(try setPolicy(["account": "alpha", "project": .string(JSONString(projectHash)), "class": "permanent", "action": "archive", "mode": "governance"]).status == 409)
+        #expect(try setPolicy(["account": "alpha", "class": "short", "windowDays": 20, "action": "delete", "mode": "governance"]).status == 409, "no reason")
+        #expect(try setPolicy(["account": "alpha", "class": "short", "windowDays": 30, "action": "delete", "mode": "governance", "reason": "same"]).status == 200)
+        #expect(try node.get("/v1/admin/retention/policies", headers: admin).json?["policies"]?.arrayValue?.count == 2)
+
+        let run = { (now: String) throws -> String in
+            let r = try node.cli(["retention", "run", "--database-url", node.conninfo, "--now", now])
+            guard r.status == 0 else { throw HTTPFailure(description: "retention run: \(r.stderr)") }
+            return r.stdout
+        }
+        let day = 86_400.0
+        let formatter = ISO8601DateFormatter()
+        // Past 30 days but inside the 90-day floor: deferred.
+        #expect(try run(formatter.string(from: Date().addingTimeInterval(40 * day))).contains("policies archived 0, erased 0 (0 payloads), deferred 1"))
+        // Past the floor: the loose record is erased under the account's policy; the project's steps are not (theirs is ten years).
+        let later = try run(formatter.string(from: Date().addingTimeInterval(100 * day)))
+        #expect(later.contains("policies archived 0, erased 1 (1 payloads)"), "\(later)")
+        #expect(try node.get("/v1/records/\(looseHash)/lifecycle", key: node.apiKey).json?["state"] == "deleted")
+        let step = try #require(parsed["stepRegistry"]?[0]?["certificateHash"]?.stringValue)
+        #expect(try node.get("/v1/records/\(step)/lifecycle", key: node.apiKey).json?["state"] == "active")
+        // Eleven years on, the project's policy archives its steps (once).
+        let decade = try run(formatter.string(from: Date().addingTimeInterval(11 * 365 * day)))
+        #expect(decade.contains("policies archived \(parsed["stepRegistry"]?.arrayValue?.count ?? -1)"), "\(decade)")
+        #expect(try node.get("/v1/records/\(step)/lifecycle", key: node.apiKey).json?["state"] == "archived")
+        #expect(try run(formatter.string(from: Date().addingTimeInterval(11 * 365 * day + day))).contains("policies archived 0"))
+        let audit = try node.cli(["ledger", "verify"] + node.keyArguments)
         #expect(audit.status == 0 && audit.stdout.contains("1 authorised purges"), "\(audit)")
     }
 }

@@ -38,6 +38,10 @@ public enum EventType {
     /// A named legal hold applied to or released from a record or an account (subject `hold:<id>`).
     public static let legalHoldApplied = "legal_hold.applied"
     public static let legalHoldReleased = "legal_hold.released"
+    /// A retention policy set for an account or one of its projects (subject `retention:<account>[:<project>]`).
+    public static let retentionPolicySet = "retention.policy_set"
+    /// A record whose policy expired with the action `review` (or `export-delete`, until exports exist).
+    public static let retentionReviewRequired = "retention.review_required"
     /// Synthetic events of `ledger append-load`.
     public static let load = "load.event"
 }
@@ -52,6 +56,10 @@ public enum Subject {
     public static func key(_ kid: String) -> String { "key:" + kid }
     /// The evidence about one signed checkpoint (timestamps), by its tree size.
     public static func checkpoint(_ size: Int64) -> String { "checkpoint:\(size)" }
+    /// A retention policy's subject: an account's, or one of its projects'.
+    public static func retention(account: String, project: String?) -> String {
+        "retention:" + account + (project.map { ":" + $0 } ?? "")
+    }
     /// A legal hold's subject, by its id.
     public static func hold(_ holdId: String) -> String { "hold:" + holdId }
     /// A synthetic run's subject (`ledger append-load`).

@@ -42,6 +42,30 @@ struct LifecycleRoutes: Sendable {
             let entry = try await lifecycle.releaseHold(holdId: context.parameters.get("id") ?? "", reason: try Self.reason(body), actor: "admin")
             return JSONResponse.make(body: Self.entryJSON(entry))
         }
+        admin.get("/retention/policies") { _, context in
+            try context.auth.requireAdmin()
+            return JSONResponse.make(body: ["policies": .array(try await lifecycle.policies().all.map(Self.json))])
+        }
+        admin.post("/retention/policies") { request, context in
+            try context.auth.requireAdmin()
+            let (body, _) = try await reader.object(request)
+            guard let account = try body.string("account"), !account.isEmpty else { throw LedgerServerError(.invalidRequest, "account is required") }
+            guard let c = RetentionPolicy.Class(rawValue: try body.string("class") ?? "") else {
+                throw LedgerServerError(.invalidField, "class must be short, standard, long or permanent")
+            }
+            guard let action = RetentionPolicy.Action(rawValue: try body.string("action") ?? "") else {
+                throw LedgerServerError(.invalidField, "action must be archive, delete, review or export-delete")
+            }
+            guard let mode = RetentionPolicy.Mode(rawValue: try body.string("mode") ?? "governance") else {
+                throw LedgerServerError(.invalidField, "mode must be governance or locked")
+            }
+            let window = try body.integer("windowDays")
+            if let window, !(1...36_500).contains(window) { throw LedgerServerError(.invalidField, "windowDays is from 1 to 36500") }
+            let policy = RetentionPolicy(
+                account: account, project: try body.string("project"), policyClass: c, windowDays: window.map { Int($0) }, action: action, mode: mode)
+            let (entry, set) = try await lifecycle.setPolicy(policy, reason: try Self.reason(body), actor: "admin")
+            return JSONResponse.make(status: entry == nil ? .ok : .created, body: Self.json(set))
+        }
         admin.get("/retention") { _, context in
             try context.auth.requireAdmin()
             let pending = try await lifecycle.log.pool.withConnection { c in
@@ -128,6 +152,14 @@ struct LifecycleRoutes: Sendable {
         [
             "ledgerIndex": .number(Double(e.index)), "type": .string(JSONString(e.type)),
             "recordedAt": .string(JSONString(Timestamp.iso8601(milliseconds: e.recordedAt))), "body": e.body,
+        ]
+    }
+
+    static func json(_ p: RetentionPolicy) -> JSONValue {
+        [
+            "account": .string(JSONString(p.account)), "project": p.project.map { .string(JSONString($0)) } ?? .null,
+            "class": .string(JSONString(p.policyClass.rawValue)), "windowDays": p.windowDays.map { .number(Double($0)) } ?? .null,
+            "action": .string(JSONString(p.action.rawValue)), "mode": .string(JSONString(p.mode.rawValue)), "ledgerIndex": .number(Double(p.index)),
         ]
     }
 

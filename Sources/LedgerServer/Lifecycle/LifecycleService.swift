@@ -161,4 +161,57 @@ public struct LifecycleService: Sendable {
             throw LedgerServerError(.conflict, "hold \(holdId) changed while it was being released; retry")
         }
     }
+
+    // MARK: Retention policies
+
+    public func policies() async throws -> PolicyBook {
+        let entries = try await log.pool.withConnection { c in
+            try EntryRows.decode(c.query("SELECT \(sql: EntryRows.columns) FROM ledger_entries WHERE type = 'retention.policy_set' ORDER BY idx"))
+        }
+        var book = PolicyBook()
+        for e in entries { book.apply(e) }
+        return book
+    }
+
+    /// Sets the policy of an account or one of its projects. A locked policy is only extended; shortening a
+    /// governance policy needs a reason. Setting the policy in force again appends nothing.
+    public func setPolicy(_ policy: RetentionPolicy, reason: String?, actor: String) async throws -> (entry: LedgerEntry?, policy: RetentionPolicy) {
+        if let project = policy.project, !ProtocolHash.isWellFormed(project) {
+            throw LedgerServerError(.invalidHashFormat, "a project policy names its projectHash (sha256: and 64 lowercase hex digits)")
+        }
+        guard !policy.account.isEmpty, policy.account.utf8.count <= 128 else { throw LedgerServerError(.invalidField, "account is 1 to 128 bytes") }
+        if let w = policy.windowDays, !(1...36_500).contains(w) { throw LedgerServerError(.invalidField, "windowDays is from 1 to 36500") }
+        let entries = try await log.entries(subject: policy.subject).entries
+        var book = PolicyBook()
+        for e in entries { book.apply(e) }
+        let current = book.bySubject[policy.subject]
+        if let current, current.policyClass == policy.policyClass, current.windowDays == policy.windowDays, current.action == policy.action,
+            current.mode == policy.mode
+        {
+            return (nil, current)
+        }
+        if let refusal = RetentionPolicy.refusal(replacing: current, with: policy, reason: reason) {
+            throw LedgerServerError(.conflict, refusal)
+        }
+        var body = JSONObject()
+        body["account"] = .string(JSONString(policy.account))
+        body["project"] = policy.project.map { .string(JSONString($0)) } ?? .null
+        body["class"] = .string(JSONString(policy.policyClass.rawValue))
+        body["windowDays"] = policy.windowDays.map { .number(Double($0)) } ?? .null
+        body["action"] = .string(JSONString(policy.action.rawValue))
+        body["mode"] = .string(JSONString(policy.mode.rawValue))
+        body["reason"] = reason.map { .string(JSONString($0)) } ?? .null
+        body["actor"] = .string(JSONString(actor))
+        body["replaces"] = current.map { .number(Double($0.index)) } ?? .null
+        var request = AppendRequest(subject: policy.subject, type: EventType.retentionPolicySet, account: policy.account, body: .object(body))
+        request.expectedSubjectVersion = Int64(entries.count)
+        do {
+            let entry = try await log.append(request).entry
+            var set = policy
+            set.index = entry.index
+            return (entry, set)
+        } catch AppendRefusal.versionConflict {
+            throw LedgerServerError(.conflict, "the policy changed while it was being set; retry")
+        }
+    }
 }

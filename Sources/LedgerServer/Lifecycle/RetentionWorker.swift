@@ -49,6 +49,8 @@ public final class RetentionWorker: Sendable {
         /// Payload partitions rewritten so that erased bytes left the files, and those still open.
         public var rewritten: [String] = []
         public var waiting: [String] = []
+        /// What expired policies did.
+        public var expiry = Expiry()
     }
 
     /// One run at `now` (epoch ms): reconcile, then the oldest pending requests, at most `batch` of each.
@@ -112,6 +114,7 @@ public final class RetentionWorker: Sendable {
                 try await Task.sleep(for: (ContinuousClock.now - started) * ((1 - Self.backgroundShare) / Self.backgroundShare))
             }
         }
+        report.expiry = try await expire(now: now)
         if let maintenance {
             let done = try await log.pool.withConnection { _ in try maintenance.run(now: now) }
             report.rewritten = done.rewritten
@@ -144,12 +147,43 @@ public final class RetentionWorker: Sendable {
         case nothing
     }
 
+    /// What authorises an erasure: a pending deletion request, or an expired retention policy.
+    enum Authority: Sendable {
+        case request(Int64)
+        case policy(RetentionPolicy)
+
+        var index: Int64 {
+            switch self {
+            case .request(let i): return i
+            case .policy(let p): return p.index
+            }
+        }
+        var type: String {
+            switch self {
+            case .request: return EventType.deletionRequested
+            case .policy: return EventType.retentionPolicySet
+            }
+        }
+        /// The idempotency key's stem, unique per authority and account.
+        func key(_ account: String) -> String {
+            switch self {
+            case .request(let i): return "\(i)"
+            case .policy(let p): return "policy\(p.index):\(account)"
+            }
+        }
+    }
+
     func answer(hash: String, account: String, request: Int64, holds: HoldBook, now: Int64) async throws -> Outcome {
+        try await erase(hash: hash, account: account, authority: .request(request), holds: holds, now: now)
+    }
+
+    func erase(hash: String, account: String, authority: Authority, holds: HoldBook, now: Int64) async throws -> Outcome {
         let subject = Subject.certificate(hash)
         let entries = try await log.entries(subject: subject).entries
         guard let owned = AttestationService.fold(entries).first(where: { $0.entry.account == account }), let record = owned.record,
-            record.deletionRequested == request
-        else { return .nothing }  // answered meanwhile (the read model lags the log)
+            record.lifecycle != .deleted
+        else { return .nothing }
+        if case .request(let request) = authority, record.deletionRequested != request { return .nothing }  // answered meanwhile
         let first = entries.first { $0.index == record.firstIndex }
         let decision = ErasureDecision.decide(
             recordedAt: first?.recordedAt ?? now, now: now, floorDays: floorDays, holds: holds.holding(account: account, certificateHash: hash))
@@ -157,11 +191,15 @@ public final class RetentionWorker: Sendable {
             let kind = holds.holding(account: account, certificateHash: hash).first.map { "hold:\($0.holdId)" } ?? "floor"
             var body = JSONObject()
             body["certificateHash"] = .string(JSONString(hash))
-            body["request"] = .number(Double(request))
+            switch authority {
+            case .request(let i): body["request"] = .number(Double(i))
+            case .policy(let p): body["policy"] = .number(Double(p.index))
+            }
             body["reason"] = .string(JSONString(reason))
             body["until"] = until.map { .string(JSONString(Timestamp.iso8601(milliseconds: $0))) } ?? .null
             let result = try await log.append(AppendRequest(
-                subject: subject, type: EventType.deletionDeferred, account: account, body: .object(body), idempotencyKey: "deferred:\(request):\(kind)"))
+                subject: subject, type: EventType.deletionDeferred, account: account, body: .object(body),
+                idempotencyKey: "deferred:\(authority.key(account)):\(kind)"))
             if case .appended = result { return .deferred(isNew: true) }
             return .deferred(isNew: false)
         }
@@ -173,7 +211,7 @@ public final class RetentionWorker: Sendable {
             body["certificateHash"] = .string(JSONString(hash))
             body["entryIndex"] = .number(Double(e.index))
             body["payloadDigest"] = .string(JSONString(Hex.encode(e.payloadDigest!)))
-            body["authority"] = ["type": .string(JSONString(EventType.deletionRequested)), "index": .number(Double(request))]
+            body["authority"] = ["type": .string(JSONString(authority.type)), "index": .number(Double(authority.index))]
             body["floorDays"] = .number(Double(floorDays))
             return AppendRequest(subject: subject, type: EventType.payloadPurged, account: account, body: .object(body), idempotencyKey: "purge:\(e.index)")
         }
@@ -182,18 +220,119 @@ public final class RetentionWorker: Sendable {
         changed["from"] = .string(JSONString(record.lifecycle.rawValue))
         changed["to"] = "deleted"
         changed["action"] = "delete"
-        changed["reason"] = .string(JSONString("deletion request at entry \(request)"))
+        switch authority {
+        case .request(let i): changed["reason"] = .string(JSONString("deletion request at entry \(i)"))
+        case .policy(let p): changed["reason"] = .string(JSONString("retention policy at entry \(p.index) expired"))
+        }
+        changed["authority"] = ["type": .string(JSONString(authority.type)), "index": .number(Double(authority.index))]
         changed["actor"] = "retention-worker"
         group.append(AppendRequest(
             subject: subject, type: EventType.cerLifecycleChanged, account: account, body: .object(changed), idempotencyKey: "deleted:\(account)"))
-        var completed = JSONObject()
-        completed["certificateHash"] = .string(JSONString(hash))
-        completed["request"] = .number(Double(request))
-        completed["purgedEntries"] = .array(payloads.map { .number(Double($0.index)) })
-        group.append(AppendRequest(
-            subject: subject, type: EventType.deletionCompleted, account: account, body: .object(completed), idempotencyKey: "completed:\(request)"))
+        if case .request(let request) = authority {
+            var completed = JSONObject()
+            completed["certificateHash"] = .string(JSONString(hash))
+            completed["request"] = .number(Double(request))
+            completed["purgedEntries"] = .array(payloads.map { .number(Double($0.index)) })
+            group.append(AppendRequest(
+                subject: subject, type: EventType.deletionCompleted, account: account, body: .object(completed), idempotencyKey: "completed:\(request)"))
+        }
         _ = try await log.append(group: group)
         return .erased(payloads.compactMap(\.payloadDigest))
+    }
+
+    // MARK: Expiry
+
+    public struct Expiry: Sendable, Equatable {
+        public var archived = 0
+        public var erased = 0
+        public var purged = 0
+        public var deferred = 0
+        public var reviews = 0
+    }
+
+    /// Applies every policy in force: records of its scope whose window has elapsed are archived, erased
+    /// (holds and the floor still defer it) or flagged for review, once each. Pages through each policy's
+    /// candidates (oldest first, `batch` at a time, at most `maxPages` pages a run).
+    public func expire(now: Int64, maxPages: Int = 20) async throws -> Expiry {
+        let book = try await LifecycleService(log: log).policies()
+        var expiry = Expiry()
+        for policy in book.all {
+            guard let window = policy.windowDays else { continue }
+            let cutoff = now - Int64(window) * 86_400_000
+            let ownProjects = book.all.filter { $0.account == policy.account && $0.project != nil }.compactMap(\.project)
+            var cursor: Int64 = -1
+            for _ in 0..<maxPages {
+                let batch = self.batch, after = cursor
+                let page = try await log.pool.withConnection { c in
+                    try c.query("""
+                        SELECT r.certificate_hash, r.first_idx, r.lifecycle,
+                               ARRAY(SELECT l.ref FROM proj_certificate_links l WHERE l.certificate_hash = r.certificate_hash AND l.kind = 'project')
+                        FROM proj_certificate_records r JOIN ledger_entries e ON e.idx = r.first_idx
+                        WHERE r.account = \(policy.account) AND r.lifecycle <> 'deleted' AND r.deletion_requested_idx IS NULL
+                          AND e.recorded_at < to_timestamp(\(cutoff)::bigint / 1000.0) AND r.first_idx > \(after)
+                          AND (\(policy.project ?? "")::text = '' OR EXISTS (SELECT 1 FROM proj_certificate_links l
+                               WHERE l.certificate_hash = r.certificate_hash AND l.kind = 'project' AND l.ref = \(policy.project ?? "")))
+                          AND (\(policy.project == nil ? "account" : "project")::text = 'project' OR NOT EXISTS (SELECT 1 FROM proj_certificate_links l
+                               WHERE l.certificate_hash = r.certificate_hash AND l.kind = 'project' AND l.ref = ANY(\(textArray: ownProjects)::text[])))
+                        ORDER BY r.first_idx LIMIT \(batch)
+                        """).rows.map { r throws(LedgerStoreError) -> (String, Int64, String, [String]) in
+                        let projects = (r[3] ?? "{}").trimmingCharacters(in: CharacterSet(charactersIn: "{}")).split(separator: ",").map(String.init)
+                        return (try r.text(0), try r.int64(1), try r.text(2), projects)
+                    }
+                }
+                guard let last = page.last else { break }
+                cursor = last.1
+                let holds = try await LifecycleService(log: log).holds()
+                var digests: [[UInt8]] = []
+                for (hash, _, lifecycle, projects) in page {
+                    // The narrower scope wins; among several projects, the one that keeps records longest.
+                    guard book.effective(account: policy.account, projects: projects)?.index == policy.index else { continue }
+                    switch policy.action {
+                    case .archive:
+                        guard lifecycle == LifecycleState.active.rawValue else { continue }
+                        if try await archive(hash: hash, account: policy.account, policy: policy) { expiry.archived += 1 }
+                    case .delete:
+                        switch try await erase(hash: hash, account: policy.account, authority: .policy(policy), holds: holds, now: now) {
+                        case .erased(let d):
+                            expiry.erased += 1
+                            expiry.purged += d.count
+                            digests += d
+                        case .deferred(let isNew): if isNew { expiry.deferred += 1 }
+                        case .nothing: break
+                        }
+                    case .review, .exportThenDelete:
+                        var body = JSONObject()
+                        body["certificateHash"] = .string(JSONString(hash))
+                        body["policy"] = .number(Double(policy.index))
+                        body["action"] = .string(JSONString(policy.action.rawValue))
+                        let result = try await log.append(AppendRequest(
+                            subject: Subject.certificate(hash), type: EventType.retentionReviewRequired, account: policy.account, body: .object(body),
+                            idempotencyKey: "review:\(policy.index):\(policy.account)"))
+                        if case .appended = result { expiry.reviews += 1 }
+                    }
+                }
+                try await log.erasePayloads(digests: digests)
+                if page.count < batch { break }
+            }
+        }
+        return expiry
+    }
+
+    /// Archives an active record whose policy expired (once per policy).
+    func archive(hash: String, account: String, policy: RetentionPolicy) async throws -> Bool {
+        var body = JSONObject()
+        body["certificateHash"] = .string(JSONString(hash))
+        body["from"] = "active"
+        body["to"] = "archived"
+        body["action"] = "archive"
+        body["reason"] = .string(JSONString("retention policy at entry \(policy.index) expired"))
+        body["authority"] = ["type": .string(JSONString(EventType.retentionPolicySet)), "index": .number(Double(policy.index))]
+        body["actor"] = "retention-worker"
+        let result = try await log.append(AppendRequest(
+            subject: Subject.certificate(hash), type: EventType.cerLifecycleChanged, account: account, body: .object(body),
+            idempotencyKey: "expired:\(policy.index):\(account)"))
+        if case .appended = result { return true }
+        return false
     }
 
     /// Deletes the payloads of purge entries whose bytes are still stored (a kill between the append and

@@ -199,11 +199,45 @@ public enum LedgerVerifier {
             }
             var authorised = true
             let authority = e.body["authority"]?["index"]?.numberValue.flatMap { Int64(exactly: $0) }
-            if let authority, let request = try await log.entry(index: authority), request.type == EventType.deletionRequested,
-                request.subject == e.subject, request.account == account, request.index < e.index
+            let firstTime = try await log.pool.withConnection { c in
+                try c.query("""
+                    SELECT (extract(epoch from min(recorded_at)) * 1000)::bigint FROM ledger_entries WHERE subject = \(e.subject) AND account = \(account)
+                    """).rows.first?.optionalInt64(0)
+            }
+            var source: LedgerEntry? = nil
+            if let authority { source = try await log.entry(index: authority) }
+            if let request = source, request.type == EventType.deletionRequested, request.subject == e.subject, request.account == account,
+                request.index < e.index
             {
+            } else if let set = source, let policy = RetentionPolicy(entry: set), set.index < e.index {
+                // An expired policy: the record's account's (or one of its projects'), in force when the purge
+                // was appended, with the action delete, and the record older than its window.
+                let inForce = try await log.pool.withConnection { c in
+                    try c.query("""
+                        SELECT max(idx) FROM ledger_entries WHERE subject = \(set.subject) AND type = 'retention.policy_set' AND idx < \(e.index)
+                        """).rows.first?.optionalInt64(0)
+                }
+                var inScope = policy.account == account
+                if inScope, let project = policy.project {
+                    let registrations = try await log.entries(subject: Subject.project(project)).entries
+                    inScope = false
+                    for r in registrations where r.type == EventType.projectRegistered && r.account == account {
+                        let steps: [JSONValue] = r.body["steps"]?.arrayValue ?? []
+                        if steps.contains(where: { (step: JSONValue) -> Bool in step["certificateHash"]?.stringValue == hash }) { inScope = true }
+                    }
+                }
+                if !inScope || policy.action != RetentionPolicy.Action.delete || inForce != set.index {
+                    problem("the purge of entry \(target) names a retention policy that did not cover it, did not delete, or was no longer in force")
+                    authorised = false
+                } else if let window = policy.windowDays, let firstTime, e.recordedAt - firstTime < Int64(window) * 86_400_000 {
+                    problem("entry \(target)'s payload was purged before its retention window of \(window) days had elapsed")
+                    authorised = false
+                } else if policy.windowDays == nil {
+                    problem("entry \(target)'s payload was purged under a permanent policy")
+                    authorised = false
+                }
             } else {
-                problem("the purge of entry \(target) has no earlier deletion request of the same record and account as its authority")
+                problem("the purge of entry \(target) has no earlier deletion request or retention policy of the same record and account as its authority")
                 authorised = false
             }
             if let hold = holds.holding(account: account, certificateHash: hash).first {
@@ -211,11 +245,6 @@ public enum LedgerVerifier {
                 authorised = false
             }
             let stated = e.body["floorDays"]?.numberValue.flatMap { Int(exactly: $0) } ?? 0
-            let firstTime = try await log.pool.withConnection { c in
-                try c.query("""
-                    SELECT (extract(epoch from min(recorded_at)) * 1000)::bigint FROM ledger_entries WHERE subject = \(e.subject) AND account = \(account)
-                    """).rows.first?.optionalInt64(0)
-            }
             let floor = Int64(max(floorDays, stated)) * 86_400_000
             if let firstTime, e.recordedAt - firstTime < floor {
                 problem("entry \(target)'s payload was purged \((e.recordedAt - firstTime) / 86_400_000) days after the record began, inside the \(max(floorDays, stated))-day floor")
