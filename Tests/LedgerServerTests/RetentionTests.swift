@@ -111,6 +111,10 @@ import Testing
         #expect(try run("2026-12-03T00:00:00Z", 90).contains("deferred 1"))
         #expect(try run("2026-12-04T00:00:00Z", 90).contains("deferred 0"))
         #expect(try node.scalar("SELECT count(*) FROM ledger_entries WHERE type = 'deletion.deferred'") == "1")
+        // Another process (the worker above) appended to the record: the server's writer must not decide a
+        // version conflict from the subject head it remembers (found by the model test: every retry was refused).
+        #expect(try lifecycle(node, hash, "archive").status == 200)
+        #expect(try lifecycle(node, hash, "restore").status == 200)
         // A legal hold defers it past the floor.
         let admin = [("X-Admin-Secret", node.adminToken)]
         let hold = try node.post(

@@ -211,11 +211,17 @@ final class BatchWriter: @unchecked Sendable {
     }
 
     /// The view this writer expects, when it is enough for the batch: the size is known (and the tree
-    /// at it), and every expected subject version is of a subject whose head is known or claims the
-    /// subject is new (a unique index then verifies that).
+    /// at it), and every expected subject version is of a subject whose head is known and not behind it,
+    /// or claims the subject is new (a unique index then verifies that). A remembered head behind the
+    /// expected version is stale (another process appended to the subject): deciding a version conflict
+    /// from it would refuse every retry, so such a batch reads the heads under the lock instead.
     private func optimisticView(for requests: [AppendRequest]) -> LogView? {
         guard let size, !maintainsTree || frontier?.size == size else { return nil }
-        guard requests.allSatisfy({ r in r.expectedSubjectVersion == nil || r.expectedSubjectVersion == 0 || heads[r.subject] != nil }) else {
+        guard requests.allSatisfy({ r in
+            guard let expected = r.expectedSubjectVersion, expected != 0 else { return true }
+            guard let head = heads[r.subject] else { return false }
+            return head.count >= expected
+        }) else {
             return nil
         }
         // Only this batch's subjects: the planner copies its map, and the writer's may be large.
