@@ -103,10 +103,13 @@ public final class ServerMetrics: Sendable {
     }
 
     /// The retention worker's pending deletion requests and what it did since start.
-    func retention(pending: Int, erased: Int, deferred: Int, reconciled: Int) {
+    func retention(pending: Int, erased: Int, deferred: Int, reconciled: Int, archived: Int, reviews: Int) {
+        registry.makeGauge(name: "ledger_retention_records_archived", help: "Records archived by expired retention policies since start").set(Double(archived))
+        registry.makeGauge(name: "ledger_retention_reviews_required", help: "Records flagged for review by expired retention policies since start")
+            .set(Double(reviews))
         registry.makeGauge(name: "ledger_retention_deletions_pending", help: "Deletion requests not answered yet").set(Double(pending))
-        registry.makeGauge(name: "ledger_retention_records_erased", help: "Records erased by the retention worker since start").set(Double(erased))
-        registry.makeGauge(name: "ledger_retention_deletions_deferred", help: "Deletion requests deferred (a hold, the floor) since start").set(Double(deferred))
+        registry.makeGauge(name: "ledger_retention_records_erased", help: "Records erased by the retention worker (requests and expired policies) since start").set(Double(erased))
+        registry.makeGauge(name: "ledger_retention_deletions_deferred", help: "Erasures deferred (a hold, the floor) since start").set(Double(deferred))
         registry.makeGauge(name: "ledger_retention_payloads_reconciled", help: "Purged payloads deleted on reconciliation since start").set(Double(reconciled))
     }
 

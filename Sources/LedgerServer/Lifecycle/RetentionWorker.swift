@@ -21,7 +21,7 @@ public final class RetentionWorker: Sendable {
     let metrics: ServerMetrics?
     /// Rewrites closed partitions that held erased payloads (the owner's connection), when given.
     let maintenance: PayloadMaintenance?
-    private let totals = Mutex((erased: 0, deferred: 0, reconciled: 0))
+    private let totals = Mutex((erased: 0, deferred: 0, reconciled: 0, archived: 0, reviews: 0))
 
     public init(
         log: PostgresEventLog, projections: ProjectionRunner, floorDays: Int, batch: Int = 100, metrics: ServerMetrics? = nil,
@@ -125,12 +125,14 @@ public final class RetentionWorker: Sendable {
             Int(try c.query("SELECT count(*) FROM proj_certificate_records WHERE deletion_requested_idx IS NOT NULL").single("pending").int64(0))
         }
         let t = totals.withLock { t in
-            t.erased += report.erased
-            t.deferred += report.deferred
+            t.erased += report.erased + report.expiry.erased
+            t.deferred += report.deferred + report.expiry.deferred
+            t.archived += report.expiry.archived
+            t.reviews += report.expiry.reviews
             t.reconciled += report.reconciled
             return t
         }
-        metrics?.retention(pending: report.pending, erased: t.erased, deferred: t.deferred, reconciled: t.reconciled)
+        metrics?.retention(pending: report.pending, erased: t.erased, deferred: t.deferred, reconciled: t.reconciled, archived: t.archived, reviews: t.reviews)
         return report
     }
 
