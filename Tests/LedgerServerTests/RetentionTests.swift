@@ -10,13 +10,6 @@ import Testing
 /// erasure; holds and the floor defer it; the worker erases with authority; every proof still verifies
 /// and the audit accounts for every missing payload.
 @Suite(.blockingIO) struct RetentionTests {
-    func eventually<T>(_ what: String, _ body: () throws -> T?) throws -> T {
-        for _ in 0..<160 {
-            if let v = try body() { return v }
-            usleep(125_000)
-        }
-        throw HTTPFailure(description: "timed out waiting for \(what)")
-    }
 
     func write(_ node: TestNode, _ name: String, _ bytes: [UInt8]) throws -> String {
         let path = node.directory.appendingPathComponent(name).path

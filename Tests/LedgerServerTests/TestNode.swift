@@ -165,3 +165,13 @@ func package(cer: JSONValue, response: JSONValue) -> JSONValue {
         "verificationEnvelopeSignature": response["verificationEnvelopeSignature"] ?? .null,
     ]
 }
+
+/// Polls `body` every 125 ms until it returns a value (servers sign checkpoints, stamp and witness in the
+/// background), failing after `seconds`.
+func eventually<T>(_ what: String, seconds: Int = 20, _ body: () throws -> T?) throws -> T {
+    for _ in 0..<(seconds * 8) {
+        if let v = try body() { return v }
+        usleep(125_000)
+    }
+    throw HTTPFailure(description: "timed out waiting for \(what)")
+}

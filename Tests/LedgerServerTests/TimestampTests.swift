@@ -6,13 +6,6 @@ import Testing
 
 /// Per-checkpoint RFC 3161 timestamps from a real authority (`openssl ts -reply` behind HTTP on loopback).
 @Suite(.blockingIO) struct TimestampTests {
-    func eventually<T>(_ what: String, seconds: Int = 15, _ body: () throws -> T?) throws -> T {
-        for _ in 0..<(seconds * 8) {
-            if let v = try body() { return v }
-            usleep(125_000)
-        }
-        throw HTTPFailure(description: "timed out waiting for \(what)")
-    }
 
     func stamps(_ node: TestNode) throws -> Int { Int(try node.scalar("SELECT count(*) FROM ledger_entries WHERE type = 'checkpoint.timestamped'") ?? "0") ?? 0 }
 

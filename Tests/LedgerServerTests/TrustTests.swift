@@ -9,14 +9,6 @@ import Testing
 /// Trust that does not rest on the database: key events count only when authorised, checkpoints only
 /// with a key valid for them, and the log's growth is remembered outside the database.
 @Suite(.blockingIO) struct TrustTests {
-    /// Polls until `body` returns a value.
-    func eventually<T>(_ what: String, _ body: () throws -> T?) throws -> T {
-        for _ in 0..<80 {
-            if let v = try body() { return v }
-            usleep(125_000)
-        }
-        throw HTTPFailure(description: "timed out waiting for \(what)")
-    }
 
     /// Appends `request` the way someone holding only the database credentials can: straight through the
     /// store, as the application role.

@@ -19,14 +19,6 @@ import LedgerTesting
         return (origin, try raw.map { try NoteVerifier(parsing: $0) }, raw)
     }
 
-    /// Polls until `body` returns a value (the checkpointer runs every second in these tests).
-    func eventually<T>(_ what: String, _ body: () throws -> T?) throws -> T {
-        for _ in 0..<80 {
-            if let v = try body() { return v }
-            usleep(125_000)
-        }
-        throw HTTPFailure(description: "timed out waiting for \(what)")
-    }
 
     func write(_ node: TestNode, _ name: String, _ bytes: [UInt8]) throws -> String {
         let path = node.directory.appendingPathComponent(name).path

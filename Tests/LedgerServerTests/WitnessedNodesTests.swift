@@ -8,13 +8,6 @@ import Testing
 /// Two nodes, each the other's witness (each operator runs `witness serve` for the other's log), and a
 /// node that anchors its checkpoints in the other.
 @Suite(.blockingIO) struct WitnessedNodesTests {
-    func eventually<T>(_ what: String, seconds: Int = 20, _ body: () throws -> T?) throws -> T {
-        for _ in 0..<(seconds * 8) {
-            if let v = try body() { return v }
-            usleep(125_000)
-        }
-        throw HTTPFailure(description: "timed out waiting for \(what)")
-    }
 
     func logKey(_ node: TestNode) throws -> String {
         try #require(node.get("/v1/log").json?["verifierKeys"]?[0]?["verifierKey"]?.stringValue)

@@ -102,37 +102,28 @@ public struct CertificateRecord: Sendable, Equatable {
             }
             return r
         case EventType.cerVisibilityChanged:
-            guard var r = record, let v = e.visibility else { return record }
-            r.visibility = v
-            r.events += 1
-            r.lastIndex = e.index
-            return r
+            guard let v = e.visibility else { return record }
+            return record?.counting(e) { $0.visibility = v }
         case EventType.cerLifecycleChanged:
-            guard var r = record, let to = e.lifecycle.flatMap(LifecycleState.init(rawValue:)), r.lifecycle != .deleted else { return record }
-            r.lifecycle = to
-            r.events += 1
-            r.lastIndex = e.index
-            return r
+            guard let to = e.lifecycle.flatMap(LifecycleState.init(rawValue:)), record?.lifecycle != .deleted else { return record }
+            return record?.counting(e) { $0.lifecycle = to }
         case EventType.payloadPurged:
-            guard var r = record else { return record }
-            r.purged = true
-            r.events += 1
-            r.lastIndex = e.index
-            return r
+            return record?.counting(e) { $0.purged = true }
         case EventType.deletionRequested:
-            guard var r = record else { return record }
-            if r.lifecycle != .deleted, r.deletionRequested == nil { r.deletionRequested = e.index }
-            r.events += 1
-            r.lastIndex = e.index
-            return r
+            return record?.counting(e) { r in if r.lifecycle != .deleted, r.deletionRequested == nil { r.deletionRequested = e.index } }
         case EventType.deletionCompleted:
-            guard var r = record else { return record }
-            r.deletionRequested = nil
-            r.events += 1
-            r.lastIndex = e.index
-            return r
+            return record?.counting(e) { $0.deletionRequested = nil }
         default:
             return record
         }
+    }
+
+    /// The record after `change`, with `e` counted as one of its events.
+    func counting(_ e: Event, _ change: (inout CertificateRecord) -> Void) -> CertificateRecord {
+        var r = self
+        change(&r)
+        r.events += 1
+        r.lastIndex = e.index
+        return r
     }
 }
