@@ -21,12 +21,13 @@ ALTER TABLE ledger_payloads_default SET (toast_tuple_target = 8160);
 -- owner (migrations, maintenance), never by the application role.
 CREATE FUNCTION ledger_payload_partition(day date) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
-    first date := date_trunc('month', day)::date;
+    first date := date_trunc('month', day::timestamp)::date;
     name text := format('ledger_payloads_y%sm%s', to_char(first, 'YYYY'), to_char(first, 'MM'));
 BEGIN
     IF to_regclass(name) IS NULL THEN
+        -- Months in UTC, whatever the session's time zone (the maintenance decides in UTC which have ended).
         EXECUTE format('CREATE TABLE %I PARTITION OF ledger_payloads FOR VALUES FROM (%L) TO (%L)',
-            name, first::timestamptz, (first + interval '1 month')::timestamptz);
+            name, first::timestamp AT TIME ZONE 'UTC', (first + interval '1 month')::timestamp AT TIME ZONE 'UTC');
         EXECUTE format('ALTER TABLE %I SET (toast_tuple_target = 8160)', name);
     END IF;
     RETURN name;
@@ -34,11 +35,11 @@ END;
 $$;
 REVOKE ALL ON FUNCTION ledger_payload_partition(date) FROM PUBLIC;
 
-SELECT ledger_payload_partition(current_date);
-SELECT ledger_payload_partition((current_date + interval '1 month')::date);
+SELECT ledger_payload_partition((now() AT TIME ZONE 'UTC')::date);
+SELECT ledger_payload_partition((now() AT TIME ZONE 'UTC' + interval '1 month')::date);
 -- Older rows: a partition for each month they were stored in, then the rows.
 SELECT ledger_payload_partition(m::date)
-FROM (SELECT DISTINCT date_trunc('month', stored_at) AS m FROM ledger_payloads_unpartitioned) months;
+FROM (SELECT DISTINCT date_trunc('month', stored_at AT TIME ZONE 'UTC') AS m FROM ledger_payloads_unpartitioned) months;
 INSERT INTO ledger_payloads (digest, salt, content, stored_at) SELECT digest, salt, content, stored_at FROM ledger_payloads_unpartitioned;
 DROP TABLE ledger_payloads_unpartitioned;
 
@@ -51,4 +52,5 @@ CREATE TABLE ledger_payload_rewrites (
     requested_at timestamptz NOT NULL DEFAULT now()
 );
 REVOKE ALL ON ledger_payload_rewrites FROM PUBLIC;
-GRANT SELECT, INSERT ON ledger_payload_rewrites TO ledger_app;
+-- An erasure refreshes its partition's request time, so one that lands during a rewrite is not lost.
+GRANT SELECT, INSERT, UPDATE ON ledger_payload_rewrites TO ledger_app;

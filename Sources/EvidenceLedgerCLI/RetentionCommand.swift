@@ -44,6 +44,7 @@ struct RetentionCommand: AsyncParsableCommand {
             line += "; policies archived \(x.archived), erased \(x.erased) (\(x.purged) payloads), deferred \(x.deferred), flagged \(x.reviews) for review"
             if !report.rewritten.isEmpty { line += "; rewrote \(report.rewritten.joined(separator: ", "))" }
             if !report.waiting.isEmpty { line += "; open until their month ends: \(report.waiting.joined(separator: ", "))" }
+            if let problem = report.maintenanceProblem { line += "; the partition rewrite failed: \(problem)" }
             FileOutput.standardOutput(line + "\n")
         }
     }

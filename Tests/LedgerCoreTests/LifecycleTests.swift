@@ -108,6 +108,9 @@ import Testing
         #expect(RetentionPolicy.refusal(replacing: governance, with: policy(.short), reason: nil) != nil)
         #expect(RetentionPolicy.refusal(replacing: governance, with: policy(.short), reason: " ") != nil)
         #expect(RetentionPolicy.refusal(replacing: governance, with: policy(.short), reason: "contract ended") == nil)
+        let archiving = policy(.standard, nil, .archive)
+        #expect(RetentionPolicy.refusal(replacing: archiving, with: policy(.standard, nil, .delete), reason: nil) != nil, "making it delete is sensitive")
+        #expect(RetentionPolicy.refusal(replacing: archiving, with: policy(.standard, nil, .delete), reason: "agreed") == nil)
         #expect(RetentionPolicy.refusal(replacing: governance, with: policy(.long, nil, .archive, .locked), reason: nil) == nil, "locking is allowed")
         #expect(RetentionPolicy.refusal(replacing: nil, with: policy(.short), reason: nil) == nil)
     }

@@ -65,8 +65,11 @@ import Testing
         let first = try #require(steps[0]["certificateHash"]?.stringValue), second = try #require(steps[1]["certificateHash"]?.stringValue)
         #expect(try node.get("/api/project-bundles/\(projectHash)").json?["withheldSteps"]?.arrayValue?.isEmpty == true)
         #expect(try lifecycle(node, first, "hide").json?["state"] == "hidden")
+        let stored = "SELECT count(*) FROM ledger_entries e JOIN ledger_payloads p ON p.digest = e.payload_digest WHERE e.subject = 'cer:\(second)'"
+        #expect(try node.scalar(stored) == "1", "a step registered through the project has its bundle stored")
         #expect(try node.post("/v1/records/\(second)/deletion", json: [:], key: node.apiKey).status == 202)
         #expect(try node.cli(["retention", "run", "--database-url", node.conninfo, "--floor-days", "0"]).status == 0)
+        #expect(try node.scalar(stored) == "0", "and erased with its record")
         let shown = try #require(node.get("/api/project-bundles/\(projectHash)").json)
         #expect(shown["withheldSteps"]?.arrayValue?.count == 2, "\(shown["withheldSteps"] ?? .null)")
         let owner = try #require(node.get("/api/project-bundles/\(projectHash)", key: node.apiKey).json)

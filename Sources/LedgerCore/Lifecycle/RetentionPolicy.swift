@@ -73,8 +73,8 @@ public struct RetentionPolicy: Sendable, Equatable {
             if new.action != old.action { return "the policy is locked: its expiry action stays \(old.action.rawValue)" }
             return nil
         }
-        if shorter && (reason ?? "").allSatisfy(\.isWhitespace) {
-            return "shortening a governance policy is a sensitive action: give a reason"
+        if (shorter || (new.action == .delete && old.action != .delete)) && (reason ?? "").allSatisfy(\.isWhitespace) {
+            return "shortening a governance policy, or making it delete, is a sensitive action: give a reason"
         }
         return nil
     }
@@ -101,7 +101,7 @@ public struct PolicyBook: Sendable, Equatable {
     public mutating func apply(_ entry: LedgerEntry) {
         guard let policy = RetentionPolicy(entry: entry) else { return }
         // A change a locked policy refuses cannot have been appended by the service; if one is in the log
-        // anyway it is ignored (and the audit names it).
+        // anyway it is ignored here (the worker never acts on it).
         if RetentionPolicy.refusal(replacing: bySubject[policy.subject], with: policy, reason: entry.body["reason"]?.stringValue) != nil { return }
         bySubject[policy.subject] = policy
     }

@@ -176,8 +176,14 @@ public struct LifecycleService: Sendable {
     /// Sets the policy of an account or one of its projects. A locked policy is only extended; shortening a
     /// governance policy needs a reason. Setting the policy in force again appends nothing.
     public func setPolicy(_ policy: RetentionPolicy, reason: String?, actor: String) async throws -> (entry: LedgerEntry?, policy: RetentionPolicy) {
-        if let project = policy.project, !ProtocolHash.isWellFormed(project) {
-            throw LedgerServerError(.invalidHashFormat, "a project policy names its projectHash (sha256: and 64 lowercase hex digits)")
+        if let project = policy.project {
+            guard ProtocolHash.isWellFormed(project) else {
+                throw LedgerServerError(.invalidHashFormat, "a project policy names its projectHash (sha256: and 64 lowercase hex digits)")
+            }
+            let registrations = try await log.entries(subject: Subject.project(project)).entries
+            guard registrations.contains(where: { $0.type == EventType.projectRegistered && $0.account == policy.account }) else {
+                throw LedgerServerError(.notFound, "account \(policy.account.prefix(128)) has registered no project \(project)")
+            }
         }
         guard !policy.account.isEmpty, policy.account.utf8.count <= 128 else { throw LedgerServerError(.invalidField, "account is 1 to 128 bytes") }
         if let w = policy.windowDays, !(1...36_500).contains(w) { throw LedgerServerError(.invalidField, "windowDays is from 1 to 36500") }

@@ -51,13 +51,17 @@ public final class RetentionWorker: Sendable {
         public var waiting: [String] = []
         /// What expired policies did.
         public var expiry = Expiry()
+        /// Why the partition maintenance failed this run, if it did.
+        public var maintenanceProblem: String?
     }
 
     /// One run at `now` (epoch ms): reconcile, then the oldest pending requests, at most `batch` of each.
     public func run(now: Int64) async throws -> Report {
         var report = Report()
         report.reconciled = try await reconcile()
+        // The read models the work is found from (records, and projects for the project scopes), at the head.
         try await projections.catchUp(only: "certificates", wait: true)
+        try await projections.catchUp(only: "projects", wait: true)
         let batch = self.batch
         let due = try await log.pool.withConnection { c in
             try c.query("""
@@ -116,9 +120,14 @@ public final class RetentionWorker: Sendable {
         }
         report.expiry = try await expire(now: now)
         if let maintenance {
-            let done = try await log.pool.withConnection { _ in try maintenance.run(now: now) }
-            report.rewritten = done.rewritten
-            report.waiting = done.waiting
+            // The rewrite needs the login role (it owns the tables); its failure leaves the erasures done and is reported.
+            do {
+                let done = try await log.pool.withConnection { _ in try maintenance.run(now: now) }
+                report.rewritten = done.rewritten
+                report.waiting = done.waiting
+            } catch {
+                report.maintenanceProblem = "\(error)"
+            }
         }
         try await projections.catchUp(only: "certificates", wait: true)
         report.pending = try await log.pool.withConnection { c in
@@ -207,7 +216,7 @@ public final class RetentionWorker: Sendable {
         }
         // Erase: the bundles the account's attestations of this record carry (timestamp tokens and other
         // evidence are over hashes and stay, so that they still verify).
-        let payloads = entries.filter { $0.account == account && $0.payloadDigest != nil && $0.type == EventType.cerAttested }
+        let payloads = entries.filter { $0.account == account && $0.payloadDigest != nil && $0.type != EventType.cerTimestamped }
         var group: [AppendRequest] = payloads.map { e in
             var body = JSONObject()
             body["certificateHash"] = .string(JSONString(hash))
@@ -268,13 +277,18 @@ public final class RetentionWorker: Sendable {
                 let page = try await log.pool.withConnection { c in
                     try c.query("""
                         SELECT r.certificate_hash, r.first_idx, r.lifecycle,
-                               ARRAY(SELECT l.ref FROM proj_certificate_links l WHERE l.certificate_hash = r.certificate_hash AND l.kind = 'project')
+                               ARRAY(SELECT l.ref FROM proj_certificate_links l JOIN proj_projects p ON p.project_hash = l.ref AND p.account = r.account
+                                     WHERE l.certificate_hash = r.certificate_hash AND l.kind = 'project')
                         FROM proj_certificate_records r JOIN ledger_entries e ON e.idx = r.first_idx
                         WHERE r.account = \(policy.account) AND r.lifecycle <> 'deleted' AND r.deletion_requested_idx IS NULL
                           AND e.recorded_at < to_timestamp(\(cutoff)::bigint / 1000.0) AND r.first_idx > \(after)
                           AND (\(policy.project ?? "")::text = '' OR EXISTS (SELECT 1 FROM proj_certificate_links l
+                               JOIN proj_projects p ON p.project_hash = l.ref AND p.account = r.account
                                WHERE l.certificate_hash = r.certificate_hash AND l.kind = 'project' AND l.ref = \(policy.project ?? "")))
+                          AND NOT EXISTS (SELECT 1 FROM ledger_entries x WHERE x.subject = 'cer:' || r.certificate_hash
+                               AND x.type = 'retention.review_required' AND x.idempotency_key = \("review:\(policy.index):\(policy.account)"))
                           AND (\(policy.project == nil ? "account" : "project")::text = 'project' OR NOT EXISTS (SELECT 1 FROM proj_certificate_links l
+                               JOIN proj_projects p ON p.project_hash = l.ref AND p.account = r.account
                                WHERE l.certificate_hash = r.certificate_hash AND l.kind = 'project' AND l.ref = ANY(\(textArray: ownProjects)::text[])))
                         ORDER BY r.first_idx LIMIT \(batch)
                         """).rows.map { r throws(LedgerStoreError) -> (String, Int64, String, [String]) in
@@ -322,6 +336,9 @@ public final class RetentionWorker: Sendable {
 
     /// Archives an active record whose policy expired (once per policy).
     func archive(hash: String, account: String, policy: RetentionPolicy) async throws -> Bool {
+        // Decided on the log as it is now, not on the read model: an owner may have hidden it meanwhile.
+        let entries = try await log.entries(subject: Subject.certificate(hash)).entries
+        guard AttestationService.fold(entries).first(where: { $0.entry.account == account })?.lifecycle == .active else { return false }
         var body = JSONObject()
         body["certificateHash"] = .string(JSONString(hash))
         body["from"] = "active"
@@ -330,10 +347,15 @@ public final class RetentionWorker: Sendable {
         body["reason"] = .string(JSONString("retention policy at entry \(policy.index) expired"))
         body["authority"] = ["type": .string(JSONString(EventType.retentionPolicySet)), "index": .number(Double(policy.index))]
         body["actor"] = "retention-worker"
-        let result = try await log.append(AppendRequest(
+        var request = AppendRequest(
             subject: Subject.certificate(hash), type: EventType.cerLifecycleChanged, account: account, body: .object(body),
-            idempotencyKey: "expired:\(policy.index):\(account)"))
-        if case .appended = result { return true }
+            idempotencyKey: "expired:\(policy.index):\(account)")
+        request.expectedSubjectVersion = Int64(entries.count)
+        do {
+            if case .appended = try await log.append(request) { return true }
+        } catch AppendRefusal.versionConflict {
+            // The record changed since it was read: the next run decides again.
+        }
         return false
     }
 
@@ -349,7 +371,8 @@ public final class RetentionWorker: Sendable {
                         JOIN ledger_payloads p ON p.digest = decode(e.body::jsonb->>'payloadDigest', 'hex')
                         WHERE e.type = 'payload.purged' LIMIT \(batch))
                     RETURNING tableoid::regclass::text AS part),
-                     r AS (INSERT INTO ledger_payload_rewrites (partition) SELECT DISTINCT part FROM d ON CONFLICT DO NOTHING)
+                     r AS (INSERT INTO ledger_payload_rewrites (partition) SELECT DISTINCT part FROM d
+                           ON CONFLICT (partition) DO UPDATE SET requested_at = clock_timestamp())
                 SELECT count(*) FROM d
                 """).single("the reconciliation").int64(0))
         }
@@ -358,11 +381,17 @@ public final class RetentionWorker: Sendable {
     public func service(interval: Duration, logger: Logger) -> PeriodicService {
         PeriodicService(every: interval, logger: logger, what: "answer deletion requests", startsAfterInterval: true) {
             let report = try await self.run(now: PostgresEventLog.wallClock())
-            if report.erased + report.deferred + report.reconciled + report.rewritten.count > 0 {
+            if report.erased + report.deferred + report.reconciled + report.rewritten.count + report.expiry.archived + report.expiry.erased
+                + report.expiry.reviews > 0
+            {
                 logger.notice(
                     "retention run", metadata: ["ledger.erased": "\(report.erased)", "ledger.deferred": "\(report.deferred)",
                         "ledger.reconciled": "\(report.reconciled)", "ledger.pending": "\(report.pending)",
-                        "ledger.rewritten": "\(report.rewritten.joined(separator: ","))"])
+                        "ledger.rewritten": "\(report.rewritten.joined(separator: ","))", "ledger.archived": "\(report.expiry.archived)",
+                        "ledger.expired": "\(report.expiry.erased)", "ledger.reviews": "\(report.expiry.reviews)"])
+            }
+            if let problem = report.maintenanceProblem {
+                logger.error("could not rewrite the partitions of erased payloads", metadata: ["ledger.problem": "\(problem)"])
             }
         }
     }

@@ -10,7 +10,8 @@ extension PostgresEventLog {
         return try await pool.withConnection { c in
             Int(try c.query("""
                 WITH d AS (DELETE FROM ledger_payloads WHERE digest = ANY(\(byteaArray: digests)::bytea[]) RETURNING tableoid::regclass::text AS part),
-                     r AS (INSERT INTO ledger_payload_rewrites (partition) SELECT DISTINCT part FROM d ON CONFLICT DO NOTHING)
+                     r AS (INSERT INTO ledger_payload_rewrites (partition) SELECT DISTINCT part FROM d
+                           ON CONFLICT (partition) DO UPDATE SET requested_at = clock_timestamp())
                 SELECT count(*) FROM d
                 """).single("the erasure").int64(0))
         }
