@@ -54,6 +54,10 @@ public struct CertificateRecord: Sendable, Equatable {
     public var purged = false
     /// The pending `deletion.requested` entry, until a `deletion.completed` answers it.
     public var deletionRequested: Int64?
+    /// Deleted while hidden: it stays out of public answers (the live fold's; not a read-model column).
+    public var hiddenWhenDeleted = false
+    /// Whether the public resolver and anonymous provenance may show it (visibility aside).
+    public var isPubliclyResolvable: Bool { lifecycle != .hidden && !hiddenWhenDeleted }
 
     public init(
         recordIndex: Int64, hasBundle: Bool, visibility: String, state: State, bundleType: String?, executionId: String?, firstIndex: Int64,
@@ -106,7 +110,10 @@ public struct CertificateRecord: Sendable, Equatable {
             return record?.counting(e) { $0.visibility = v }
         case EventType.cerLifecycleChanged:
             guard let to = e.lifecycle.flatMap(LifecycleState.init(rawValue:)), record?.lifecycle != .deleted else { return record }
-            return record?.counting(e) { $0.lifecycle = to }
+            return record?.counting(e) { r in
+                if to == .deleted, r.lifecycle == .hidden { r.hiddenWhenDeleted = true }
+                r.lifecycle = to
+            }
         case EventType.payloadPurged:
             return record?.counting(e) { $0.purged = true }
         case EventType.deletionRequested:

@@ -72,14 +72,24 @@ public struct NoteSigner: Sendable {
     }
 
     public init(parsing skey: String) throws(SignedNoteError) {
+        let parsed = try Self.privateKey(skey, type: NoteVerifier.ed25519, noun: "signer")
+        try self.init(name: parsed.name, key: parsed.key)
+        guard Hex.encode(verifier.keyId) == parsed.keyIdHex else { throw SignedNoteError("the key ID does not match the key") }
+    }
+
+    /// Reads Go's private key text `PRIVATE+KEY+<name>+<key id>+<base64(type || seed)>` for a key of `type`
+    /// (the caller checks the key ID against its verifier, whose key ID depends on the type).
+    static func privateKey(_ skey: String, type: UInt8, noun: String) throws(SignedNoteError)
+        -> (name: String, keyIdHex: String, key: Ed25519SigningKey)
+    {
         let parts = skey.split(separator: "+", maxSplits: 4, omittingEmptySubsequences: false).map(String.init)
         guard parts.count == 5, parts[0] == "PRIVATE", parts[1] == "KEY" else {
-            throw SignedNoteError("a signer key is PRIVATE+KEY+<name>+<key id>+<key>")
+            throw SignedNoteError("a \(noun) key is PRIVATE+KEY+<name>+<key id>+<key>")
         }
-        guard let raw = strictBase64(parts[4]), raw.count == 33, raw[0] == NoteVerifier.ed25519, let key = Ed25519SigningKey(seed: Array(raw[1...]))
-        else { throw SignedNoteError("the signer key is not base64 of 0x01 and a 32-byte Ed25519 seed") }
-        try self.init(name: parts[2], key: key)
-        guard Hex.encode(verifier.keyId) == parts[3] else { throw SignedNoteError("the key ID does not match the key") }
+        guard let raw = strictBase64(parts[4]), raw.count == 33, raw[0] == type, let key = Ed25519SigningKey(seed: Array(raw[1...])) else {
+            throw SignedNoteError("the \(noun) key is not base64 of 0x\(Hex.encode([type])) and a 32-byte Ed25519 seed")
+        }
+        return (parts[2], parts[3], key)
     }
 }
 

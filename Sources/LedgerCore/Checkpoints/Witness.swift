@@ -16,15 +16,9 @@ public struct CosignatureSigner: Sendable {
 
     /// Parses `PRIVATE+KEY+<name>+<key id>+<base64(0x04 || seed)>` (the key ID is the cosignature verifier's).
     public init(parsing skey: String) throws(SignedNoteError) {
-        let parts = skey.split(separator: "+", maxSplits: 4, omittingEmptySubsequences: false).map(String.init)
-        guard parts.count == 5, parts[0] == "PRIVATE", parts[1] == "KEY" else {
-            throw SignedNoteError("a witness key is PRIVATE+KEY+<name>+<key id>+<key>")
-        }
-        guard let raw = strictBase64(parts[4]), raw.count == 33, raw[0] == NoteVerifier.cosignatureV1,
-            let key = Ed25519SigningKey(seed: Array(raw[1...]))
-        else { throw SignedNoteError("the witness key is not base64 of 0x04 and a 32-byte Ed25519 seed") }
-        try self.init(name: parts[2], key: key)
-        guard Hex.encode(verifier.keyId) == parts[3] else { throw SignedNoteError("the witness key ID does not match the key") }
+        let parsed = try NoteSigner.privateKey(skey, type: NoteVerifier.cosignatureV1, noun: "witness")
+        try self.init(name: parsed.name, key: parsed.key)
+        guard Hex.encode(verifier.keyId) == parsed.keyIdHex else { throw SignedNoteError("the witness key ID does not match the key") }
     }
 
     /// The private key in the format `init(parsing:)` reads.

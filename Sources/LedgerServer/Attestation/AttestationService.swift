@@ -286,6 +286,8 @@ public struct AttestationService: Sendable {
         /// The folded record (lifecycle state, purge, pending deletion).
         public var record: CertificateRecord? = nil
         public var lifecycle: LifecycleState { record?.lifecycle ?? .active }
+        /// Public and publicly resolvable: not hidden, nor deleted while hidden.
+        public var isPublic: Bool { visibility == .public && (record?.isPubliclyResolvable ?? true) }
     }
 
     /// Every account's record of a certificate: its attestation (the bundle-bearing one when an account
@@ -303,7 +305,7 @@ public struct AttestationService: Sendable {
     /// or a later bundle whose uncovered members differ, never stands in for the first bundle-bearing record.
     static func publicRecord(_ records: [AccountRecord]) -> AccountRecord? {
         // A hidden record is not publicly resolvable; a deleted one still is, by its hashes, without its bundle.
-        let candidates = records.filter { $0.visibility == .public && $0.entry.type == attested && $0.lifecycle != .hidden }
+        let candidates = records.filter { $0.isPublic && $0.entry.type == attested }
         return candidates.filter { $0.entry.payloadDigest != nil }.min { $0.entry.index < $1.entry.index }
             ?? candidates.min { $0.entry.index < $1.entry.index }
     }

@@ -1,8 +1,4 @@
 public import CERKit
-public import Foundation
-#if canImport(FoundationNetworking)
-    import FoundationNetworking
-#endif
 
 /// An RFC 3161 client: asks each configured timestamp authority in order (HTTP POST of a DER
 /// `TimeStampReq`, `application/timestamp-query`) for a token over a SHA-256 imprint, and accepts a token
@@ -50,23 +46,12 @@ public struct TimestampClient: Sendable {
         throw Unavailable(attempts: attempts)
     }
 
-    struct HTTPFailure: Error, CustomStringConvertible {
-        var description: String
-    }
-
     func request(_ url: String, body: [UInt8]) async throws -> [UInt8] {
-        guard let target = URL(string: url) else { throw HTTPFailure(description: "not a URL") }
-        var request = URLRequest(url: target)
-        request.httpMethod = "POST"
-        request.setValue("application/timestamp-query", forHTTPHeaderField: "Content-Type")
-        request.setValue("application/timestamp-reply", forHTTPHeaderField: "Accept")
-        request.httpBody = Data(body)
-        request.timeoutInterval = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
-        let (data, response) = try await URLSession.shared.data(for: request)
-        guard let http = response as? HTTPURLResponse else { throw HTTPFailure(description: "no HTTP response") }
-        guard http.statusCode == 200 else { throw HTTPFailure(description: "HTTP \(http.statusCode)") }
-        guard data.count <= 1 << 20 else { throw HTTPFailure(description: "the reply is over 1 MiB") }
-        return [UInt8](data)
+        let reply = try await OutboundHTTP.send(
+            "POST", url, body: body, headers: [("Content-Type", "application/timestamp-query"), ("Accept", "application/timestamp-reply")],
+            timeout: timeout)
+        guard reply.status == 200 else { throw OutboundHTTP.Failure(description: "HTTP \(reply.status)") }
+        return reply.body
     }
 
     /// A DER `TimeStampReq` (RFC 3161 §2.4.1): version 1, the SHA-256 imprint, certReq TRUE (the TSA's

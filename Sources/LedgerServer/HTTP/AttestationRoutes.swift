@@ -246,12 +246,7 @@ struct AttestationRoutes: Sendable {
     func resolve(_ request: Request, _ context: LedgerRequestContext) async throws -> Response {
         let hash = try RequestReader.certificateHash(context)
         let subjectEntries = try await attestation.log.entries(subject: Subject.certificate(hash)).entries
-        guard let record = AttestationService.publicRecord(AttestationService.fold(subjectEntries)),
-            // A record hidden and then deleted stays unresolvable.
-            !(record.lifecycle == .deleted && subjectEntries.contains {
-                $0.type == EventType.cerLifecycleChanged && $0.account == record.entry.account && $0.body["to"] == "deleted" && $0.body["from"] == "hidden"
-            })
-        else {
+        guard let record = AttestationService.publicRecord(AttestationService.fold(subjectEntries)) else {
             throw LedgerServerError(.notFound, "No public record for this certificate hash")
         }
         let bundle = try await attestation.bundle(of: record.entry)

@@ -138,7 +138,7 @@ struct LifecycleRoutes: Sendable {
             EventType.cerLifecycleChanged, EventType.deletionRequested, EventType.deletionDeferred, EventType.deletionCompleted, EventType.payloadPurged,
         ]
         let events = entries.filter { $0.account == principal.accountId && kinds.contains($0.type) }
-        let holds = try await lifecycle.holds().holding(account: principal.accountId, certificateHash: hash)
+        let holds = try await lifecycle.holds(account: principal.accountId).holding(account: principal.accountId, certificateHash: hash)
         return JSONResponse.make(body: [
             "certificateHash": .string(JSONString(hash)), "state": .string(JSONString(owned.lifecycle.rawValue)),
             "purged": .bool(owned.record?.purged ?? false),

@@ -50,8 +50,7 @@ struct ProjectionRoutes: Sendable {
             let p = try await queries.provenance(certificateHash: hash)
             let records = AttestationService.fold(p.entries)
             // A hidden record is its owner's alone, whatever its visibility.
-            let visible = Set(records.filter { $0.visibility == .public && $0.lifecycle != .hidden || $0.entry.account == principal?.accountId }
-                .compactMap(\.entry.account))
+            let visible = Set(records.filter { $0.isPublic || $0.entry.account == principal?.accountId }.compactMap(\.entry.account))
             let allShown = p.entries.filter { e in e.account.map(visible.contains) ?? true }
             guard !allShown.isEmpty else { throw LedgerServerError(.notFound, "No record visible to this caller for this certificate hash") }
             let page = Array(allShown.lazy.filter { $0.index > Int64(after) }.prefix(limit))

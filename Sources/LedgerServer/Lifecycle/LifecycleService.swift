@@ -92,18 +92,26 @@ public struct LifecycleService: Sendable {
 
     // MARK: Legal holds
 
-    /// Every hold entry, in log order.
-    public func holdEntries() async throws -> [LedgerEntry] {
+    /// Every hold entry, in log order; with `account`, only that account's (hold entries name the held
+    /// account, and the account index finds them without reading anyone else's).
+    public func holdEntries(account: String? = nil) async throws -> [LedgerEntry] {
         try await log.pool.withConnection { c in
-            try EntryRows.decode(c.query("""
+            if let account {
+                return try EntryRows.decode(c.query("""
+                    SELECT \(sql: EntryRows.columns) FROM ledger_entries
+                    WHERE account = \(account) AND type IN ('legal_hold.applied', 'legal_hold.released') ORDER BY idx
+                    """))
+            }
+            return try EntryRows.decode(c.query("""
                 SELECT \(sql: EntryRows.columns) FROM ledger_entries WHERE type IN ('legal_hold.applied', 'legal_hold.released') ORDER BY idx
                 """))
         }
     }
 
-    public func holds() async throws -> HoldBook {
+    /// The holds in force (of one account, or of all).
+    public func holds(account: String? = nil) async throws -> HoldBook {
         var book = HoldBook()
-        for e in try await holdEntries() { book.apply(e) }
+        for e in try await holdEntries(account: account) { book.apply(e) }
         return book
     }
 

@@ -174,9 +174,10 @@ public final class PostgresEventLog: Sendable {
         }
     }
 
-    /// Deletes a payload and its salt; the entry, its leaf and every proof stay valid.
+    /// Deletes a payload and its salt (recording its partition for a rewrite, as every erasure does); the
+    /// entry, its leaf and every proof stay valid.
     @discardableResult
     public func deletePayload(digest: [UInt8]) async throws -> Bool {
-        try await pool.withConnection { c in try c.execute("DELETE FROM ledger_payloads WHERE digest = \(digest)") == 1 }
+        try await erasePayloads(digests: [digest]) == 1
     }
 }
