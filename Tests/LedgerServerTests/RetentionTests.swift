@@ -183,7 +183,9 @@ import Testing
 
     /// Files of the node's database (its directory under the cluster's `base/`) that contain `needle`.
     func filesContaining(_ needle: String, _ node: TestNode) throws -> [String] {
-        try TestDatabase.superuser(node.conninfo, "CHECKPOINT")
+        // A CHECKPOINT flushes the whole test cluster, which every suite is writing to at once: on a slow
+        // disk it took over 30 s in CI, so it gets five minutes.
+        try TestDatabase.superuser(node.conninfo, "CHECKPOINT", timeoutMilliseconds: 300_000)
         let directory = try #require(try node.scalar("SELECT setting FROM pg_settings WHERE name = 'data_directory'"))
         let oid = try #require(try node.scalar("SELECT oid FROM pg_database WHERE datname = current_database()"))
         let base = directory + "/base/" + oid

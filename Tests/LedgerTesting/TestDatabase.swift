@@ -30,9 +30,9 @@ public enum TestDatabase {
         return conninfo
     }
 
-    /// Runs SQL as the login (superuser) role, outside the application role.
-    public static func superuser(_ conninfo: String, _ sql: String) throws {
-        let c = try PostgresConnection(conninfo: conninfo, statementTimeoutMilliseconds: 30_000, role: nil)
+    /// Runs SQL as the login (superuser) role, outside the application role, within `timeoutMilliseconds`.
+    public static func superuser(_ conninfo: String, _ sql: String, timeoutMilliseconds: Int = 30_000) throws {
+        let c = try PostgresConnection(conninfo: conninfo, statementTimeoutMilliseconds: timeoutMilliseconds, role: nil)
         defer { c.close() }
         try c.executeScript(sql)
     }
