@@ -38,7 +38,8 @@ struct RetentionCommand: AsyncParsableCommand {
                     maintenance: PayloadMaintenance(conninfo: pool.configuration.conninfo)
                 ).run(now: at)
             }
-            var line = "erased \(report.erased) records (\(report.purged) payloads), deferred \(report.deferred), reconciled \(report.reconciled); "
+            var line = "erased \(report.erased) records (\(report.purged) payloads), deferred \(report.deferred), denied \(report.denied), "
+                + "reconciled \(report.reconciled); "
                 + "\(report.pending) requests pending"
             let x = report.expiry
             line += "; policies archived \(x.archived), erased \(x.erased) (\(x.purged) payloads), deferred \(x.deferred), flagged \(x.reviews) for review"
@@ -50,7 +51,8 @@ struct RetentionCommand: AsyncParsableCommand {
     }
 
     struct Status: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Show pending deletion requests and the legal holds in force.")
+        static let configuration = CommandConfiguration(
+            abstract: "Show pending deletion requests, the legal holds in force, records flagged for review and what expires when.")
         @OptionGroup var database: DatabaseOptions
 
         func run() async throws {
@@ -67,7 +69,21 @@ struct RetentionCommand: AsyncParsableCommand {
                 var out = "pending deletion requests: \(pending.count)\n" + pending.map { "  \($0)\n" }.joined()
                 out += "legal holds in force: \(holds.count)\n"
                 for h in holds {
-                    out += "  \(h.holdId)  case \(h.caseId)  \(h.scope.rawValue) of \(h.account)\(h.certificateHash.map { " \($0)" } ?? "")\n"
+                    out += "  \(h.holdId)  case \(h.caseId)  \(h.scope.rawValue) of \(h.account)\((h.certificateHash ?? h.target).map { " \($0)" } ?? "")\n"
+                }
+                let reviews = try await pool.withConnection { c in
+                    try c.query("""
+                        SELECT e.account, substr(e.subject, 5), e.idx FROM ledger_entries e
+                        JOIN proj_certificate_records r ON 'cer:' || r.certificate_hash = e.subject AND r.account = e.account AND r.lifecycle <> 'deleted'
+                        WHERE e.type = 'retention.review_required' ORDER BY e.idx LIMIT 1000
+                        """).rows.map { r throws(LedgerStoreError) in "\(r[0] ?? "")  \(try r.text(1))  flagged at entry \(try r.int64(2))" }
+                }
+                out += "records flagged for review: \(reviews.count)\n" + reviews.map { "  \($0)\n" }.joined()
+                let expiring = try await LifecycleService(log: log).expiring(now: PostgresEventLog.wallClock())
+                out += "retention policies: \(expiring.count)\n"
+                for x in expiring {
+                    out += "  \(PolicyList.describe(x.policy)): \(x.expired) records past the window"
+                        + (x.nextExpiry.map { ", the next expires \(Timestamp.iso8601(milliseconds: $0))" } ?? "") + "\n"
                 }
                 FileOutput.standardOutput(out)
             }
@@ -79,18 +95,25 @@ struct RetentionCommand: AsyncParsableCommand {
     }
 
     struct Apply: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Apply a legal hold to a record or to everything of an account (a ledger event).")
+        static let configuration = CommandConfiguration(
+            abstract: "Apply a legal hold to a record, a run, a project or everything of an account (a ledger event).")
         @OptionGroup var database: DatabaseOptions
         @Option(name: .customLong("case"), help: "The case id the hold is for.") var caseId: String
         @Option(help: "The account whose records are held.") var account: String
-        @Option(name: .customLong("certificate-hash"), help: "Hold only this record (else everything of the account).") var certificateHash: String?
+        @Option(name: .customLong("certificate-hash"), help: "Hold only this record.") var certificateHash: String?
+        @Option(help: "Hold the records of this run of the account.") var run: String?
+        @Option(help: "Hold the records of this project (hash) of the account.") var project: String?
         @Option(help: "The hold's id (default: a new UUID).") var id: String?
         @Option(help: "Why.") var reason: String?
 
         func run() async throws {
+            guard [certificateHash, run, project].compactMap({ $0 }).count <= 1 else {
+                throw ValidationError("name at most one of --certificate-hash, --run and --project (none: the whole account)")
+            }
+            let scope: LegalHold.Scope = certificateHash != nil ? .record : run != nil ? .run : project != nil ? .project : .account
             try await withMigratedPool(database) { pool in
                 let entry = try await LifecycleService(log: PostgresEventLog(pool: pool)).applyHold(
-                    holdId: id, caseId: caseId, scope: certificateHash == nil ? .account : .record, account: account, certificateHash: certificateHash,
+                    holdId: id, caseId: caseId, scope: scope, account: account, certificateHash: certificateHash, target: run ?? project,
                     reason: reason, actor: "operator")
                 FileOutput.standardOutput("hold \(entry.body["holdId"]?.stringValue ?? "") applied at entry \(entry.index)\n")
             }
@@ -121,7 +144,9 @@ struct RetentionCommand: AsyncParsableCommand {
             discussion: "A locked policy can only be extended; shortening a governance policy needs --reason.")
         @OptionGroup var database: DatabaseOptions
         @Option(help: "The account.") var account: String
-        @Option(help: "A project hash of the account (else the whole account).") var project: String?
+        @Option(help: "A project hash of the account.") var project: String?
+        @Option(help: "An application (snapshot.appId) of the account.") var application: String?
+        @Option(help: "An execution surface (snapshot.executionSurface) of the account. With none of these three: the whole account.") var surface: String?
         @Option(name: .customLong("class"), help: "short (30 days), standard (1 year), long (10 years) or permanent.") var policyClass: String
         @Option(name: .customLong("window-days"), help: "The window in days (default: the class's).") var windowDays: Int?
         @Option(help: "On expiry: archive, delete, review or export-delete.") var action: String
@@ -134,7 +159,9 @@ struct RetentionCommand: AsyncParsableCommand {
             guard let m = RetentionPolicy.Mode(rawValue: mode) else { throw ValidationError("--mode is governance or locked") }
             try await withMigratedPool(database) { pool in
                 let (entry, set) = try await LifecycleService(log: PostgresEventLog(pool: pool)).setPolicy(
-                    RetentionPolicy(account: account, project: project, policyClass: c, windowDays: windowDays, action: a, mode: m), reason: reason,
+                    RetentionPolicy(
+                        account: account, project: project, application: application, surface: surface, policyClass: c, windowDays: windowDays,
+                        action: a, mode: m), reason: reason,
                     actor: "operator")
                 FileOutput.standardOutput(entry == nil ? "unchanged: the policy is already in force (entry \(set.index))\n" : "policy set at entry \(set.index)\n")
             }
@@ -148,12 +175,15 @@ struct RetentionCommand: AsyncParsableCommand {
         func run() async throws {
             try await withMigratedPool(database) { pool in
                 var out = ""
-                for p in try await LifecycleService(log: PostgresEventLog(pool: pool)).policies().all {
-                    out += "\(p.account)\(p.project.map { " project \($0)" } ?? "")  \(p.policyClass.rawValue) \(p.windowDays.map { "\($0) days" } ?? "permanent")"
-                        + "  then \(p.action.rawValue)  \(p.mode.rawValue)  (entry \(p.index))\n"
-                }
+                for p in try await LifecycleService(log: PostgresEventLog(pool: pool)).policies().all { out += Self.describe(p) + "\n" }
                 FileOutput.standardOutput(out.isEmpty ? "no retention policy is set\n" : out)
             }
+        }
+
+        static func describe(_ p: RetentionPolicy) -> String {
+            let scope = p.project.map { " project \($0)" } ?? p.application.map { " application \($0)" } ?? p.surface.map { " surface \($0)" } ?? ""
+            return "\(p.account)\(scope)  \(p.policyClass.rawValue) \(p.windowDays.map { "\($0) days" } ?? "permanent")"
+                + "  then \(p.action.rawValue)  \(p.mode.rawValue)  (entry \(p.index))"
         }
     }
 }

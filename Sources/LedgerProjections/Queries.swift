@@ -101,6 +101,78 @@ public struct LedgerQueries: Sendable {
         return steps.isEmpty ? nil : RunChainStatus.evaluate(runId: runId, steps: steps)
     }
 
+    /// The account's attestations (`cer.attested` entries) whose record is in one of `lifecycles` (nil: any),
+    /// newest first, with the record's state.
+    public func attestations(account: String, lifecycles: [String]?, limit: Int, offset: Int) async throws -> [(entry: LedgerEntry, lifecycle: String)] {
+        let all = lifecycles == nil, states = lifecycles ?? []
+        return try await current("certificates") { c -> (head: Int64, position: Int64, value: [(entry: LedgerEntry, lifecycle: String)]) in
+            let (head, position) = try Self.headAndPosition(c, "certificates")
+            let rows = try c.query("""
+                SELECT * FROM (
+                    SELECT \(sql: EntryRows.columns), coalesce((SELECT r.lifecycle FROM proj_certificate_records r
+                        WHERE r.certificate_hash = substr(e.subject, 5) AND r.account = e.account), 'active') AS lc
+                    FROM ledger_entries e WHERE e.account = \(account) AND e.type = 'cer.attested') x
+                WHERE \(all ? "all" : "some")::text = 'all' OR lc = ANY(\(textArray: states)::text[])
+                ORDER BY idx DESC LIMIT \(limit) OFFSET \(offset)
+                """).rows
+            return (head, position, try rows.map { r throws(LedgerStoreError) in (try EntryRows.decode(r, from: 0), r[12] ?? "active") })
+        }
+    }
+
+    /// One of an account's records, as the certificates read model has it.
+    public struct ScopedRecord: Sendable, Equatable {
+        public var certificateHash: String
+        public var lifecycle: String
+        public var deletionRequested: Int64?
+    }
+
+    /// The account's records among the steps it recorded under `runId` (at most `limit`).
+    public func records(account: String, runId: String, limit: Int) async throws -> [ScopedRecord] {
+        let hashes = try await current("runs") { c -> (head: Int64, position: Int64, value: [String]) in
+            let (head, position) = try Self.headAndPosition(c, "runs")
+            let rows = try c.query("""
+                SELECT certificate_hash FROM proj_run_steps WHERE account = \(account) AND run_id = \(runId) ORDER BY idx LIMIT \(limit)
+                """).rows
+            return (head, position, try rows.map { r throws(LedgerStoreError) in try r.text(0) })
+        }
+        guard !hashes.isEmpty else { return [] }
+        return try await current("certificates") { c -> (head: Int64, position: Int64, value: [ScopedRecord]) in
+            let (head, position) = try Self.headAndPosition(c, "certificates")
+            let rows = try c.query("""
+                SELECT certificate_hash, lifecycle, deletion_requested_idx FROM proj_certificate_records
+                WHERE account = \(account) AND certificate_hash = ANY(\(textArray: hashes)::text[]) ORDER BY first_idx
+                """).rows
+            return (head, position, try rows.map(Self.scopedRecord))
+        }
+    }
+
+    /// The account's records listed by project bundles it registered as `projectHash` (at most `limit`).
+    public func records(account: String, projectHash: String, limit: Int) async throws -> [ScopedRecord] {
+        try await current("certificates") { c -> (head: Int64, position: Int64, value: [ScopedRecord]) in
+            let (head, position) = try Self.headAndPosition(c, "certificates")
+            let rows = try c.query("""
+                SELECT r.certificate_hash, r.lifecycle, r.deletion_requested_idx FROM proj_certificate_records r
+                WHERE r.account = \(account) AND r.certificate_hash IN (
+                    SELECT l.certificate_hash FROM proj_certificate_links l JOIN ledger_entries e ON e.idx = l.idx AND e.account = \(account)
+                    WHERE l.kind = 'project' AND l.ref = \(projectHash))
+                ORDER BY r.first_idx LIMIT \(limit)
+                """).rows
+            return (head, position, try rows.map(Self.scopedRecord))
+        }
+    }
+
+    static func scopedRecord(_ r: PostgresRow) throws(LedgerStoreError) -> ScopedRecord {
+        ScopedRecord(certificateHash: try r.text(0), lifecycle: try r.text(1), deletionRequested: try r.optionalInt64(2))
+    }
+
+    /// The log's head and a model's position, read before the model's rows (which then include at least that position).
+    static func headAndPosition(_ c: PostgresConnection, _ model: String) throws(LedgerStoreError) -> (Int64, Int64) {
+        let row = try c.query("""
+            SELECT (SELECT size FROM ledger_head WHERE id = 1), (SELECT position FROM projection_checkpoints WHERE name = \(model))
+            """).single("the head")
+        return (try row.int64(0), try row.optionalInt64(1) ?? 0)
+    }
+
     /// Of `certificateHashes`, those that some account made public or that `account` holds itself.
     public func visibleCertificates(_ certificateHashes: [String], to account: String?) async throws -> Set<String> {
         guard !certificateHashes.isEmpty else { return [] }

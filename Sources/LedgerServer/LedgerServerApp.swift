@@ -175,7 +175,7 @@ public enum LedgerServerApp {
         AttestationRoutes(
             configuration: configuration, attestation: attestation, accounts: parts.accounts, usage: parts.usage, billing: billing,
             idempotency: IdempotencyKeys(log: parts.log), reader: reader, publicReader: publicReader, publicGate: parts.gates.publicVerification,
-            publicWorkers: parts.gates.publicWorkers, visibilityLimiter: visibilityLimiter, clock: clock
+            publicWorkers: parts.gates.publicWorkers, visibilityLimiter: visibilityLimiter, queries: LedgerQueries(runner: parts.projections), clock: clock
         ).register(on: router)
         AdminRoutes(
             adminToken: configuration.adminToken, accounts: parts.accounts, defaultMonthlyLimit: configuration.defaultMonthlyLimit,
@@ -191,7 +191,7 @@ public enum LedgerServerApp {
             visibilityLimiter: visibilityLimiter, maxSteps: configuration.maxSteps, clock: clock, log: parts.log
         ).register(on: router)
         LifecycleRoutes(
-            lifecycle: LifecycleService(log: parts.log), reader: reader, limiter: visibilityLimiter, floorDays: configuration.retentionFloorDays,
+            lifecycle: LifecycleService(log: parts.log), queries: LedgerQueries(runner: parts.projections), reader: reader, limiter: visibilityLimiter, floorDays: configuration.retentionFloorDays,
             clock: clock
         ).register(on: router)
         LogRoutes(

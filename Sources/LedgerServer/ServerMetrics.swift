@@ -103,7 +103,9 @@ public final class ServerMetrics: Sendable {
     }
 
     /// The retention worker's pending deletion requests and what it did since start.
-    func retention(pending: Int, erased: Int, deferred: Int, reconciled: Int, archived: Int, reviews: Int) {
+    func retention(pending: Int, erased: Int, deferred: Int, denied: Int, reconciled: Int, archived: Int, reviews: Int) {
+        registry.makeGauge(name: "ledger_retention_deletions_denied", help: "Deletion requests denied (a locked retention policy) since start")
+            .set(Double(denied))
         registry.makeGauge(name: "ledger_retention_records_archived", help: "Records archived by expired retention policies since start").set(Double(archived))
         registry.makeGauge(name: "ledger_retention_reviews_required", help: "Records flagged for review by expired retention policies since start")
             .set(Double(reviews))

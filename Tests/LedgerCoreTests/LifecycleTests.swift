@@ -147,4 +147,99 @@ import Testing
             body: ["account": "acme", "class": "short", "action": "delete", "mode": "governance"], payloadDigest: nil, prevSubjectLeaf: nil,
             idempotencyKey: nil)) == nil)
     }
+
+    func entry(_ index: Int64, _ type: String, _ body: JSONValue, account: String? = nil) -> LedgerEntry {
+        try! LedgerEntry(
+            index: index, subject: "s", subjectIndex: 0, type: type, account: account, recordedAt: 0, body: body, payloadDigest: nil, prevSubjectLeaf: nil,
+            idempotencyKey: nil)
+    }
+
+    @Test func runAndProjectHoldsCoverTheRecordsOfTheirGroupOnly() {
+        var book = HoldBook()
+        let h = "sha256:" + String(repeating: "a", count: 64), p = "sha256:" + String(repeating: "c", count: 64)
+        book.apply(entry(1, EventType.legalHoldApplied, ["holdId": "r1", "caseId": "C-R", "scope": "run", "account": "acme", "runId": "run-7"]))
+        book.apply(entry(2, EventType.legalHoldApplied, ["holdId": "p1", "caseId": "C-P", "scope": "project", "account": "acme", "projectHash": .string(JSONString(p))]))
+        book.apply(entry(3, EventType.legalHoldApplied, ["holdId": "r2", "caseId": "C-X", "scope": "run", "account": "acme"]))  // no runId: ignored
+        #expect(book.active["r2"] == nil)
+        let inRun = RecordScope(account: "acme", certificateHash: h, runs: ["run-7"])
+        let inProject = RecordScope(account: "acme", certificateHash: h, projects: [p])
+        let loose = RecordScope(account: "acme", certificateHash: h, runs: ["run-8"], projects: ["sha256:" + String(repeating: "d", count: 64)])
+        #expect(book.holding(inRun).map(\.holdId) == ["r1"])
+        #expect(book.holding(inProject).map(\.holdId) == ["p1"])
+        #expect(book.holding(loose).isEmpty)
+        #expect(book.holding(RecordScope(account: "beta", certificateHash: h, runs: ["run-7"], projects: [p])).isEmpty, "another account's run of the same name")
+        // The scope of a record is read from its account's attestations.
+        let attested = entry(4, EventType.cerAttested, ["run": ["runId": "run-7"], "appId": "app-1", "executionSurface": "ai"], account: "acme")
+        let others = entry(5, EventType.cerAttested, ["run": ["runId": "run-9"], "appId": "app-2"], account: "beta")
+        let scope = RecordScope.of(account: "acme", certificateHash: h, entries: [attested, others], projects: [p])
+        #expect(scope == RecordScope(account: "acme", certificateHash: h, runs: ["run-7"], projects: [p], application: "app-1", surface: "ai"))
+    }
+
+    @Test func aLockedPolicyDeniesBeforeHoldsAndTheFloor() {
+        let day: Int64 = 86_400_000
+        let locked = RetentionPolicy(account: "a", project: nil, policyClass: .standard, windowDays: nil, action: .archive, mode: .locked, index: 7)
+        let hold = LegalHold(holdId: "h", caseId: "C", scope: .account, account: "a", certificateHash: nil, appliedIndex: 1)
+        #expect(ErasureDecision.decide(recordedAt: 0, now: 100 * day, floorDays: 90, holds: [hold], policy: locked) == .denied(
+            reason: "locked retention policy at entry 7 keeps the record 365 days", until: 365 * day))
+        // Once its window has passed the locked policy no longer refuses; a governance policy never does.
+        #expect(ErasureDecision.decide(recordedAt: 0, now: 365 * day, floorDays: 90, holds: [], policy: locked) == .erase)
+        var governance = locked
+        governance.mode = .governance
+        #expect(ErasureDecision.decide(recordedAt: 0, now: 100 * day, floorDays: 90, holds: [], policy: governance) == .erase)
+        let forever = RetentionPolicy(account: "a", project: nil, policyClass: .permanent, windowDays: nil, action: .archive, mode: .locked, index: 8)
+        guard case .denied(_, nil) = ErasureDecision.decide(recordedAt: 0, now: 10_000 * day, floorDays: 90, holds: [], policy: forever) else {
+            Issue.record("a permanent locked policy denies for ever")
+            return
+        }
+    }
+
+    @Test func theSurfaceThenTheApplicationThenProjectsThenTheAccount() throws {
+        var book = PolicyBook()
+        func set(_ p: RetentionPolicy, _ index: Int64) throws {
+            var body: JSONObject = [
+                "account": .string(JSONString(p.account)), "class": .string(JSONString(p.policyClass.rawValue)),
+                "action": .string(JSONString(p.action.rawValue)), "mode": .string(JSONString(p.mode.rawValue)),
+            ]
+            if let v = p.project { body["project"] = .string(JSONString(v)) }
+            if let v = p.application { body["application"] = .string(JSONString(v)) }
+            if let v = p.surface { body["surface"] = .string(JSONString(v)) }
+            body["windowDays"] = p.windowDays.map { .number(Double($0)) } ?? .null
+            book.apply(try LedgerEntry(
+                index: index, subject: p.subject, subjectIndex: 0, type: EventType.retentionPolicySet, account: p.account, recordedAt: 0,
+                body: .object(body), payloadDigest: nil, prevSubjectLeaf: nil, idempotencyKey: nil))
+        }
+        let p1 = "sha256:" + String(repeating: "1", count: 64)
+        try set(RetentionPolicy(account: "acme", project: nil, policyClass: .long, windowDays: nil, action: .delete, mode: .governance), 1)
+        try set(RetentionPolicy(account: "acme", project: p1, policyClass: .standard, windowDays: nil, action: .archive, mode: .governance), 2)
+        try set(RetentionPolicy(account: "acme", project: nil, application: "chat", policyClass: .short, windowDays: nil, action: .delete, mode: .governance), 3)
+        try set(RetentionPolicy(account: "acme", project: nil, surface: "ai", policyClass: .standard, windowDays: 200, action: .review, mode: .locked), 4)
+        func governing(projects: [String] = [], app: String? = nil, surface: String? = nil) -> Int64? {
+            book.effective(RecordScope(account: "acme", certificateHash: "h", projects: projects, application: app, surface: surface))?.index
+        }
+        #expect(governing() == 1)
+        #expect(governing(projects: [p1]) == 2)
+        #expect(governing(projects: [p1], app: "chat") == 3)
+        #expect(governing(projects: [p1], app: "chat", surface: "ai") == 4)
+        #expect(governing(app: "other", surface: "code") == 1)
+        #expect(book.narrower(than: book.bySubject["retention:acme"]!).map(\.index).sorted() == [2, 3, 4])
+        #expect(book.narrower(than: book.bySubject["retention:acme:app:chat"]!).map(\.index) == [4])
+        // Subjects of the new scopes, and a body naming two scopes is no policy.
+        #expect(book.bySubject["retention:acme:surface:ai"]?.windowDays == 200)
+        #expect(RetentionPolicy(entry: try LedgerEntry(
+            index: 9, subject: "retention:acme:app:chat", subjectIndex: 0, type: EventType.retentionPolicySet, account: "acme", recordedAt: 0,
+            body: ["account": "acme", "application": "chat", "surface": "ai", "class": "short", "action": "delete", "mode": "governance"],
+            payloadDigest: nil, prevSubjectLeaf: nil, idempotencyKey: nil)) == nil)
+    }
+
+    @Test func aDenialClosesTheRequest() {
+        var r: CertificateRecord? = nil
+        r = CertificateRecord.fold(r, CertificateRecord.Event(index: 1, type: EventType.cerAttested, hasPayload: true, visibility: "private", application: "a", surface: "ai"))
+        r = CertificateRecord.fold(r, CertificateRecord.Event(index: 2, type: EventType.deletionRequested, hasPayload: false, visibility: nil))
+        #expect(r?.deletionRequested == 2)
+        r = CertificateRecord.fold(r, CertificateRecord.Event(index: 3, type: EventType.deletionDenied, hasPayload: false, visibility: nil))
+        #expect(r?.deletionRequested == nil && r?.lifecycle == .active)
+        #expect(r?.application == "a" && r?.surface == "ai")
+        r = CertificateRecord.fold(r, CertificateRecord.Event(index: 4, type: EventType.deletionRequested, hasPayload: false, visibility: nil))
+        #expect(r?.deletionRequested == 4, "a new request may follow a denial")
+    }
 }

@@ -103,9 +103,11 @@ import Testing
             guard r.status == 0 else { throw HTTPFailure(description: "retention run: \(r.stderr)") }
             return r.stdout
         }
+        // Times relative to now, so that the test means the same whenever it runs.
+        let inDays = { (days: Double) in ISO8601DateFormatter().string(from: Date().addingTimeInterval(days * 86_400)) }
         // Inside the 90-day floor: deferred, and said once however often the worker runs.
-        #expect(try run("2026-12-03T00:00:00Z", 90).contains("deferred 1"))
-        #expect(try run("2026-12-04T00:00:00Z", 90).contains("deferred 0"))
+        #expect(try run(inDays(1), 90).contains("deferred 1"))
+        #expect(try run(inDays(2), 90).contains("deferred 0"))
         #expect(try node.scalar("SELECT count(*) FROM ledger_entries WHERE type = 'deletion.deferred'") == "1")
         // Another process (the worker above) appended to the record: the server's writer must not decide a
         // version conflict from the subject head it remembers (found by the model test: every retry was refused).
@@ -118,13 +120,13 @@ import Testing
             try CanonicalJSON.encode(["caseId": "CASE-42", "scope": "record", "account": "alpha", "certificateHash": .string(JSONString(hash)), "holdId": "h-42"]),
             headers: admin)
         #expect(hold.status == 201, "\(hold.text)")
-        #expect(try run("2027-06-01T00:00:00Z", 90).contains("erased 0"))
+        #expect(try run(inDays(181), 90).contains("erased 0"))
         #expect(try node.scalar("SELECT body FROM ledger_entries WHERE type = 'deletion.deferred' ORDER BY idx DESC LIMIT 1")?.contains("h-42") == true)
         #expect(try node.scalar("SELECT count(*) FROM ledger_payloads") == "2", "nothing erased under a hold")
         #expect(try node.post("/v1/admin/legal-holds/h-42/release", try CanonicalJSON.encode(["reason": "case closed"]), headers: admin).status == 200)
         #expect(try node.post("/v1/admin/legal-holds/h-42/release", try CanonicalJSON.encode([:]), headers: admin).status == 404)
         // Released and past the floor: erased (the run records its entries at its --now).
-        #expect(try run("2027-06-01T00:00:00Z", 90).contains("erased 1 records (1 payloads)"))
+        #expect(try run(inDays(181), 90).contains("erased 1 records (1 payloads)"))
         #expect(try node.scalar("SELECT count(*) FROM ledger_payloads") == "1", "the other record's bundle stays")
         let resolved = try #require(node.get("/v1/resolve/cer/\(hash)").json)
         #expect(resolved["bundle"] == .null && resolved["lifecycle"]?["state"] == "deleted" && resolved["lifecycle"]?["purges"]?.arrayValue?.count == 1)
@@ -271,5 +273,144 @@ import Testing
         #expect(try run(formatter.string(from: Date().addingTimeInterval(11 * 365 * day + day))).contains("policies archived 0"))
         let audit = try node.cli(["ledger", "verify"] + node.keyArguments)
         #expect(audit.status == 0 && audit.stdout.contains("1 authorised purges"), "\(audit)")
+    }
+
+    @Test func runsAndProjectsAreHeldAndErasedAsGroupsAndALockedPolicyDeniesARequest() throws {
+        let node = try TestNode()
+        let admin = [("X-Admin-Secret", node.adminToken)]
+        let inDays = { (days: Double) in ISO8601DateFormatter().string(from: Date().addingTimeInterval(days * 86_400)) }
+        let run = { (now: String) throws -> String in
+            let r = try node.cli(["retention", "run", "--database-url", node.conninfo, "--now", now, "--floor-days", "90"])
+            guard r.status == 0 else { throw HTTPFailure(description: "retention run: \(r.stderr)") }
+            return r.stdout
+        }
+        func hold(_ body: JSONValue) throws -> HTTPResult { try node.post("/v1/admin/legal-holds", try CanonicalJSON.encode(body), headers: admin) }
+        // Three steps of a run, and a record outside it.
+        var steps: [String] = []
+        for i in 0..<3 {
+            let step = try stepBundle(runId: "run-g", index: i, prev: steps.last, tag: "group\(i)")
+            #expect(try node.post("/api/attest", step.bytes, key: node.apiKey).status == 200)
+            steps.append(step.hash)
+        }
+        let loose = try freshBundle("group-loose")
+        let looseHash = try #require(try JSONParser.parse(loose)["certificateHash"]?.stringValue)
+        #expect(try node.post("/api/attest", loose, key: node.apiKey).status == 200)
+        // A hold on the run; a run hold names its run.
+        #expect(try hold(["caseId": "C-RUN", "account": "alpha", "scope": "run", "holdId": "h-run"]).status == 400)
+        #expect(try hold(["caseId": "C-RUN", "account": "alpha", "scope": "run", "runId": "run-g", "holdId": "h-run"]).status == 201)
+        // One request for the whole run: one deletion.requested per step, then nothing new.
+        let requested = try node.post("/v1/runs/run-g/deletion", json: ["reason": "erase the run"], key: node.apiKey)
+        #expect(requested.status == 202 && requested.json?["requested"]?.arrayValue?.count == 3, "\(requested.text)")
+        let again = try node.post("/v1/runs/run-g/deletion", json: [:], key: node.apiKey)
+        #expect(again.status == 200 && again.json?["alreadyPending"] == 3 && again.json?["requested"]?.arrayValue?.isEmpty == true, "\(again.text)")
+        #expect(try node.post("/v1/runs/run-none/deletion", json: [:], key: node.apiKey).status == 404)
+        #expect(try node.scalar("SELECT count(*) FROM ledger_entries WHERE type = 'deletion.requested' AND body::jsonb->'group'->>'runId' = 'run-g'") == "3")
+        // Past the floor, the run's hold defers every step and not the loose record (which nobody asked to erase).
+        #expect(try run(inDays(100)).contains("erased 0 records"))
+        #expect(try node.scalar("SELECT count(*) FROM ledger_entries WHERE type = 'deletion.deferred' AND body::jsonb->>'reason' LIKE '%h-run%'") == "3")
+        #expect(try node.post("/v1/admin/legal-holds/h-run/release", Array("{}".utf8), headers: admin).status == 200)
+        #expect(try run(inDays(100)).contains("erased 3 records"))
+        for hash in steps { #expect(try node.get("/v1/records/\(hash)/lifecycle", key: node.apiKey).json?["state"] == "deleted") }
+        #expect(try node.get("/v1/records/\(looseHash)/lifecycle", key: node.apiKey).json?["state"] == "active")
+
+        // A locked policy of the record's application denies a request until its window has passed.
+        var p = CertifyParameters(
+            executionId: "exec-locked", timestamp: "2026-11-22T00:00:00.000Z", createdAt: "2026-11-22T00:00:01.000Z",
+            provider: "openai", model: "gpt-test", input: .string("keep me"), output: .string("kept"))
+        p.parameters = ["temperature": 0, "maxTokens": 64, "topP": 1, "seed": 7]
+        p.appId = "app-kept"
+        let kept = try CanonicalJSON.encode(.object(try CERBuilder.certifyDecision(p)), profile: .nexartV1)
+        let keptHash = try #require(try JSONParser.parse(kept)["certificateHash"]?.stringValue)
+        #expect(try node.post("/api/attest", kept, key: node.apiKey).status == 200)
+        let policy = try node.post("/v1/admin/retention/policies", try CanonicalJSON.encode([
+            "account": "alpha", "application": "app-kept", "class": "standard", "action": "archive", "mode": "locked"]), headers: admin)
+        #expect(policy.status == 201 && policy.json?["scope"] == "application", "\(policy.text)")
+        #expect(try node.post("/v1/admin/retention/policies", try CanonicalJSON.encode([
+            "account": "alpha", "application": "a", "surface": "ai", "class": "short", "action": "archive"]), headers: admin).status == 400)
+        #expect(try node.post("/v1/records/\(keptHash)/deletion", json: [:], key: node.apiKey).status == 202)
+        #expect(try run(inDays(100)).contains("denied 1"))
+        let read = try node.get("/v1/records/\(keptHash)/lifecycle", key: node.apiKey).json
+        #expect(read?["state"] == "active" && read?["deletionRequested"] == .null && read?["retentionPolicy"]?["scope"] == "application")
+        #expect(try node.scalar("SELECT body::jsonb->>'until' IS NOT NULL FROM ledger_entries WHERE type = 'deletion.denied'") == "t")
+        // The application's policy governs the record, not the account's (none) nor the floor: asked again past its year, it is erased.
+        #expect(try node.post("/v1/records/\(keptHash)/deletion", json: [:], key: node.apiKey).status == 202)
+        #expect(try run(inDays(400)).contains("erased 1 records"))
+        let audit = try node.cli(["ledger", "verify"] + node.keyArguments)
+        #expect(audit.status == 0 && audit.stdout.contains("4 authorised purges") && !audit.stdout.contains("WARNING"), "\(audit)")
+    }
+
+    @Test func aProjectIsHeldAndErasedAsAGroupAndArchivedRecordsLeaveTheDefaultListing() throws {
+        let node = try TestNode()
+        let admin = [("X-Admin-Secret", node.adminToken)]
+        let project = try TestNode.fixture("test-project-bundle.json")
+        let parsed = try JSONParser.parse(project)
+        let projectHash = try #require(parsed["integrity"]?["projectHash"]?.stringValue)
+        let stepCount = try #require(parsed["stepRegistry"]?.arrayValue?.count)
+        #expect(try node.post("/v1/project-bundle/register", project, key: node.apiKey).status == 200)
+        let beta = try node.createAccount("beta")
+        #expect(try node.post("/v1/project-bundles/\(projectHash)/deletion", json: [:], key: beta).status == 404, "not beta's project")
+        let hold = try node.post("/v1/admin/legal-holds", try CanonicalJSON.encode([
+            "caseId": "C-PRJ", "account": "alpha", "scope": "project", "projectHash": .string(JSONString(projectHash)), "holdId": "h-prj"]), headers: admin)
+        #expect(hold.status == 201, "\(hold.text)")
+        let requested = try node.post("/v1/admin/deletions", try CanonicalJSON.encode([
+            "account": "alpha", "projectHash": .string(JSONString(projectHash)), "reason": "regulator order"]), headers: admin)
+        #expect(requested.status == 202 && requested.json?["requested"]?.arrayValue?.count == stepCount, "\(requested.text)")
+        let later = ISO8601DateFormatter().string(from: Date().addingTimeInterval(100 * 86_400))
+        let r = try node.cli(["retention", "run", "--database-url", node.conninfo, "--now", later])
+        #expect(r.status == 0 && r.stdout.contains("erased 0 records") && r.stdout.contains("deferred \(stepCount)"), "\(r)")
+        let status = try node.cli(["retention", "status", "--database-url", node.conninfo])
+        #expect(status.stdout.contains("h-prj  case C-PRJ  project of alpha \(projectHash)") && status.stdout.contains("pending deletion requests: \(stepCount)"), "\(status)")
+
+        // Archived records leave the default listing and come back when asked for.
+        let a = try freshBundle("listed-a"), b = try freshBundle("listed-b")
+        let aHash = try #require(try JSONParser.parse(a)["certificateHash"]?.stringValue)
+        #expect(try node.post("/api/attest", a, key: node.apiKey).status == 200)
+        #expect(try node.post("/api/attest", b, key: node.apiKey).status == 200)
+        #expect(try lifecycle(node, aHash, "archive").status == 200)
+        func listed(_ query: String) throws -> [String] {
+            try node.get("/api/proofs\(query)", key: node.apiKey).json?["proofs"]?.arrayValue?.compactMap { $0["certificateHash"]?.stringValue } ?? []
+        }
+        #expect(try listed("").count == 1 && !(try listed("").contains(aHash)))
+        #expect(try listed("?lifecycle=archived") == [aHash])
+        #expect(try listed("?lifecycle=all").count == 2)
+        #expect(try node.get("/api/proofs?lifecycle=archived,gone", key: node.apiKey).status == 400)
+        let retention = try node.get("/v1/admin/retention", headers: admin).json
+        #expect(retention?["pendingDeletions"]?.arrayValue?.count == stepCount && retention?["reviewRequired"]?.arrayValue?.isEmpty == true)
+    }
+
+    @Test func aPurgeOnRequestUnderALockedPolicyOrARunHoldIsNamedByTheAudit() async throws {
+        let node = try TestNode()
+        let admin = [("X-Admin-Secret", node.adminToken)]
+        var p = CertifyParameters(
+            executionId: "exec-forged", timestamp: "2026-11-22T00:00:00.000Z", createdAt: "2026-11-22T00:00:01.000Z",
+            provider: "openai", model: "gpt-test", input: .string("held"), output: .string("held"))
+        p.parameters = ["temperature": 0, "maxTokens": 64, "topP": 1, "seed": 7]
+        p.appId = "app-locked"
+        p.runId = "run-held"
+        p.stepIndex = 0
+        let bundle = try CanonicalJSON.encode(.object(try CERBuilder.certifyDecision(p)), profile: .nexartV1)
+        let hash = try #require(try JSONParser.parse(bundle)["certificateHash"]?.stringValue)
+        #expect(try node.post("/api/attest", bundle, key: node.apiKey).status == 200)
+        #expect(try node.post("/v1/admin/retention/policies", try CanonicalJSON.encode([
+            "account": "alpha", "application": "app-locked", "class": "long", "action": "archive", "mode": "locked"]), headers: admin).status == 201)
+        #expect(try node.post("/v1/admin/legal-holds", try CanonicalJSON.encode([
+            "caseId": "C-H", "account": "alpha", "scope": "run", "runId": "run-held", "holdId": "h-held"]), headers: admin).status == 201)
+        // Someone with the database credentials requests and purges it, past the worker.
+        let index = try #require(try node.scalar("SELECT idx FROM ledger_entries WHERE type = 'cer.attested'").flatMap { Int64($0) })
+        let digest = try #require(try node.scalar("SELECT encode(payload_digest, 'hex') FROM ledger_entries WHERE idx = \(index)"))
+        let pool = TestDatabase.pool(node.conninfo, connections: 2)
+        defer { Task { await pool.shutdown() } }
+        let log = PostgresEventLog(pool: pool)
+        let request = try await log.append(AppendRequest(
+            subject: Subject.certificate(hash), type: EventType.deletionRequested, account: "alpha", body: ["certificateHash": .string(JSONString(hash))])).entry
+        _ = try await log.append(AppendRequest(subject: Subject.certificate(hash), type: EventType.payloadPurged, account: "alpha", body: [
+            "certificateHash": .string(JSONString(hash)), "entryIndex": .number(Double(index)), "payloadDigest": .string(JSONString(digest)),
+            "authority": ["type": "deletion.requested", "index": .number(Double(request.index))], "floorDays": 0,
+        ]))
+        try TestDatabase.superuser(node.conninfo, "DELETE FROM ledger_payloads WHERE digest = decode('\(digest)', 'hex')")
+        let audit = try node.cli(["ledger", "verify", "--retention-floor-days", "0"] + node.keyArguments)
+        #expect(audit.status == 1, "\(audit)")
+        #expect(audit.stdout.contains("purged on request while locked retention policy"), "\(audit)")
+        #expect(audit.stdout.contains("while legal hold h-held (case C-H) was in force"), "\(audit)")
     }
 }

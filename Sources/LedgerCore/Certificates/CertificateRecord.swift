@@ -22,10 +22,15 @@ public struct CertificateRecord: Sendable, Equatable {
         public var executionId: String?
         /// The state a `cer.lifecycle_changed` event leads to (its body's `to`).
         public var lifecycle: String?
+        /// The application and execution surface an attestation names (`appId`, `executionSurface`).
+        public var application: String?
+        public var surface: String?
         public init(
             index: Int64, type: String, hasPayload: Bool, visibility: String?, bundleType: String? = nil, executionId: String? = nil,
-            lifecycle: String? = nil
+            lifecycle: String? = nil, application: String? = nil, surface: String? = nil
         ) {
+            self.application = application
+            self.surface = surface
             self.index = index
             self.type = type
             self.hasPayload = hasPayload
@@ -52,8 +57,11 @@ public struct CertificateRecord: Sendable, Equatable {
     public var lifecycle: LifecycleState = .active
     /// True once its payload was erased (`payload.purged`).
     public var purged = false
-    /// The pending `deletion.requested` entry, until a `deletion.completed` answers it.
+    /// The pending `deletion.requested` entry, until a `deletion.completed` or `deletion.denied` answers it.
     public var deletionRequested: Int64?
+    /// The application and execution surface of the first attestation that named them (retention scopes).
+    public var application: String?
+    public var surface: String?
     /// Deleted while hidden: it stays out of public answers (the live fold's; not a read-model column).
     public var hiddenWhenDeleted = false
     /// Whether the public resolver and anonymous provenance may show it (visibility aside).
@@ -77,7 +85,7 @@ public struct CertificateRecord: Sendable, Equatable {
     /// The event types the fold reads.
     public static let eventTypes = [
         EventType.cerAttested, EventType.cerRegistered, EventType.cerVisibilityChanged, EventType.cerLifecycleChanged, EventType.payloadPurged,
-        EventType.deletionRequested, EventType.deletionCompleted,
+        EventType.deletionRequested, EventType.deletionCompleted, EventType.deletionDenied,
     ]
 
     /// Folds `event` into `record` (nil: no record yet). Returns the record after it; an event that
@@ -87,11 +95,16 @@ public struct CertificateRecord: Sendable, Equatable {
         case EventType.cerAttested, EventType.cerRegistered:
             let state: State = e.type == EventType.cerRegistered ? .registered : (e.hasPayload ? .attested : .stamped)
             guard var r = record else {
-                return CertificateRecord(
+                var r = CertificateRecord(
                     recordIndex: e.index, hasBundle: e.hasPayload, visibility: e.visibility == "public" ? "public" : "private", state: state,
                     bundleType: e.bundleType, executionId: e.executionId, firstIndex: e.index, lastIndex: e.index, events: 1)
+                r.application = e.application
+                r.surface = e.surface
+                return r
             }
             r.events += 1
+            r.application = r.application ?? e.application
+            r.surface = r.surface ?? e.surface
             r.lastIndex = e.index
             // A signed attestation is better evidence than a registration through a project, and one
             // that carries the bundle better than a hash-only stamp; the first such stays the record.
@@ -118,7 +131,7 @@ public struct CertificateRecord: Sendable, Equatable {
             return record?.counting(e) { $0.purged = true }
         case EventType.deletionRequested:
             return record?.counting(e) { r in if r.lifecycle != .deleted, r.deletionRequested == nil { r.deletionRequested = e.index } }
-        case EventType.deletionCompleted:
+        case EventType.deletionCompleted, EventType.deletionDenied:
             return record?.counting(e) { $0.deletionRequested = nil }
         default:
             return record

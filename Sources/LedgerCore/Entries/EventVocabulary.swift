@@ -27,11 +27,13 @@ public enum EventType {
     public static let evidence: [String] = [checkpointTimestamped, anchorRecorded]
     /// A record's lifecycle state changed (active, archived, hidden, deleted): from, to, action, reason, actor.
     public static let cerLifecycleChanged = "cer.lifecycle_changed"
-    /// An owner or an administrator asked for a record's erasure; the worker answers with
-    /// `deletion.completed` or `deletion.deferred` (a hold, the floor).
+    /// An owner or an administrator asked for a record's erasure (alone, or as one of a run's, a project's
+    /// or an account's records); the worker answers with `deletion.completed`, `deletion.deferred` (a hold,
+    /// the floor: done later) or `deletion.denied` (a locked retention policy keeps the record: closed).
     public static let deletionRequested = "deletion.requested"
     public static let deletionCompleted = "deletion.completed"
     public static let deletionDeferred = "deletion.deferred"
+    public static let deletionDenied = "deletion.denied"
     /// A payload (bundle) erased, recorded before its bytes and salt are deleted; names the entry whose
     /// payload it was and the entry that authorised it.
     public static let payloadPurged = "payload.purged"
@@ -60,6 +62,10 @@ public enum Subject {
     public static func retention(account: String, project: String?) -> String {
         "retention:" + account + (project.map { ":" + $0 } ?? "")
     }
+    /// An application-scoped retention policy's subject (account ids hold no ':').
+    public static func retention(account: String, application: String) -> String { "retention:" + account + ":app:" + application }
+    /// An execution-surface-scoped retention policy's subject.
+    public static func retention(account: String, surface: String) -> String { "retention:" + account + ":surface:" + surface }
     /// A legal hold's subject, by its id.
     public static func hold(_ holdId: String) -> String { "hold:" + holdId }
     /// A synthetic run's subject (`ledger append-load`).

@@ -1,10 +1,10 @@
 import CERKit
 
-/// A named legal hold (a case id) on one record or on everything of an account. While any hold applies,
-/// nothing under it is erased (archiving stays allowed); a hold has no end date, only a release.
+/// A named legal hold (a case id) on one record, a run, a project or everything of an account. While any
+/// hold applies, nothing under it is erased (archiving stays allowed); a hold has no end date, only a release.
 public struct LegalHold: Sendable, Equatable {
     public enum Scope: String, Sendable, Equatable, CaseIterable {
-        case record, account
+        case record, run, project, account
     }
     public var holdId: String
     public var caseId: String
@@ -12,21 +12,47 @@ public struct LegalHold: Sendable, Equatable {
     public var account: String
     /// The held record's certificate hash (scope `record`).
     public var certificateHash: String?
+    /// The held run's id (scope `run`) or project's hash (scope `project`).
+    public var target: String?
     /// The `legal_hold.applied` entry.
     public var appliedIndex: Int64
 
-    public init(holdId: String, caseId: String, scope: Scope, account: String, certificateHash: String?, appliedIndex: Int64) {
+    public init(
+        holdId: String, caseId: String, scope: Scope, account: String, certificateHash: String?, target: String? = nil, appliedIndex: Int64
+    ) {
         self.holdId = holdId
         self.caseId = caseId
         self.scope = scope
         self.account = account
         self.certificateHash = certificateHash
+        self.target = target
         self.appliedIndex = appliedIndex
     }
 
+    /// The body member that names a hold's target, by scope (nil for an account hold).
+    public static func targetMember(_ scope: Scope) -> String? {
+        switch scope {
+        case .record: return "certificateHash"
+        case .run: return "runId"
+        case .project: return "projectHash"
+        case .account: return nil
+        }
+    }
+
+    /// Whether the hold covers the record: its account's, and the record itself, one of its runs or
+    /// projects, or the whole account.
+    public func covers(_ record: RecordScope) -> Bool {
+        guard record.account == account else { return false }
+        switch scope {
+        case .account: return true
+        case .record: return certificateHash == record.certificateHash
+        case .run: return target.map(record.runs.contains) ?? false
+        case .project: return target.map(record.projects.contains) ?? false
+        }
+    }
+
     public func covers(account: String, certificateHash: String) -> Bool {
-        guard account == self.account else { return false }
-        return scope == .account || self.certificateHash == certificateHash
+        covers(RecordScope(account: account, certificateHash: certificateHash))
     }
 }
 
@@ -46,10 +72,11 @@ public struct HoldBook: Sendable, Equatable {
                 let scope = entry.body["scope"]?.stringValue.flatMap(LegalHold.Scope.init(rawValue:))
             else { return }
             let hash = entry.body["certificateHash"]?.stringValue
-            if scope == .record, hash == nil { return }
+            let target = LegalHold.targetMember(scope).flatMap { entry.body[$0]?.stringValue }
+            if LegalHold.targetMember(scope) != nil, target == nil { return }
             active[id] = LegalHold(
                 holdId: id, caseId: entry.body["caseId"]?.stringValue ?? "", scope: scope, account: account, certificateHash: hash,
-                appliedIndex: entry.index)
+                target: scope == .record ? nil : target, appliedIndex: entry.index)
         case EventType.legalHoldReleased:
             active[id] = nil
         default:
@@ -58,8 +85,12 @@ public struct HoldBook: Sendable, Equatable {
     }
 
     /// The holds in force over an account's record, oldest first.
+    public func holding(_ record: RecordScope) -> [LegalHold] {
+        active.values.filter { $0.covers(record) }.sorted { $0.appliedIndex < $1.appliedIndex }
+    }
+
     public func holding(account: String, certificateHash: String) -> [LegalHold] {
-        active.values.filter { $0.covers(account: account, certificateHash: certificateHash) }.sorted { $0.appliedIndex < $1.appliedIndex }
+        holding(RecordScope(account: account, certificateHash: certificateHash))
     }
 }
 
@@ -68,13 +99,23 @@ public enum ErasureDecision: Sendable, Equatable {
     case erase
     /// Not yet: a hold (until released) or the minimum floor (until `until`, epoch ms).
     case deferred(reason: String, until: Int64?)
+    /// Refused: a locked retention policy keeps the record until `until` (epoch ms; nil: for ever). The
+    /// request is answered and closed; the owner may ask again once the policy has expired.
+    case denied(reason: String, until: Int64?)
 
     /// The system-wide minimum retention floor, 90 days unless configured otherwise.
     public static let defaultFloorDays = 90
 
-    /// Holds first (they have no end), then the floor: nothing recorded less than `floorDays` ago is
-    /// erased, whatever asked for it.
-    public static func decide(recordedAt: Int64, now: Int64, floorDays: Int, holds: [LegalHold]) -> ErasureDecision {
+    /// A locked policy in force over the record first (it refuses, as S3 Object Lock's compliance mode
+    /// refuses a delete), then holds (they have no end), then the floor: nothing recorded less than
+    /// `floorDays` ago is erased, whatever asked for it.
+    public static func decide(recordedAt: Int64, now: Int64, floorDays: Int, holds: [LegalHold], policy: RetentionPolicy? = nil) -> ErasureDecision {
+        if let policy, policy.mode == .locked, !policy.hasExpired(recordedAt: recordedAt, now: now) {
+            let until = policy.windowDays.map { recordedAt + Int64($0) * 86_400_000 }
+            return .denied(
+                reason: "locked retention policy at entry \(policy.index) keeps the record " + (policy.windowDays.map { "\($0) days" } ?? "permanently"),
+                until: until)
+        }
         if let hold = holds.first {
             return .deferred(reason: "legal hold \(hold.holdId) (case \(hold.caseId)) applies", until: nil)
         }

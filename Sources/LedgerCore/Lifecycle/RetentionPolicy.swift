@@ -2,9 +2,11 @@ import CERKit
 
 /// A retention policy (PROTOCOL.md §8): a class with a window, what happens when it expires, and whether an
 /// administrator may shorten it (`governance`, a recorded sensitive action) or it can only be extended
-/// (`locked`, as S3 Object Lock's compliance mode). Scopes: an account, or a project of that account (the
-/// narrower scope wins). Policies are `retention.policy_set` entries on `retention:<account>` or
-/// `retention:<account>:<projectHash>`; the latest of a subject is in force.
+/// (`locked`, as S3 Object Lock's compliance mode). Scopes, broadest first: an account, a project of that
+/// account, an application (`snapshot.appId`), an execution surface (`snapshot.executionSurface`); the
+/// narrower scope wins. Policies are `retention.policy_set` entries on `retention:<account>`,
+/// `retention:<account>:<projectHash>`, `retention:<account>:app:<appId>` or
+/// `retention:<account>:surface:<surface>`; the latest of a subject is in force.
 public struct RetentionPolicy: Sendable, Equatable {
     public enum Class: String, Sendable, CaseIterable {
         case short, standard, long, permanent
@@ -30,6 +32,10 @@ public struct RetentionPolicy: Sendable, Equatable {
     public var account: String
     /// The project hash of a project-scoped policy (nil: the whole account).
     public var project: String?
+    /// The application (`appId`) of an application-scoped policy.
+    public var application: String?
+    /// The execution surface of a surface-scoped policy.
+    public var surface: String?
     public var policyClass: Class
     /// Days after a record began until it expires (nil: never).
     public var windowDays: Int?
@@ -38,9 +44,14 @@ public struct RetentionPolicy: Sendable, Equatable {
     /// The `retention.policy_set` entry (-1 before it is appended).
     public var index: Int64
 
-    public init(account: String, project: String?, policyClass: Class, windowDays: Int?, action: Action, mode: Mode, index: Int64 = -1) {
+    public init(
+        account: String, project: String?, application: String? = nil, surface: String? = nil, policyClass: Class, windowDays: Int?, action: Action,
+        mode: Mode, index: Int64 = -1
+    ) {
         self.account = account
         self.project = project
+        self.application = application
+        self.surface = surface
         self.policyClass = policyClass
         self.windowDays = policyClass == .permanent ? nil : windowDays ?? policyClass.defaultWindowDays
         self.action = action
@@ -48,7 +59,25 @@ public struct RetentionPolicy: Sendable, Equatable {
         self.index = index
     }
 
-    public var subject: String { Subject.retention(account: account, project: project) }
+    public var subject: String {
+        if let surface { return Subject.retention(account: account, surface: surface) }
+        if let application { return Subject.retention(account: account, application: application) }
+        return Subject.retention(account: account, project: project)
+    }
+
+    /// The scope's name (`account`, `project`, `application` or `surface`).
+    public var scopeName: String {
+        surface != nil ? "surface" : application != nil ? "application" : project != nil ? "project" : "account"
+    }
+
+    /// Whether the policy's scope takes in the record (whether it is the one in force is `PolicyBook`'s).
+    public func covers(_ record: RecordScope) -> Bool {
+        guard record.account == account else { return false }
+        if let surface { return record.surface == surface }
+        if let application { return record.application == application }
+        if let project { return record.projects.contains(project) }
+        return true
+    }
 
     /// Whether a record that began at `recordedAt` (epoch ms) has expired at `now`.
     public func hasExpired(recordedAt: Int64, now: Int64) -> Bool {
@@ -87,7 +116,12 @@ public struct RetentionPolicy: Sendable, Equatable {
             let mode = entry.body["mode"]?.stringValue.flatMap(Mode.init(rawValue:))
         else { return nil }
         let window = entry.body["windowDays"]?.numberValue.flatMap { Int(exactly: $0) }
-        self.init(account: account, project: entry.body["project"]?.stringValue, policyClass: c, windowDays: window, action: action, mode: mode, index: entry.index)
+        let project = entry.body["project"]?.stringValue, application = entry.body["application"]?.stringValue
+        let surface = entry.body["surface"]?.stringValue
+        guard [project, application, surface].compactMap({ $0 }).count <= 1 else { return nil }
+        self.init(
+            account: account, project: project, application: application, surface: surface, policyClass: c, windowDays: window, action: action,
+            mode: mode, index: entry.index)
         guard entry.subject == subject else { return nil }
     }
 }
@@ -108,11 +142,24 @@ public struct PolicyBook: Sendable, Equatable {
 
     public var all: [RetentionPolicy] { bySubject.values.sorted { $0.index < $1.index } }
 
-    /// The policy for a record of `account` in `projects`: a project's policy before the account's; among
-    /// several projects, the one that keeps records longest.
-    public func effective(account: String, projects: [String]) -> RetentionPolicy? {
-        let projectPolicies = projects.compactMap { bySubject[Subject.retention(account: account, project: $0)] }
+    /// The policy in force over a record: the narrowest scope that has one wins (its execution surface's,
+    /// its application's, its projects', its account's); among several projects, the one that keeps
+    /// records longest.
+    public func effective(_ record: RecordScope) -> RetentionPolicy? {
+        if let surface = record.surface, let p = bySubject[Subject.retention(account: record.account, surface: surface)] { return p }
+        if let app = record.application, let p = bySubject[Subject.retention(account: record.account, application: app)] { return p }
+        let projectPolicies = record.projects.compactMap { bySubject[Subject.retention(account: record.account, project: $0)] }
         if let longest = projectPolicies.max(by: { ($0.windowDays ?? Int.max) < ($1.windowDays ?? Int.max) }) { return longest }
-        return bySubject[Subject.retention(account: account, project: nil)]
+        return bySubject[Subject.retention(account: record.account, project: nil)]
+    }
+
+    public func effective(account: String, projects: [String]) -> RetentionPolicy? {
+        effective(RecordScope(account: account, certificateHash: "", projects: projects))
+    }
+
+    /// The policies of `account` narrower than `policy` (which may take some of its records from it).
+    public func narrower(than policy: RetentionPolicy) -> [RetentionPolicy] {
+        let rank = ["account": 0, "project": 1, "application": 2, "surface": 3]
+        return all.filter { $0.account == policy.account && rank[$0.scopeName]! > rank[policy.scopeName]! }
     }
 }

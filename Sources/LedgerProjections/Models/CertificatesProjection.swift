@@ -21,7 +21,7 @@ public struct CertificatesProjection: Projection {
         if !keys.isEmpty {
             let rows = try c.query("""
                 SELECT r.certificate_hash, r.account, r.record_idx, r.has_bundle, r.visibility, r.state, r.bundle_type, r.execution_id,
-                       r.first_idx, r.last_idx, r.events, r.lifecycle, r.purged, r.deletion_requested_idx
+                       r.first_idx, r.last_idx, r.events, r.lifecycle, r.purged, r.deletion_requested_idx, r.app_id, r.execution_surface
                 FROM unnest(\(textArray: keys.map(\.hash))::text[], \(textArray: keys.map(\.account))::text[]) AS k(h, a)
                 JOIN proj_certificate_records r ON r.certificate_hash = k.h AND r.account = k.a
                 """).rows
@@ -38,6 +38,8 @@ public struct CertificatesProjection: Projection {
                 record.lifecycle = lifecycle
                 record.purged = try r.bool(12)
                 record.deletionRequested = try r.optionalInt64(13)
+                record.application = r[14]
+                record.surface = r[15]
                 records[Key(hash: try r.text(0), account: try r.text(1))] = record
             }
         }
@@ -47,7 +49,7 @@ public struct CertificatesProjection: Projection {
             let key = Key(hash: hash, account: account)
             let folded = CertificateRecord.fold(records[key], CertificateRecord.Event(
                 index: e.index, type: e.type, hasPayload: e.hasPayload, visibility: e.visibility, bundleType: e.bundleType,
-                executionId: e.executionId, lifecycle: e.lifecycle))
+                executionId: e.executionId, lifecycle: e.lifecycle, application: e.application, surface: e.surface))
             if folded != records[key] {
                 records[key] = folded
                 touched.insert(key)
@@ -58,8 +60,8 @@ public struct CertificatesProjection: Projection {
             let rs = ks.compactMap { records[$0] }
             try c.execute("""
                 INSERT INTO proj_certificate_records (certificate_hash, account, record_idx, has_bundle, visibility, state, bundle_type,
-                    execution_id, first_idx, last_idx, events, lifecycle, purged, deletion_requested_idx)
-                SELECT h, a, ri, hb::boolean, v, s, NULLIF(bt, ''), NULLIF(ex, ''), fi, li, n, lc, pg::boolean, NULLIF(dr, -1)
+                    execution_id, first_idx, last_idx, events, lifecycle, purged, deletion_requested_idx, app_id, execution_surface)
+                SELECT h, a, ri, hb::boolean, v, s, NULLIF(bt, ''), NULLIF(ex, ''), fi, li, n, lc, pg::boolean, NULLIF(dr, -1), NULLIF(ap, ''), NULLIF(su, '')
                 FROM unnest(\(textArray: ks.map(\.hash))::text[], \(textArray: ks.map(\.account))::text[],
                             \(int64Array: rs.map(\.recordIndex))::bigint[], \(textArray: rs.map { $0.hasBundle ? "true" : "false" })::text[],
                             \(textArray: rs.map(\.visibility))::text[], \(textArray: rs.map(\.state.rawValue))::text[],
@@ -67,11 +69,14 @@ public struct CertificatesProjection: Projection {
                             \(int64Array: rs.map(\.firstIndex))::bigint[], \(int64Array: rs.map(\.lastIndex))::bigint[],
                             \(int64Array: rs.map(\.events))::bigint[], \(textArray: rs.map(\.lifecycle.rawValue))::text[],
                             \(textArray: rs.map { $0.purged ? "true" : "false" })::text[],
-                            \(int64Array: rs.map { $0.deletionRequested ?? -1 })::bigint[]) AS t(h, a, ri, hb, v, s, bt, ex, fi, li, n, lc, pg, dr)
+                            \(int64Array: rs.map { $0.deletionRequested ?? -1 })::bigint[],
+                            \(column(rs.map(\.application)))::text[], \(column(rs.map(\.surface)))::text[])
+                     AS t(h, a, ri, hb, v, s, bt, ex, fi, li, n, lc, pg, dr, ap, su)
                 ON CONFLICT (certificate_hash, account) DO UPDATE SET record_idx = EXCLUDED.record_idx, has_bundle = EXCLUDED.has_bundle,
                     visibility = EXCLUDED.visibility, state = EXCLUDED.state, bundle_type = EXCLUDED.bundle_type,
                     execution_id = EXCLUDED.execution_id, last_idx = EXCLUDED.last_idx, events = EXCLUDED.events,
-                    lifecycle = EXCLUDED.lifecycle, purged = EXCLUDED.purged, deletion_requested_idx = EXCLUDED.deletion_requested_idx
+                    lifecycle = EXCLUDED.lifecycle, purged = EXCLUDED.purged, deletion_requested_idx = EXCLUDED.deletion_requested_idx,
+                    app_id = EXCLUDED.app_id, execution_surface = EXCLUDED.execution_surface
                 """)
         }
         var links: [(hash: String, index: Int64, ref: String)] = []
@@ -90,7 +95,11 @@ public struct CertificatesProjection: Projection {
 
     public var dumpQueries: [SQLQuery] {
         [
-            "SELECT certificate_hash, account, record_idx, has_bundle, visibility, state, bundle_type, execution_id, first_idx, last_idx, events FROM proj_certificate_records ORDER BY certificate_hash, account",
+            """
+            SELECT certificate_hash, account, record_idx, has_bundle, visibility, state, bundle_type, execution_id, first_idx, last_idx, events,
+                   lifecycle, purged, deletion_requested_idx, app_id, execution_surface
+            FROM proj_certificate_records ORDER BY certificate_hash, account
+            """,
             "SELECT certificate_hash, idx, kind, ref FROM proj_certificate_links ORDER BY certificate_hash, idx",
         ]
     }

@@ -115,6 +115,10 @@ public struct AttestationService: Sendable {
         body["visibility"] = .string(JSONString(visibility.rawValue))
         body["checks"] = .array(checks.map { .string(JSONString($0)) })
         if kind == .aiCer, let run = Self.runFields(bundle) { body["run"] = .object(run) }
+        // The application and execution surface, which retention policies may be scoped to (bounded, as identifiers).
+        for (member, value) in [("appId", cer["snapshot"]?["appId"]), ("executionSurface", cer["snapshot"]?["executionSurface"])] {
+            if kind == .aiCer, let text = value?.stringValue, !text.isEmpty, text.utf8.count <= 256 { body[member] = .string(JSONString(text)) }
+        }
         body["verificationEnvelope"] = .object(envelope.envelope)
         body["verificationEnvelopeSignature"] = .string(JSONString(envelope.signature))
         // A replay (the account attested this certificate already) asks no authority: the caller must not be
@@ -321,7 +325,7 @@ public struct AttestationService: Sendable {
             let before = folded[account]
             folded[account] = CertificateRecord.fold(before, CertificateRecord.Event(
                 index: e.index, type: e.type, hasPayload: e.payloadDigest != nil, visibility: e.body["visibility"]?.stringValue,
-                lifecycle: e.body["to"]?.stringValue))
+                lifecycle: e.body["to"]?.stringValue, application: e.body["appId"]?.stringValue, surface: e.body["executionSurface"]?.stringValue))
             if before == nil, folded[account] != nil { accounts.append(account) }
         }
         return accounts.compactMap { account in

@@ -4,6 +4,7 @@ import HTTPTypes
 import Hummingbird
 import Synchronization
 import LedgerCore
+import LedgerProjections
 import LedgerStore
 
 /// The NexArt-compatible node endpoints and the record lookups.
@@ -23,6 +24,7 @@ struct AttestationRoutes: Sendable {
     let publicWorkers: LowPriorityPool
     /// Visibility changes per account and minute.
     let visibilityLimiter: RateLimiter
+    let queries: LedgerQueries
     let clock: @Sendable () -> Int64
 
     func register(on router: Router<LedgerRequestContext>) {
@@ -294,19 +296,33 @@ struct AttestationRoutes: Sendable {
         return JSONResponse.make(body: .object(o))
     }
 
-    /// The caller's records, newest first.
+    /// The caller's records, newest first. Archived and deleted records are left out unless asked for
+    /// (`lifecycle=archived|deleted|hidden|active|all`, comma-separated), as NexArt's default queries leave out
+    /// archived ones.
     func proofs(_ request: Request, _ context: LedgerRequestContext) async throws -> Response {
         let principal = try await context.auth.account()
         let q = QueryParameters(request)
         let limit = try q.get("limit", default: 50, in: 1...200)
-        let offset = try q.get("offset", default: 0, in: 0...Int.max)
-        let entries = try await attestation.log.entries(account: principal.accountId, type: AttestationService.attested, limit: limit, offset: offset)
-        let proofs: [JSONValue] = entries.map { e in
+        let offset = try q.get("offset", default: 0, in: 0...1_000_000)
+        var lifecycles: [String]? = [LifecycleState.active.rawValue, LifecycleState.hidden.rawValue]
+        if let raw = request.uri.queryParameters.get("lifecycle") {
+            let asked = raw.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+            if asked == ["all"] {
+                lifecycles = nil
+            } else {
+                guard !asked.isEmpty, asked.allSatisfy({ LifecycleState(rawValue: $0) != nil }) else {
+                    throw LedgerServerError(.invalidField, "lifecycle is all, or a comma-separated list of active, archived, hidden and deleted")
+                }
+                lifecycles = asked
+            }
+        }
+        let listed = try await queries.attestations(account: principal.accountId, lifecycles: lifecycles, limit: limit, offset: offset)
+        let proofs: [JSONValue] = listed.map { (e, lifecycle) in
             [
                 "certificateHash": e.body["certificateHash"] ?? .null, "bundleType": e.body["bundleType"] ?? .null,
                 "attestationId": e.body["attestationId"] ?? .null, "attestedAt": e.body["attestedAt"] ?? .null,
                 "source": e.body["source"] ?? .null, "executionId": e.body["executionId"] ?? .null,
-                "ledgerIndex": .number(Double(e.index)),
+                "ledgerIndex": .number(Double(e.index)), "lifecycle": .string(JSONString(lifecycle)),
             ]
         }
         return JSONResponse.make(body: [

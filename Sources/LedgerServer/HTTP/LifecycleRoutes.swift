@@ -2,12 +2,14 @@ import CERKit
 import HTTPTypes
 import Hummingbird
 import LedgerCore
+import LedgerProjections
 import LedgerStore
 
 /// Record lifecycle: owners archive, hide, restore and ask for erasure of their records and read their
 /// lifecycle; the operator applies and releases legal holds and reads pending retention work.
 struct LifecycleRoutes: Sendable {
     let lifecycle: LifecycleService
+    let queries: LedgerQueries
     let reader: RequestReader
     let limiter: RateLimiter
     let floorDays: Int
@@ -17,7 +19,14 @@ struct LifecycleRoutes: Sendable {
         router.post("/v1/records/:hash/lifecycle") { request, context in try await change(request, context) }
         router.post("/v1/records/:hash/deletion") { request, context in try await requestDeletion(request, context) }
         router.get("/v1/records/:hash/lifecycle") { request, context in try await read(request, context) }
+        router.post("/v1/runs/:runId/deletion") { request, context in
+            try await requestGroupDeletion(.run(context.parameters.get("runId") ?? ""), request, context)
+        }
+        router.post("/v1/project-bundles/:hash/deletion") { request, context in
+            try await requestGroupDeletion(.project(context.parameters.get("hash") ?? ""), request, context)
+        }
         let admin = router.group("/v1/admin")
+        admin.post("/deletions") { request, context in try await adminDeletion(request, context) }
         admin.get("/legal-holds") { _, context in
             try context.auth.requireAdmin()
             let book = try await lifecycle.holds()
@@ -29,11 +38,12 @@ struct LifecycleRoutes: Sendable {
             guard let caseId = try body.string("caseId") else { throw LedgerServerError(.invalidRequest, "caseId is required") }
             guard let account = try body.string("account"), !account.isEmpty else { throw LedgerServerError(.invalidRequest, "account is required") }
             guard let scope = LegalHold.Scope(rawValue: try body.string("scope") ?? "record") else {
-                throw LedgerServerError(.invalidField, "scope must be \"record\" or \"account\"")
+                throw LedgerServerError(.invalidField, "scope must be \"record\", \"run\", \"project\" or \"account\"")
             }
+            let target = try LegalHold.targetMember(scope).flatMap { scope == .record ? nil : try body.string($0) }
             let entry = try await lifecycle.applyHold(
                 holdId: try body.string("holdId"), caseId: caseId, scope: scope, account: account, certificateHash: try body.string("certificateHash"),
-                reason: try Self.reason(body), actor: "admin")
+                target: target, reason: try Self.reason(body), actor: "admin")
             return JSONResponse.make(status: .created, body: Self.entryJSON(entry))
         }
         admin.post("/legal-holds/:id/release") { request, context in
@@ -62,7 +72,8 @@ struct LifecycleRoutes: Sendable {
             let window = try body.integer("windowDays")
             if let window, !(1...36_500).contains(window) { throw LedgerServerError(.invalidField, "windowDays is from 1 to 36500") }
             let policy = RetentionPolicy(
-                account: account, project: try body.string("project"), policyClass: c, windowDays: window.map { Int($0) }, action: action, mode: mode)
+                account: account, project: try body.string("project"), application: try body.string("application"), surface: try body.string("surface"),
+                policyClass: c, windowDays: window.map { Int($0) }, action: action, mode: mode)
             let (entry, set) = try await lifecycle.setPolicy(policy, reason: try Self.reason(body), actor: "admin")
             return JSONResponse.make(status: entry == nil ? .ok : .created, body: Self.json(set))
         }
@@ -77,8 +88,64 @@ struct LifecycleRoutes: Sendable {
                      "requestIndex": .number(Double(try r.int64(2)))]
                 }
             }
-            return JSONResponse.make(body: ["floorDays": .number(Double(floorDays)), "pendingDeletions": .array(pending)])
+            let reviews = try await lifecycle.log.pool.withConnection { c in
+                try c.query("""
+                    SELECT e.subject, e.account, e.idx, e.body::jsonb->>'policy' FROM ledger_entries e
+                    JOIN proj_certificate_records r ON 'cer:' || r.certificate_hash = e.subject AND r.account = e.account AND r.lifecycle <> 'deleted'
+                    WHERE e.type = 'retention.review_required' ORDER BY e.idx LIMIT 1000
+                    """).rows.map { r throws(LedgerStoreError) -> JSONValue in
+                    ["certificateHash": .string(JSONString(Subject.certificateHash(of: try r.text(0)) ?? "")), "account": r[1].map { .string(JSONString($0)) } ?? .null,
+                     "ledgerIndex": .number(Double(try r.int64(2))), "policyIndex": r[3].flatMap(Double.init).map { .number($0) } ?? .null]
+                }
+            }
+            let expiring: [JSONValue] = try await lifecycle.expiring(now: clock()).map { x in
+                var o = Self.json(x.policy).objectValue ?? [:]
+                o["expired"] = .number(Double(x.expired))
+                o["nextExpiry"] = x.nextExpiry.map { .string(JSONString(Timestamp.iso8601(milliseconds: $0))) } ?? .null
+                return .object(o)
+            }
+            return JSONResponse.make(body: [
+                "floorDays": .number(Double(floorDays)), "pendingDeletions": .array(pending), "reviewRequired": .array(reviews),
+                "policies": .array(expiring),
+            ])
         }
+    }
+
+    func requestGroupDeletion(_ group: LifecycleService.RecordGroup, _ request: Request, _ context: LedgerRequestContext) async throws -> Response {
+        let principal = try await context.auth.account()
+        let body = try await optionalObject(request)
+        let reason = try Self.reason(body)
+        try limiter.requireAdmission(principal.accountId, now: clock(), what: "record changes")
+        return try await groupDeletionResponse(group, account: principal.accountId, reason: reason, actor: "owner")
+    }
+
+    func groupDeletionResponse(_ group: LifecycleService.RecordGroup, account: String, reason: String?, actor: String) async throws -> Response {
+        let done = try await lifecycle.requestDeletion(of: group, account: account, reason: reason, actor: actor, queries: queries)
+        return JSONResponse.make(status: done.requested.isEmpty ? .ok : .accepted, body: [
+            "status": "requested", "group": group.json, "account": .string(JSONString(account)),
+            "requested": .array(done.requested.map { ["certificateHash": $0.body["certificateHash"] ?? .null, "requestIndex": .number(Double($0.index))] }),
+            "alreadyPending": .number(Double(done.pending)), "alreadyDeleted": .number(Double(done.deleted)),
+        ])
+    }
+
+    /// An administrator's deletion request for an account's record, run or project.
+    func adminDeletion(_ request: Request, _ context: LedgerRequestContext) async throws -> Response {
+        try context.auth.requireAdmin()
+        let (body, _) = try await reader.object(request)
+        guard let account = try body.string("account"), !account.isEmpty else { throw LedgerServerError(.invalidRequest, "account is required") }
+        let reason = try Self.reason(body)
+        let named = [try body.string("certificateHash"), try body.string("runId"), try body.string("projectHash")]
+        guard named.compactMap({ $0 }).count == 1 else {
+            throw LedgerServerError(.invalidRequest, "name exactly one of certificateHash, runId and projectHash")
+        }
+        if let hash = named[0] {
+            let (entry, isNew) = try await lifecycle.requestDeletion(certificateHash: hash, account: account, reason: reason, actor: "admin")
+            return JSONResponse.make(status: isNew ? .accepted : .ok, body: [
+                "certificateHash": .string(JSONString(hash)), "status": "requested", "requestIndex": .number(Double(entry.index)), "replayed": .bool(!isNew),
+            ])
+        }
+        let group: LifecycleService.RecordGroup = named[1].map { .run($0) } ?? .project(named[2]!)
+        return try await groupDeletionResponse(group, account: account, reason: reason, actor: "admin")
     }
 
     /// A JSON object body, or an empty object when the request has none (no content type, no bytes).
@@ -135,15 +202,19 @@ struct LifecycleRoutes: Sendable {
             throw LedgerServerError(.notFound, "No record found for this certificate hash")
         }
         let kinds: Set<String> = [
-            EventType.cerLifecycleChanged, EventType.deletionRequested, EventType.deletionDeferred, EventType.deletionCompleted, EventType.payloadPurged,
+            EventType.cerLifecycleChanged, EventType.deletionRequested, EventType.deletionDeferred, EventType.deletionCompleted, EventType.deletionDenied,
+            EventType.payloadPurged, EventType.retentionReviewRequired,
         ]
         let events = entries.filter { $0.account == principal.accountId && kinds.contains($0.type) }
-        let holds = try await lifecycle.holds(account: principal.accountId).holding(account: principal.accountId, certificateHash: hash)
+        let scope = try await RetentionWorker.scope(log: lifecycle.log, hash: hash, account: principal.accountId, entries: entries)
+        let holds = try await lifecycle.holds(account: principal.accountId).holding(scope)
+        let policy = try await lifecycle.policies().effective(scope)
         return JSONResponse.make(body: [
             "certificateHash": .string(JSONString(hash)), "state": .string(JSONString(owned.lifecycle.rawValue)),
             "purged": .bool(owned.record?.purged ?? false),
             "deletionRequested": owned.record?.deletionRequested.map { .number(Double($0)) } ?? .null,
-            "holds": .array(holds.map { ["holdId": .string(JSONString($0.holdId)), "caseId": .string(JSONString($0.caseId))] }),
+            "holds": .array(holds.map { ["holdId": .string(JSONString($0.holdId)), "caseId": .string(JSONString($0.caseId)), "scope": .string(JSONString($0.scope.rawValue))] }),
+            "retentionPolicy": policy.map(Self.json) ?? .null,
             "events": .array(events.map(Self.entryJSON)),
         ])
     }
@@ -157,7 +228,8 @@ struct LifecycleRoutes: Sendable {
 
     static func json(_ p: RetentionPolicy) -> JSONValue {
         [
-            "account": .string(JSONString(p.account)), "project": p.project.map { .string(JSONString($0)) } ?? .null,
+            "account": .string(JSONString(p.account)), "scope": .string(JSONString(p.scopeName)), "project": p.project.map { .string(JSONString($0)) } ?? .null,
+            "application": p.application.map { .string(JSONString($0)) } ?? .null, "surface": p.surface.map { .string(JSONString($0)) } ?? .null,
             "class": .string(JSONString(p.policyClass.rawValue)), "windowDays": p.windowDays.map { .number(Double($0)) } ?? .null,
             "action": .string(JSONString(p.action.rawValue)), "mode": .string(JSONString(p.mode.rawValue)), "ledgerIndex": .number(Double(p.index)),
         ]
@@ -167,6 +239,8 @@ struct LifecycleRoutes: Sendable {
         [
             "holdId": .string(JSONString(h.holdId)), "caseId": .string(JSONString(h.caseId)), "scope": .string(JSONString(h.scope.rawValue)),
             "account": .string(JSONString(h.account)), "certificateHash": h.certificateHash.map { .string(JSONString($0)) } ?? .null,
+            "runId": h.scope == .run ? h.target.map { .string(JSONString($0)) } ?? .null : .null,
+            "projectHash": h.scope == .project ? h.target.map { .string(JSONString($0)) } ?? .null : .null,
             "appliedIndex": .number(Double(h.appliedIndex)),
         ]
     }

@@ -1,6 +1,7 @@
 public import CERKit
 import Foundation
 public import LedgerCore
+public import LedgerProjections
 public import LedgerStore
 
 /// Record lifecycle as ledger events: owners archive, hide and restore their records and ask for their
@@ -90,6 +91,84 @@ public struct LifecycleService: Sendable {
         throw LedgerServerError(.conflict, "the record changed while its deletion was being requested; retry")
     }
 
+    /// Records one deletion request covers at most (a run's or a project's, in one all-or-nothing group).
+    public static let maxScopedRecords = 10_000
+
+    /// A run of the account, or a project it registered.
+    public enum RecordGroup: Sendable, Equatable {
+        case run(String)
+        case project(String)
+
+        var json: JSONValue {
+            switch self {
+            case .run(let id): return ["type": "run", "runId": .string(JSONString(id))]
+            case .project(let hash): return ["type": "project", "projectHash": .string(JSONString(hash))]
+            }
+        }
+    }
+
+    public struct GroupDeletion: Sendable {
+        /// The new `deletion.requested` entries, one per record.
+        public var requested: [LedgerEntry]
+        /// Records of the group already waiting for an answer, and already deleted.
+        public var pending: Int
+        public var deleted: Int
+    }
+
+    /// Requests the erasure of every record of the account in a run or one of its projects: one
+    /// `deletion.requested` per record not deleted and not already pending, naming the group, appended
+    /// together or not at all. The worker answers each as it answers a single record's.
+    public func requestDeletion(of group: RecordGroup, account: String, reason: String?, actor: String, queries: LedgerQueries) async throws
+        -> GroupDeletion
+    {
+        let limit = Self.maxScopedRecords + 1
+        let records: [LedgerQueries.ScopedRecord]
+        switch group {
+        case .run(let runId):
+            try Self.checkIdentifier(runId, "runId")
+            records = try await queries.records(account: account, runId: runId, limit: limit)
+            guard !records.isEmpty else { throw LedgerServerError(.notFound, "account \(account) has recorded no step of run \(runId)") }
+        case .project(let hash):
+            guard ProtocolHash.isWellFormed(hash) else {
+                throw LedgerServerError(.invalidHashFormat, "projectHash must be sha256: followed by 64 lowercase hex digits")
+            }
+            let registrations = try await log.entries(subject: Subject.project(hash)).entries
+            guard registrations.contains(where: { $0.type == EventType.projectRegistered && $0.account == account }) else {
+                throw LedgerServerError(.notFound, "account \(account) has registered no project \(hash)")
+            }
+            records = try await queries.records(account: account, projectHash: hash, limit: limit)
+        }
+        guard records.count <= Self.maxScopedRecords else {
+            throw LedgerServerError(.invalidRequest, "the group has more than \(Self.maxScopedRecords) records: request their erasure record by record")
+        }
+        let open = records.filter { $0.lifecycle != LifecycleState.deleted.rawValue && $0.deletionRequested == nil }
+        let result = GroupDeletion(
+            requested: [], pending: records.filter { $0.lifecycle != LifecycleState.deleted.rawValue && $0.deletionRequested != nil }.count,
+            deleted: records.filter { $0.lifecycle == LifecycleState.deleted.rawValue }.count)
+        guard !open.isEmpty else { return result }
+        let requests = open.map { r in
+            var body = JSONObject()
+            body["certificateHash"] = .string(JSONString(r.certificateHash))
+            body["reason"] = reason.map { .string(JSONString($0)) } ?? .null
+            body["actor"] = .string(JSONString(actor))
+            body["group"] = group.json
+            // No version check: the fold takes a request only for a record that is not deleted and has none pending.
+            return AppendRequest(subject: Subject.certificate(r.certificateHash), type: EventType.deletionRequested, account: account, body: .object(body))
+        }
+        try RequestDeadline.beginCommit()
+        let outcomes = try await log.append(group: requests)
+        var done = result
+        done.requested = outcomes.map(\.entry)
+        return done
+    }
+
+    static func checkIdentifier(_ value: String, _ name: String) throws {
+        guard !value.isEmpty, value.utf8.count <= 256, value.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value != 0x7F }) else {
+            throw LedgerServerError(.invalidField, "\(name) is 1 to 256 bytes of printable characters")
+        }
+    }
+
+    // MARK: Legal holds
     // MARK: Legal holds
 
     /// Every hold entry, in log order; with `account`, only that account's (hold entries name the held
@@ -116,17 +195,28 @@ public struct LifecycleService: Sendable {
     }
 
     /// Applies a hold (an id is made when none is given). The same id while in force is a 409.
-    public func applyHold(holdId: String?, caseId: String, scope: LegalHold.Scope, account: String, certificateHash: String?, reason: String?, actor: String)
-        async throws -> LedgerEntry
-    {
+    public func applyHold(
+        holdId: String?, caseId: String, scope: LegalHold.Scope, account: String, certificateHash: String?, target: String? = nil, reason: String?,
+        actor: String
+    ) async throws -> LedgerEntry {
         let id = holdId ?? UUID().uuidString.lowercased()
         guard id.utf8.count <= 128, !id.isEmpty, id.unicodeScalars.allSatisfy({ $0.properties.isAlphabetic || $0.properties.numericType != nil || "-_.".unicodeScalars.contains($0) })
         else { throw LedgerServerError(.invalidField, "holdId is 1 to 128 letters, digits, '-', '_' or '.'") }
         guard !caseId.isEmpty, caseId.utf8.count <= 256 else { throw LedgerServerError(.invalidField, "caseId is 1 to 256 bytes") }
-        if scope == .record {
+        switch scope {
+        case .record:
             guard let certificateHash, ProtocolHash.isWellFormed(certificateHash) else {
                 throw LedgerServerError(.invalidHashFormat, "a record hold names its certificateHash (sha256: and 64 lowercase hex digits)")
             }
+        case .run:
+            guard let target else { throw LedgerServerError(.invalidRequest, "a run hold names its runId") }
+            try Self.checkIdentifier(target, "runId")
+        case .project:
+            guard let target, ProtocolHash.isWellFormed(target) else {
+                throw LedgerServerError(.invalidHashFormat, "a project hold names its projectHash (sha256: and 64 lowercase hex digits)")
+            }
+        case .account:
+            break
         }
         let entries = try await log.entries(subject: Subject.hold(id)).entries
         var book = HoldBook()
@@ -138,6 +228,7 @@ public struct LifecycleService: Sendable {
         body["scope"] = .string(JSONString(scope.rawValue))
         body["account"] = .string(JSONString(account))
         body["certificateHash"] = scope == .record ? .string(JSONString(certificateHash!)) : .null
+        if let member = LegalHold.targetMember(scope), scope != .record { body[member] = .string(JSONString(target!)) }
         body["reason"] = reason.map { .string(JSONString($0)) } ?? .null
         body["actor"] = .string(JSONString(actor))
         // The held account's entry: /v1/log/entries shows it to that account and the operator only.
@@ -181,6 +272,38 @@ public struct LifecycleService: Sendable {
         return book
     }
 
+    /// What expires when, per policy in force: how many records of its scope are past its window (the
+    /// worker's to act on, those already acted on included unless deleted) and when the next of the others
+    /// expires (epoch ms). Counted over the whole scope, narrower policies' records included: an upper bound.
+    public func expiring(now: Int64) async throws -> [(policy: RetentionPolicy, expired: Int64, nextExpiry: Int64?)] {
+        var out: [(policy: RetentionPolicy, expired: Int64, nextExpiry: Int64?)] = []
+        for policy in try await policies().all {
+            guard let window = policy.windowDays else {
+                out.append((policy, 0, nil))
+                continue
+            }
+            let span = Int64(window) * 86_400_000, cutoff = now - span
+            let scope = policy.scopeName, target = policy.project ?? policy.application ?? policy.surface ?? ""
+            let row = try await log.pool.withConnection { c in
+                let row = try c.query("""
+                    SELECT count(*) FILTER (WHERE e.recorded_at < to_timestamp(\(cutoff)::bigint / 1000.0)),
+                           (extract(epoch from min(e.recorded_at) FILTER (WHERE e.recorded_at >= to_timestamp(\(cutoff)::bigint / 1000.0))) * 1000)::bigint
+                    FROM proj_certificate_records r JOIN ledger_entries e ON e.idx = r.first_idx
+                    WHERE r.account = \(policy.account) AND r.lifecycle <> 'deleted'
+                      AND CASE \(scope)::text
+                            WHEN 'project' THEN EXISTS (SELECT 1 FROM proj_certificate_links l JOIN ledger_entries p ON p.idx = l.idx AND p.account = r.account
+                                 WHERE l.certificate_hash = r.certificate_hash AND l.kind = 'project' AND l.ref = \(target))
+                            WHEN 'application' THEN r.app_id = \(target)
+                            WHEN 'surface' THEN r.execution_surface = \(target)
+                            ELSE true END
+                    """).single("the expiry")
+                return (try row.int64(0), try row.optionalInt64(1))
+            }
+            out.append((policy, row.0, row.1.map { $0 + span }))
+        }
+        return out
+    }
+
     /// Sets the policy of an account or one of its projects. A locked policy is only extended; shortening a
     /// governance policy needs a reason. Setting the policy in force again appends nothing.
     public func setPolicy(_ policy: RetentionPolicy, reason: String?, actor: String) async throws -> (entry: LedgerEntry?, policy: RetentionPolicy) {
@@ -194,6 +317,11 @@ public struct LifecycleService: Sendable {
             }
         }
         guard !policy.account.isEmpty, policy.account.utf8.count <= 128 else { throw LedgerServerError(.invalidField, "account is 1 to 128 bytes") }
+        guard [policy.project, policy.application, policy.surface].compactMap({ $0 }).count <= 1 else {
+            throw LedgerServerError(.invalidRequest, "a policy has one scope: name at most one of project, application and surface")
+        }
+        if let application = policy.application { try Self.checkIdentifier(application, "application") }
+        if let surface = policy.surface { try Self.checkIdentifier(surface, "surface") }
         if let w = policy.windowDays, !(1...36_500).contains(w) { throw LedgerServerError(.invalidField, "windowDays is from 1 to 36500") }
         let entries = try await log.entries(subject: policy.subject).entries
         var book = PolicyBook()
@@ -210,6 +338,8 @@ public struct LifecycleService: Sendable {
         var body = JSONObject()
         body["account"] = .string(JSONString(policy.account))
         body["project"] = policy.project.map { .string(JSONString($0)) } ?? .null
+        if let application = policy.application { body["application"] = .string(JSONString(application)) }
+        if let surface = policy.surface { body["surface"] = .string(JSONString(surface)) }
         body["class"] = .string(JSONString(policy.policyClass.rawValue))
         body["windowDays"] = policy.windowDays.map { .number(Double($0)) } ?? .null
         body["action"] = .string(JSONString(policy.action.rawValue))

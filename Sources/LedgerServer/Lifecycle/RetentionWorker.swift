@@ -21,7 +21,10 @@ public final class RetentionWorker: Sendable {
     let metrics: ServerMetrics?
     /// Rewrites closed partitions that held erased payloads (the owner's connection), when given.
     let maintenance: PayloadMaintenance?
-    private let totals = Mutex((erased: 0, deferred: 0, reconciled: 0, archived: 0, reviews: 0))
+    private let totals = Mutex((erased: 0, deferred: 0, denied: 0, reconciled: 0, archived: 0, reviews: 0))
+    /// Where each policy's pass through its candidates stopped (by policy entry), so that a run that stops
+    /// after `maxPages` pages goes on from there next time instead of starting again.
+    private let cursors = Mutex([Int64: Int64]())
 
     public init(
         log: PostgresEventLog, projections: ProjectionRunner, floorDays: Int, batch: Int = 100, metrics: ServerMetrics? = nil,
@@ -44,6 +47,8 @@ public final class RetentionWorker: Sendable {
         public var purged = 0
         /// Requests deferred (a new `deletion.deferred` entry).
         public var deferred = 0
+        /// Requests denied by a locked retention policy (a new `deletion.denied` entry).
+        public var denied = 0
         /// Requests still pending after this run.
         public var pending = 0
         /// Payload partitions rewritten so that erased bytes left the files, and those still open.
@@ -76,6 +81,7 @@ public final class RetentionWorker: Sendable {
             let appendedBefore = log.statistics.appended
             let started = ContinuousClock.now
             let book = try await LifecycleService(log: log).holds()
+            let policies = try await LifecycleService(log: log).policies()
             let outcomes = try await withThrowingTaskGroup(of: Outcome.self) { group in
                 var next = chunk.makeIterator()
                 var running = 0
@@ -83,7 +89,7 @@ public final class RetentionWorker: Sendable {
                 func add() {
                     guard let (hash, account, request) = next.next() else { return }
                     running += 1
-                    group.addTask { try await self.answer(hash: hash, account: account, request: request, holds: book, now: now) }
+                    group.addTask { try await self.answer(hash: hash, account: account, request: request, holds: book, policies: policies, now: now) }
                 }
                 for _ in 0..<Self.concurrency { add() }
                 while running > 0, let outcome = try await group.next() {
@@ -101,6 +107,7 @@ public final class RetentionWorker: Sendable {
                     report.purged += d.count
                     digests += d
                 case .deferred(let isNew): if isNew { report.deferred += 1 }
+                case .denied(let isNew): if isNew { report.denied += 1 }
                 case .nothing: break
                 }
             }
@@ -110,7 +117,7 @@ public final class RetentionWorker: Sendable {
             let own = outcomes.reduce(0) { n, o in
                 switch o {
                 case .erased(let d): return n + d.count + 2
-                case .deferred(let isNew): return n + (isNew ? 1 : 0)
+                case .deferred(let isNew), .denied(let isNew): return n + (isNew ? 1 : 0)
                 case .nothing: return n
                 }
             }
@@ -136,12 +143,15 @@ public final class RetentionWorker: Sendable {
         let t = totals.withLock { t in
             t.erased += report.erased + report.expiry.erased
             t.deferred += report.deferred + report.expiry.deferred
+            t.denied += report.denied
             t.archived += report.expiry.archived
             t.reviews += report.expiry.reviews
             t.reconciled += report.reconciled
             return t
         }
-        metrics?.retention(pending: report.pending, erased: t.erased, deferred: t.deferred, reconciled: t.reconciled, archived: t.archived, reviews: t.reviews)
+        metrics?.retention(
+            pending: report.pending, erased: t.erased, deferred: t.deferred, denied: t.denied, reconciled: t.reconciled, archived: t.archived,
+            reviews: t.reviews)
         return report
     }
 
@@ -155,6 +165,7 @@ public final class RetentionWorker: Sendable {
         /// Appended the purge group; the payloads to delete once the chunk's groups are in.
         case erased([[UInt8]])
         case deferred(isNew: Bool)
+        case denied(isNew: Bool)
         case nothing
     }
 
@@ -184,11 +195,27 @@ public final class RetentionWorker: Sendable {
         }
     }
 
-    func answer(hash: String, account: String, request: Int64, holds: HoldBook, now: Int64) async throws -> Outcome {
-        try await erase(hash: hash, account: account, authority: .request(request), holds: holds, now: now)
+    func answer(hash: String, account: String, request: Int64, holds: HoldBook, policies: PolicyBook, now: Int64) async throws -> Outcome {
+        try await erase(hash: hash, account: account, authority: .request(request), holds: holds, policies: policies, now: now)
     }
 
-    func erase(hash: String, account: String, authority: Authority, holds: HoldBook, now: Int64) async throws -> Outcome {
+    /// What the record of `account` belongs to: its runs, application and surface from its entries, the
+    /// account's registered projects that list it from the read models.
+    func scope(hash: String, account: String, entries: [LedgerEntry]) async throws -> RecordScope {
+        try await Self.scope(log: log, hash: hash, account: account, entries: entries)
+    }
+
+    static func scope(log: PostgresEventLog, hash: String, account: String, entries: [LedgerEntry]) async throws -> RecordScope {
+        let projects = try await log.pool.withConnection { c in
+            try c.query("""
+                SELECT DISTINCT l.ref FROM proj_certificate_links l JOIN ledger_entries e ON e.idx = l.idx AND e.account = \(account)
+                WHERE l.certificate_hash = \(hash) AND l.kind = 'project' ORDER BY l.ref
+                """).rows.map { r throws(LedgerStoreError) in try r.text(0) }
+        }
+        return RecordScope.of(account: account, certificateHash: hash, entries: entries, projects: projects)
+    }
+
+    func erase(hash: String, account: String, authority: Authority, holds: HoldBook, policies: PolicyBook, now: Int64) async throws -> Outcome {
         let subject = Subject.certificate(hash)
         let entries = try await log.entries(subject: subject).entries
         guard let owned = AttestationService.fold(entries).first(where: { $0.entry.account == account }), let record = owned.record,
@@ -196,10 +223,26 @@ public final class RetentionWorker: Sendable {
         else { return .nothing }
         if case .request(let request) = authority, record.deletionRequested != request { return .nothing }  // answered meanwhile
         let first = entries.first { $0.index == record.firstIndex }
-        let decision = ErasureDecision.decide(
-            recordedAt: first?.recordedAt ?? now, now: now, floorDays: floorDays, holds: holds.holding(account: account, certificateHash: hash))
+        let scope = try await scope(hash: hash, account: account, entries: entries)
+        let holding = holds.holding(scope)
+        // A request is refused while a locked policy keeps the record; a policy's own erasure needs no such check.
+        var locked: RetentionPolicy? = nil
+        if case .request = authority { locked = policies.effective(scope) }
+        let decision = ErasureDecision.decide(recordedAt: first?.recordedAt ?? now, now: now, floorDays: floorDays, holds: holding, policy: locked)
+        if case .denied(let reason, let until) = decision, case .request(let request) = authority {
+            var body = JSONObject()
+            body["certificateHash"] = .string(JSONString(hash))
+            body["request"] = .number(Double(request))
+            body["reason"] = .string(JSONString(reason))
+            body["policy"] = locked.map { .number(Double($0.index)) } ?? .null
+            body["until"] = until.map { .string(JSONString(Timestamp.iso8601(milliseconds: $0))) } ?? .null
+            let result = try await log.append(AppendRequest(
+                subject: subject, type: EventType.deletionDenied, account: account, body: .object(body), idempotencyKey: "denied:\(request)"))
+            if case .appended = result { return .denied(isNew: true) }
+            return .denied(isNew: false)
+        }
         if case .deferred(let reason, let until) = decision {
-            let kind = holds.holding(account: account, certificateHash: hash).first.map { "hold:\($0.holdId)" } ?? "floor"
+            let kind = holding.first.map { "hold:\($0.holdId)" } ?? "floor"
             var body = JSONObject()
             body["certificateHash"] = .string(JSONString(hash))
             switch authority {
@@ -261,60 +304,80 @@ public final class RetentionWorker: Sendable {
         public var reviews = 0
     }
 
-    /// Applies every policy in force: records of its scope whose window has elapsed are archived, erased
-    /// (holds and the floor still defer it) or flagged for review, once each. Pages through each policy's
-    /// candidates (oldest first, `batch` at a time, at most `maxPages` pages a run).
+    /// Applies every policy in force: records of its scope whose window has elapsed, and that no narrower
+    /// policy takes, are archived, erased (holds and the floor still defer it) or flagged for review, once
+    /// each. Pages through each policy's candidates (oldest first, `batch` at a time, at most `maxPages`
+    /// pages a run, the next run going on where this one stopped).
     public func expire(now: Int64, maxPages: Int = 20) async throws -> Expiry {
         let book = try await LifecycleService(log: log).policies()
         var expiry = Expiry()
         for policy in book.all {
             guard let window = policy.windowDays else { continue }
             let cutoff = now - Int64(window) * 86_400_000
-            let ownProjects = book.all.filter { $0.account == policy.account && $0.project != nil }.compactMap(\.project)
-            var cursor: Int64 = -1
+            // Records a narrower policy of the account takes are not this one's candidates.
+            let narrower = book.narrower(than: policy)
+            let takenProjects = narrower.compactMap(\.project), takenApps = narrower.compactMap(\.application)
+            let takenSurfaces = narrower.compactMap(\.surface)
+            let scope = policy.scopeName, target = policy.project ?? policy.application ?? policy.surface ?? ""
+            let archiveKey = "expired:\(policy.index):\(policy.account)", reviewKey = "review:\(policy.index):\(policy.account)"
+            var cursor = cursors.withLock { $0[policy.index] } ?? -1
             for _ in 0..<maxPages {
-                let batch = self.batch, after = cursor
+                let batch = self.batch, after = cursor, action = policy.action.rawValue
                 let page = try await log.pool.withConnection { c in
                     try c.query("""
-                        SELECT r.certificate_hash, r.first_idx, r.lifecycle,
-                               ARRAY(SELECT l.ref FROM proj_certificate_links l JOIN proj_projects p ON p.project_hash = l.ref AND p.account = r.account
+                        SELECT r.certificate_hash, r.first_idx, r.lifecycle, r.app_id, r.execution_surface,
+                               ARRAY(SELECT l.ref FROM proj_certificate_links l JOIN ledger_entries p ON p.idx = l.idx AND p.account = r.account
                                      WHERE l.certificate_hash = r.certificate_hash AND l.kind = 'project')
                         FROM proj_certificate_records r JOIN ledger_entries e ON e.idx = r.first_idx
                         WHERE r.account = \(policy.account) AND r.lifecycle <> 'deleted' AND r.deletion_requested_idx IS NULL
                           AND e.recorded_at < to_timestamp(\(cutoff)::bigint / 1000.0) AND r.first_idx > \(after)
-                          AND (\(policy.project ?? "")::text = '' OR EXISTS (SELECT 1 FROM proj_certificate_links l
-                               JOIN proj_projects p ON p.project_hash = l.ref AND p.account = r.account
-                               WHERE l.certificate_hash = r.certificate_hash AND l.kind = 'project' AND l.ref = \(policy.project ?? "")))
+                          AND CASE \(scope)::text
+                                WHEN 'project' THEN EXISTS (SELECT 1 FROM proj_certificate_links l
+                                     JOIN ledger_entries p ON p.idx = l.idx AND p.account = r.account
+                                     WHERE l.certificate_hash = r.certificate_hash AND l.kind = 'project' AND l.ref = \(target))
+                                WHEN 'application' THEN r.app_id = \(target)
+                                WHEN 'surface' THEN r.execution_surface = \(target)
+                                ELSE true END
+                          AND NOT coalesce(r.execution_surface, '') = ANY(\(textArray: takenSurfaces)::text[])
+                          AND NOT coalesce(r.app_id, '') = ANY(\(textArray: takenApps)::text[])
+                          AND NOT EXISTS (SELECT 1 FROM proj_certificate_links l
+                               JOIN ledger_entries p ON p.idx = l.idx AND p.account = r.account
+                               WHERE l.certificate_hash = r.certificate_hash AND l.kind = 'project' AND l.ref = ANY(\(textArray: takenProjects)::text[]))
+                          AND (\(action)::text <> 'archive' OR (r.lifecycle = 'active' AND NOT EXISTS (SELECT 1 FROM ledger_entries x
+                               WHERE x.subject = 'cer:' || r.certificate_hash AND x.type = 'cer.lifecycle_changed' AND x.idempotency_key = \(archiveKey))))
                           AND NOT EXISTS (SELECT 1 FROM ledger_entries x WHERE x.subject = 'cer:' || r.certificate_hash
-                               AND x.type = 'retention.review_required' AND x.idempotency_key = \("review:\(policy.index):\(policy.account)"))
-                          AND (\(policy.project == nil ? "account" : "project")::text = 'project' OR NOT EXISTS (SELECT 1 FROM proj_certificate_links l
-                               JOIN proj_projects p ON p.project_hash = l.ref AND p.account = r.account
-                               WHERE l.certificate_hash = r.certificate_hash AND l.kind = 'project' AND l.ref = ANY(\(textArray: ownProjects)::text[])))
+                               AND x.type = 'retention.review_required' AND x.idempotency_key = \(reviewKey))
                         ORDER BY r.first_idx LIMIT \(batch)
-                        """).rows.map { r throws(LedgerStoreError) -> (String, Int64, String, [String]) in
-                        let projects = (r[3] ?? "{}").trimmingCharacters(in: CharacterSet(charactersIn: "{}")).split(separator: ",").map(String.init)
-                        return (try r.text(0), try r.int64(1), try r.text(2), projects)
+                        """).rows.map { r throws(LedgerStoreError) -> (hash: String, first: Int64, lifecycle: String, scope: RecordScope) in
+                        let projects = (r[5] ?? "{}").trimmingCharacters(in: CharacterSet(charactersIn: "{}")).split(separator: ",").map(String.init)
+                        let hash = try r.text(0)
+                        return (hash, try r.int64(1), try r.text(2),
+                                RecordScope(account: policy.account, certificateHash: hash, projects: projects, application: r[3], surface: r[4]))
                     }
                 }
-                guard let last = page.last else { break }
-                cursor = last.1
+                guard let last = page.last else {
+                    cursor = -1
+                    break
+                }
+                cursor = page.count < batch ? -1 : last.first
                 let holds = try await LifecycleService(log: log).holds()
                 var digests: [[UInt8]] = []
-                for (hash, _, lifecycle, projects) in page {
+                for candidate in page {
+                    let hash = candidate.hash
                     // The narrower scope wins; among several projects, the one that keeps records longest.
-                    guard book.effective(account: policy.account, projects: projects)?.index == policy.index else { continue }
+                    guard book.effective(candidate.scope)?.index == policy.index else { continue }
                     switch policy.action {
                     case .archive:
-                        guard lifecycle == LifecycleState.active.rawValue else { continue }
+                        guard candidate.lifecycle == LifecycleState.active.rawValue else { continue }
                         if try await archive(hash: hash, account: policy.account, policy: policy) { expiry.archived += 1 }
                     case .delete:
-                        switch try await erase(hash: hash, account: policy.account, authority: .policy(policy), holds: holds, now: now) {
+                        switch try await erase(hash: hash, account: policy.account, authority: .policy(policy), holds: holds, policies: book, now: now) {
                         case .erased(let d):
                             expiry.erased += 1
                             expiry.purged += d.count
                             digests += d
                         case .deferred(let isNew): if isNew { expiry.deferred += 1 }
-                        case .nothing: break
+                        case .denied, .nothing: break
                         }
                     case .review, .exportThenDelete:
                         var body = JSONObject()
@@ -323,13 +386,14 @@ public final class RetentionWorker: Sendable {
                         body["action"] = .string(JSONString(policy.action.rawValue))
                         let result = try await log.append(AppendRequest(
                             subject: Subject.certificate(hash), type: EventType.retentionReviewRequired, account: policy.account, body: .object(body),
-                            idempotencyKey: "review:\(policy.index):\(policy.account)"))
+                            idempotencyKey: reviewKey))
                         if case .appended = result { expiry.reviews += 1 }
                     }
                 }
                 try await log.erasePayloads(digests: digests)
-                if page.count < batch { break }
+                if cursor == -1 { break }
             }
+            cursors.withLock { $0[policy.index] = cursor }
         }
         return expiry
     }

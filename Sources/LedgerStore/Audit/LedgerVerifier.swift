@@ -170,17 +170,20 @@ public enum LedgerVerifier {
         let events = try await log.pool.withConnection { c in
             try EntryRows.decode(c.query("""
                 SELECT \(sql: EntryRows.columns) FROM ledger_entries
-                WHERE type IN ('payload.purged', 'legal_hold.applied', 'legal_hold.released') ORDER BY idx
+                WHERE type IN ('payload.purged', 'legal_hold.applied', 'legal_hold.released', 'retention.policy_set') ORDER BY idx
                 """))
         }
         var problems: [LedgerProblem] = []
         var warnings: [LedgerProblem] = []
+        // Holds and policies as they stood when each purge was appended (folded in log order).
         var holds = HoldBook()
+        var policies = PolicyBook()
         var purged: Set<Int64> = []
         var checked = 0
         for e in events {
             guard e.type == EventType.payloadPurged else {
                 holds.apply(e)
+                policies.apply(e)
                 continue
             }
             func problem(_ what: String) { problems.append(LedgerProblem(index: e.index, what: what)) }
@@ -206,28 +209,21 @@ public enum LedgerVerifier {
             }
             var source: LedgerEntry? = nil
             if let authority { source = try await log.entry(index: authority) }
+            let scope = try await recordScope(log, hash: hash, account: account, before: e.index)
+            let governing = policies.effective(scope)
             if let request = source, request.type == EventType.deletionRequested, request.subject == e.subject, request.account == account,
                 request.index < e.index
             {
+                // A locked policy in force over the record refuses requests until its window has elapsed.
+                if let governing, governing.mode == .locked, let firstTime, !governing.hasExpired(recordedAt: firstTime, now: e.recordedAt) {
+                    problem("entry \(target)'s payload was purged on request while locked retention policy \(governing.index) kept the record")
+                    authorised = false
+                }
             } else if let set = source, let policy = RetentionPolicy(entry: set), set.index < e.index {
-                // An expired policy: the record's account's (or one of its projects'), in force when the purge
-                // was appended, with the action delete, and the record older than its window.
-                let inForce = try await log.pool.withConnection { c in
-                    try c.query("""
-                        SELECT max(idx) FROM ledger_entries WHERE subject = \(set.subject) AND type = 'retention.policy_set' AND idx < \(e.index)
-                        """).rows.first?.optionalInt64(0)
-                }
-                var inScope = policy.account == account
-                if inScope, let project = policy.project {
-                    let registrations = try await log.entries(subject: Subject.project(project)).entries
-                    inScope = false
-                    for r in registrations where r.type == EventType.projectRegistered && r.account == account {
-                        let steps: [JSONValue] = r.body["steps"]?.arrayValue ?? []
-                        if steps.contains(where: { (step: JSONValue) -> Bool in step["certificateHash"]?.stringValue == hash }) { inScope = true }
-                    }
-                }
-                if !inScope || policy.action != RetentionPolicy.Action.delete || inForce != set.index {
-                    problem("the purge of entry \(target) names a retention policy that did not cover it, did not delete, or was no longer in force")
+                // An expired policy: the one in force over the record when the purge was appended (the narrowest
+                // scope that has one), with the action delete, and the record older than its window.
+                if governing?.index != set.index || policy.action != RetentionPolicy.Action.delete {
+                    problem("the purge of entry \(target) names a retention policy that did not govern it, did not delete, or was no longer in force")
                     authorised = false
                 } else if let window = policy.windowDays, let firstTime, e.recordedAt - firstTime < Int64(window) * 86_400_000 {
                     problem("entry \(target)'s payload was purged before its retention window of \(window) days had elapsed")
@@ -240,7 +236,7 @@ public enum LedgerVerifier {
                 problem("the purge of entry \(target) has no earlier deletion request or retention policy of the same record and account as its authority")
                 authorised = false
             }
-            if let hold = holds.holding(account: account, certificateHash: hash).first {
+            if let hold = holds.holding(scope).first {
                 problem("entry \(target)'s payload was purged while legal hold \(hold.holdId) (case \(hold.caseId)) was in force")
                 authorised = false
             }
@@ -259,6 +255,21 @@ public enum LedgerVerifier {
             problems.append(LedgerProblem(index: index, what: "the payload of \(m.subject) is missing and no payload.purged entry records its erasure"))
         }
         return (checked, problems, warnings)
+    }
+
+    /// What the account's record belonged to before entry `before`, from the log alone: the runs,
+    /// application and surface its attestations name, and the projects the account registered listing it.
+    static func recordScope(_ log: PostgresEventLog, hash: String, account: String, before: Int64) async throws -> RecordScope {
+        let entries = try await log.entries(subject: Subject.certificate(hash)).entries.filter { $0.index < before }
+        let projects = try await log.pool.withConnection { c in
+            try c.query("""
+                SELECT DISTINCT substr(subject, 9) FROM ledger_entries
+                WHERE type = 'project.registered' AND account = \(account) AND idx < \(before)
+                  AND body::jsonb->'steps' @> jsonb_build_array(jsonb_build_object('certificateHash', \(hash)::text))
+                ORDER BY 1
+                """).rows.map { r throws(LedgerStoreError) in try r.text(0) }
+        }
+        return RecordScope.of(account: account, certificateHash: hash, entries: entries, projects: projects)
     }
 
     /// Every stored cosignature by a trusted witness must verify over its checkpoint; with witness keys
