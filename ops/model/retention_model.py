@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 BASE, ADMIN, BIN, DB, KEYS = sys.argv[1:6]
-STATS = {"examples": 0, "time jumps": 0, "erased": 0, "holds": 0, "policies": 0, "requests": 0}
+STATS = {"examples": 0, "time jumps": 0, "erased": 0, "denied": 0, "holds": 0, "policies": 0, "requests": 0}
 DAY = 86_400_000
 FLOOR_DAYS = 90
 WINDOWS = {"short": 30, "standard": 365, "long": 3650, "permanent": None}
@@ -224,7 +224,11 @@ class Retention(RuleBasedStateMachine):
             age = self.now - r["at"]
             policy_deletes = self.policy is not None and self.policy[1] == "delete" and WINDOWS[self.policy[0]] is not None \
                 and age >= WINDOWS[self.policy[0]] * DAY
-            may_erase = not self.held(h) and age >= FLOOR_DAYS * DAY and (r["requested"] or policy_deletes)
+            # A locked policy whose window has not passed denies a request (closes it), before holds and the floor.
+            locked_keeps = self.policy is not None and self.policy[2] == "locked" \
+                and (WINDOWS[self.policy[0]] is None or age < WINDOWS[self.policy[0]] * DAY)
+            denied = r["requested"] and locked_keeps and old != "deleted"
+            may_erase = not self.held(h) and age >= FLOOR_DAYS * DAY and ((r["requested"] and not locked_keeps) or policy_deletes)
             if now_state == "deleted" and old != "deleted":
                 STATS["erased"] += 1
                 assert may_erase, f"{h} erased without authority: held={self.held(h)} age={age / DAY:.1f}d requested={r['requested']} policy={self.policy}"
@@ -243,7 +247,11 @@ class Retention(RuleBasedStateMachine):
             else:
                 status, proof = http("GET", f"/api/proofs/{h}", key=self.key)
                 assert status == 200 and proof["bundle"] is not None, f"{h} lost its bundle while {now_state}"
-            if now_state == "deleted":
+            if denied:
+                STATS["denied"] += 1
+                assert now_state != "deleted" and life["deletionRequested"] is None, f"{h} should have been denied: {life}"
+                assert any(e["type"] == "deletion.denied" for e in life["events"]), f"{h} has no deletion.denied: {life}"
+            if now_state == "deleted" or denied:
                 r["requested"] = False
             r["state"] = now_state
 
