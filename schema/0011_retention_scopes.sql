@@ -1,4 +1,4 @@
--- Retention policies and legal holds scoped to an application or an execution surface (issue 15, part 3):
+-- Retention policies scoped to an application or an execution surface (issue 15, part 3):
 -- the certificates read model keeps what a record's attestation names (cer.attested bodies carry `appId`
 -- and `executionSurface` from this version on; earlier entries name neither, so these stay NULL for them
 -- in the live model and in a rebuild alike).

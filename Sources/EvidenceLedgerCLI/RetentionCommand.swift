@@ -35,7 +35,8 @@ struct RetentionCommand: AsyncParsableCommand {
                 return try await RetentionWorker(
                     log: PostgresEventLog(pool: pool, clock: { PostgresEventLog.wallClock() + offset }), projections: ProjectionRunner(pool: pool),
                     floorDays: floor, batch: batch,
-                    maintenance: PayloadMaintenance(conninfo: pool.configuration.conninfo)
+                    // A run asked for by hand goes through every policy's candidates (a server's runs page on from run to run).
+                    maintenance: PayloadMaintenance(conninfo: pool.configuration.conninfo), policyPages: Int.max
                 ).run(now: at)
             }
             var line = "erased \(report.erased) records (\(report.purged) payloads), deferred \(report.deferred), denied \(report.denied), "

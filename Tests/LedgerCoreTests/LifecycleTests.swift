@@ -221,6 +221,9 @@ import Testing
         #expect(governing(projects: [p1], app: "chat") == 3)
         #expect(governing(projects: [p1], app: "chat", surface: "ai") == 4)
         #expect(governing(app: "other", surface: "code") == 1)
+        // A locked policy is a floor for every record it covers, whichever scope governs it.
+        #expect(book.lock(RecordScope(account: "acme", certificateHash: "h", application: "chat", surface: "ai"))?.index == 4)
+        #expect(book.lock(RecordScope(account: "acme", certificateHash: "h", application: "chat")) == nil)
         #expect(book.narrower(than: book.bySubject["retention:acme"]!).map(\.index).sorted() == [2, 3, 4])
         #expect(book.narrower(than: book.bySubject["retention:acme:app:chat"]!).map(\.index) == [4])
         // Subjects of the new scopes, and a body naming two scopes is no policy.

@@ -335,6 +335,22 @@ import Testing
         // The application's policy governs the record, not the account's (none) nor the floor: asked again past its year, it is erased.
         #expect(try node.post("/v1/records/\(keptHash)/deletion", json: [:], key: node.apiKey).status == 202)
         #expect(try run(inDays(400)).contains("erased 1 records"))
+        // A narrower governance policy cannot erase what a broader locked one keeps: an application's 30-day
+        // delete waits while the account's locked policy keeps everything ten years.
+        p.appId = "app-short"
+        p.executionId = "exec-short"
+        let short = try CanonicalJSON.encode(.object(try CERBuilder.certifyDecision(p)), profile: .nexartV1)
+        let shortHash = try #require(try JSONParser.parse(short)["certificateHash"]?.stringValue)
+        #expect(try node.post("/api/attest", short, key: node.apiKey).status == 200)
+        for body: JSONValue in [
+            ["account": "alpha", "class": "long", "action": "archive", "mode": "locked"],
+            ["account": "alpha", "application": "app-short", "class": "short", "action": "delete", "mode": "governance", "reason": "short-lived app"],
+        ] {
+            #expect(try node.post("/v1/admin/retention/policies", try CanonicalJSON.encode(body), headers: admin).status == 201)
+        }
+        #expect(try run(inDays(500)).contains("policies archived 0, erased 0 (0 payloads), deferred 1"))
+        #expect(try node.get("/v1/records/\(shortHash)/lifecycle", key: node.apiKey).json?["state"] == "active")
+        #expect(try node.scalar("SELECT count(*) FROM ledger_entries WHERE type = 'deletion.deferred' AND idempotency_key LIKE '%:locked:%'") == "1")
         let audit = try node.cli(["ledger", "verify"] + node.keyArguments)
         #expect(audit.status == 0 && audit.stdout.contains("4 authorised purges") && !audit.stdout.contains("WARNING"), "\(audit)")
     }
@@ -410,7 +426,7 @@ import Testing
         try TestDatabase.superuser(node.conninfo, "DELETE FROM ledger_payloads WHERE digest = decode('\(digest)', 'hex')")
         let audit = try node.cli(["ledger", "verify", "--retention-floor-days", "0"] + node.keyArguments)
         #expect(audit.status == 1, "\(audit)")
-        #expect(audit.stdout.contains("purged on request while locked retention policy"), "\(audit)")
+        #expect(audit.stdout.contains("purged while locked retention policy"), "\(audit)")
         #expect(audit.stdout.contains("while legal hold h-held (case C-H) was in force"), "\(audit)")
     }
 }

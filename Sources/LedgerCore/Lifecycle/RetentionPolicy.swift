@@ -153,6 +153,13 @@ public struct PolicyBook: Sendable, Equatable {
         return bySubject[Subject.retention(account: record.account, project: nil)]
     }
 
+    /// The locked policy covering the record that keeps it longest, whatever scope governs it: a locked
+    /// policy is a floor for every record in its scope, so a narrower governance policy cannot erase (or let
+    /// a request erase) what it keeps, as no S3 object can leave compliance mode early.
+    public func lock(_ record: RecordScope) -> RetentionPolicy? {
+        all.filter { $0.mode == .locked && $0.covers(record) }.max { ($0.windowDays ?? Int.max) < ($1.windowDays ?? Int.max) }
+    }
+
     public func effective(account: String, projects: [String]) -> RetentionPolicy? {
         effective(RecordScope(account: account, certificateHash: "", projects: projects))
     }

@@ -117,7 +117,11 @@ public struct AttestationService: Sendable {
         if kind == .aiCer, let run = Self.runFields(bundle) { body["run"] = .object(run) }
         // The application and execution surface, which retention policies may be scoped to (bounded, as identifiers).
         for (member, value) in [("appId", cer["snapshot"]?["appId"]), ("executionSurface", cer["snapshot"]?["executionSurface"])] {
-            if kind == .aiCer, let text = value?.stringValue, !text.isEmpty, text.utf8.count <= 256 { body[member] = .string(JSONString(text)) }
+            if kind == .aiCer, let text = value?.stringValue, !text.isEmpty, text.utf8.count <= 256,
+                text.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value != 0x7F })
+            {
+                body[member] = .string(JSONString(text))
+            }
         }
         body["verificationEnvelope"] = .object(envelope.envelope)
         body["verificationEnvelopeSignature"] = .string(JSONString(envelope.signature))

@@ -169,7 +169,6 @@ public struct LifecycleService: Sendable {
     }
 
     // MARK: Legal holds
-    // MARK: Legal holds
 
     /// Every hold entry, in log order; with `account`, only that account's (hold entries name the held
     /// account, and the account index finds them without reading anyone else's).

@@ -21,6 +21,8 @@ public final class RetentionWorker: Sendable {
     let metrics: ServerMetrics?
     /// Rewrites closed partitions that held erased payloads (the owner's connection), when given.
     let maintenance: PayloadMaintenance?
+    /// Most pages of candidates each policy's pass reads in one run (the next run goes on from there).
+    let policyPages: Int
     private let totals = Mutex((erased: 0, deferred: 0, denied: 0, reconciled: 0, archived: 0, reviews: 0))
     /// Where each policy's pass through its candidates stopped (by policy entry), so that a run that stops
     /// after `maxPages` pages goes on from there next time instead of starting again.
@@ -28,9 +30,10 @@ public final class RetentionWorker: Sendable {
 
     public init(
         log: PostgresEventLog, projections: ProjectionRunner, floorDays: Int, batch: Int = 100, metrics: ServerMetrics? = nil,
-        maintenance: PayloadMaintenance? = nil
+        maintenance: PayloadMaintenance? = nil, policyPages: Int = 20
     ) {
         self.maintenance = maintenance
+        self.policyPages = policyPages
         self.log = log
         self.projections = projections
         self.floorDays = floorDays
@@ -125,7 +128,7 @@ public final class RetentionWorker: Sendable {
                 try await Task.sleep(for: (ContinuousClock.now - started) * ((1 - Self.backgroundShare) / Self.backgroundShare))
             }
         }
-        report.expiry = try await expire(now: now)
+        report.expiry = try await expire(now: now, maxPages: policyPages)
         if let maintenance {
             // The rewrite needs the login role (it owns the tables); its failure leaves the erasures done and is reported.
             do {
@@ -225,10 +228,11 @@ public final class RetentionWorker: Sendable {
         let first = entries.first { $0.index == record.firstIndex }
         let scope = try await scope(hash: hash, account: account, entries: entries)
         let holding = holds.holding(scope)
-        // A request is refused while a locked policy keeps the record; a policy's own erasure needs no such check.
-        var locked: RetentionPolicy? = nil
-        if case .request = authority { locked = policies.effective(scope) }
-        let decision = ErasureDecision.decide(recordedAt: first?.recordedAt ?? now, now: now, floorDays: floorDays, holds: holding, policy: locked)
+        // A locked policy covering the record keeps it, whichever scope governs: a request is denied, and a
+        // narrower policy's expiry waits for it (deferred).
+        let locked = policies.lock(scope)
+        var decision = ErasureDecision.decide(recordedAt: first?.recordedAt ?? now, now: now, floorDays: floorDays, holds: holding, policy: locked)
+        if case .policy = authority, case .denied(let reason, let until) = decision { decision = .deferred(reason: reason, until: until) }
         if case .denied(let reason, let until) = decision, case .request(let request) = authority {
             var body = JSONObject()
             body["certificateHash"] = .string(JSONString(hash))
@@ -242,7 +246,8 @@ public final class RetentionWorker: Sendable {
             return .denied(isNew: false)
         }
         if case .deferred(let reason, let until) = decision {
-            let kind = holding.first.map { "hold:\($0.holdId)" } ?? "floor"
+            let lockKeeps = locked.map { $0.mode == .locked && !$0.hasExpired(recordedAt: first?.recordedAt ?? now, now: now) } ?? false
+            let kind = lockKeeps ? "locked:\(locked!.index)" : holding.first.map { "hold:\($0.holdId)" } ?? "floor"
             var body = JSONObject()
             body["certificateHash"] = .string(JSONString(hash))
             switch authority {
@@ -445,11 +450,11 @@ public final class RetentionWorker: Sendable {
     public func service(interval: Duration, logger: Logger) -> PeriodicService {
         PeriodicService(every: interval, logger: logger, what: "answer deletion requests", startsAfterInterval: true) {
             let report = try await self.run(now: PostgresEventLog.wallClock())
-            if report.erased + report.deferred + report.reconciled + report.rewritten.count + report.expiry.archived + report.expiry.erased
-                + report.expiry.reviews > 0
+            if report.erased + report.deferred + report.denied + report.reconciled + report.rewritten.count + report.expiry.archived
+                + report.expiry.erased + report.expiry.reviews > 0
             {
                 logger.notice(
-                    "retention run", metadata: ["ledger.erased": "\(report.erased)", "ledger.deferred": "\(report.deferred)",
+                    "retention run", metadata: ["ledger.erased": "\(report.erased)", "ledger.deferred": "\(report.deferred)", "ledger.denied": "\(report.denied)",
                         "ledger.reconciled": "\(report.reconciled)", "ledger.pending": "\(report.pending)",
                         "ledger.rewritten": "\(report.rewritten.joined(separator: ","))", "ledger.archived": "\(report.expiry.archived)",
                         "ledger.expired": "\(report.expiry.erased)", "ledger.reviews": "\(report.expiry.reviews)"])

@@ -211,14 +211,14 @@ public enum LedgerVerifier {
             if let authority { source = try await log.entry(index: authority) }
             let scope = try await recordScope(log, hash: hash, account: account, before: e.index)
             let governing = policies.effective(scope)
+            // A locked policy covering the record keeps it until its window has elapsed, whatever authority is named.
+            if let lock = policies.lock(scope), let firstTime, !lock.hasExpired(recordedAt: firstTime, now: e.recordedAt) {
+                problem("entry \(target)'s payload was purged while locked retention policy \(lock.index) kept the record")
+                authorised = false
+            }
             if let request = source, request.type == EventType.deletionRequested, request.subject == e.subject, request.account == account,
                 request.index < e.index
             {
-                // A locked policy in force over the record refuses requests until its window has elapsed.
-                if let governing, governing.mode == .locked, let firstTime, !governing.hasExpired(recordedAt: firstTime, now: e.recordedAt) {
-                    problem("entry \(target)'s payload was purged on request while locked retention policy \(governing.index) kept the record")
-                    authorised = false
-                }
             } else if let set = source, let policy = RetentionPolicy(entry: set), set.index < e.index {
                 // An expired policy: the one in force over the record when the purge was appended (the narrowest
                 // scope that has one), with the action delete, and the record older than its window.
