@@ -54,7 +54,7 @@ let package = Package(
         .target(
             name: "LedgerSchema",
             path: "schema",
-            resources: [.embedInCode("0001_create_ledger.sql"), .embedInCode("0002_create_accounts.sql"), .embedInCode("0003_create_tree.sql"), .embedInCode("0004_create_projections.sql"), .embedInCode("0005_create_projection_skips.sql"), .embedInCode("0006_create_ledger_expect.sql"), .embedInCode("0007_create_witnessing.sql"), .embedInCode("0008_create_lifecycle.sql"), .embedInCode("0009_partition_payloads.sql"), .embedInCode("0010_retention_policies.sql"), .embedInCode("0011_retention_scopes.sql")]
+            resources: [.embedInCode("0001_create_ledger.sql"), .embedInCode("0002_create_accounts.sql"), .embedInCode("0003_create_tree.sql"), .embedInCode("0004_create_projections.sql"), .embedInCode("0005_create_projection_skips.sql"), .embedInCode("0006_create_ledger_expect.sql"), .embedInCode("0007_create_witnessing.sql"), .embedInCode("0008_create_lifecycle.sql"), .embedInCode("0009_partition_payloads.sql"), .embedInCode("0010_retention_policies.sql"), .embedInCode("0011_retention_scopes.sql"), .embedInCode("0012_data_subjects.sql")]
         ),
         // PostgreSQL through libpq: connection, pool, migrations, event log (sequencer, batch writer),
         // tree storage, audits.

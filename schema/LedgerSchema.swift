@@ -18,5 +18,6 @@ public enum LedgerSchema {
         ("0009_partition_payloads", PackageResources._009_partition_payloads_sql),
         ("0010_retention_policies", PackageResources._010_retention_policies_sql),
         ("0011_retention_scopes", PackageResources._011_retention_scopes_sql),
+        ("0012_data_subjects", PackageResources._012_data_subjects_sql),
     ]
 }

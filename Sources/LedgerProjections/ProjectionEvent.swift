@@ -25,6 +25,8 @@ public struct ProjectionEvent: Sendable, Equatable {
     /// The application and execution surface an attestation names.
     public var application: String? = nil
     public var surface: String? = nil
+    /// The data-subject digests an attestation names.
+    public var dataSubjects: [String] = []
     /// Certificate hashes a project registration names (its steps).
     public var stepHashes: [String]
     /// True when the body cannot be read as `jsonb` (a NUL or an unpaired surrogate): no field was extracted.
@@ -40,7 +42,9 @@ public struct ProjectionEvent: Sendable, Equatable {
                    j->>'projectHash', j->>'projectBundleId', j->>'registeredAt',
                    CASE WHEN jsonb_typeof(j->'steps') = 'array'
                         THEN (SELECT string_agg(s->>'certificateHash', ',') FROM jsonb_array_elements(j->'steps') s) END,
-                   j IS NULL, j->>'to', j->>'appId', j->>'executionSurface'
+                   j IS NULL, j->>'to', j->>'appId', j->>'executionSurface',
+                   CASE WHEN jsonb_typeof(j->'dataSubjects') = 'array'
+                        THEN (SELECT string_agg(d, ',') FROM jsonb_array_elements_text(j->'dataSubjects') d) END
             FROM ledger_entries e
             -- OFFSET 0 keeps the planner from inlining `j` into each use (which parsed the body 13 times).
             -- Only a body with a \\u escape can hold what jsonb refuses; those go through the function that
@@ -54,7 +58,8 @@ public struct ProjectionEvent: Sendable, Equatable {
                 index: try r.int64(0), subject: try r.text(1), type: try r.text(2), account: r[3], hasPayload: r[4] == "t", certificateHash: r[5],
                 visibility: r[6], bundleType: r[7], executionId: r[8], runId: r[9], workflowId: r[10], stepIndex: Int64(r[11] ?? ""),
                 prevStepHash: r[12], projectHash: r[13], projectBundleId: r[14], registeredAt: r[15],
-                lifecycle: r[18], application: r[19], surface: r[20], stepHashes: r[16].map { $0.split(separator: ",").map(String.init) } ?? [],
+                lifecycle: r[18], application: r[19], surface: r[20], dataSubjects: r[21].map { $0.split(separator: ",").map(String.init) } ?? [],
+                stepHashes: r[16].map { $0.split(separator: ",").map(String.init) } ?? [],
                 isUnreadable: r[17] == "t")
         }
     }

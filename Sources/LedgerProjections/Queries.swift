@@ -161,6 +161,19 @@ public struct LedgerQueries: Sendable {
         }
     }
 
+    /// The account's records attested naming the data-subject digest (at most `limit`).
+    public func records(account: String, dataSubject digest: String, limit: Int) async throws -> [ScopedRecord] {
+        try await current("certificates") { c -> (head: Int64, position: Int64, value: [ScopedRecord]) in
+            let (head, position) = try Self.headAndPosition(c, "certificates")
+            let rows = try c.query("""
+                SELECT r.certificate_hash, r.lifecycle, r.deletion_requested_idx FROM proj_data_subjects d
+                JOIN proj_certificate_records r ON r.certificate_hash = d.certificate_hash AND r.account = d.account
+                WHERE d.account = \(account) AND d.digest = \(digest) ORDER BY r.first_idx LIMIT \(limit)
+                """).rows
+            return (head, position, try rows.map(Self.scopedRecord))
+        }
+    }
+
     static func scopedRecord(_ r: PostgresRow) throws(LedgerStoreError) -> ScopedRecord {
         ScopedRecord(certificateHash: try r.text(0), lifecycle: try r.text(1), deletionRequested: try r.optionalInt64(2))
     }

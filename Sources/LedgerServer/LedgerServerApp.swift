@@ -34,6 +34,8 @@ public enum LedgerServerApp {
         public var anchors: CheckpointAnchors?
         /// The retention worker (deletion requests, legal holds, the floor).
         public var retention: RetentionWorker
+        /// The secret data-subject references are digested under.
+        public var dataSubjects: DataSubjectSecret
         public var projections: ProjectionRunner
         /// Admission control of expensive requests.
         var gates: Gates
@@ -141,6 +143,7 @@ public enum LedgerServerApp {
             retention: RetentionWorker(
                 log: log, projections: projections, floorDays: configuration.retentionFloorDays, metrics: metrics,
                 maintenance: PayloadMaintenance(conninfo: conninfo)),
+            dataSubjects: DataSubjectSecret(keys: store),
             projections: projections,
             gates: Gates(publicCPU: WorkBudget(share: configuration.publicCPUShare), configuration: configuration))
     }
@@ -153,6 +156,7 @@ public enum LedgerServerApp {
             allowOrigin: configuration.corsAllowOrigin == "*" ? .all : .custom(configuration.corsAllowOrigin),
             allowHeaders: [
                 .contentType, .authorization, HTTPField.Name("X-Nexart-Negotiation")!, HTTPField.Name("X-Admin-Secret")!, IdempotencyKeys.header,
+                HTTPField.Name(DataSubjects.header)!,
             ],
             allowMethods: [.get, .post, .options],
             exposedHeaders: [
@@ -175,7 +179,8 @@ public enum LedgerServerApp {
         AttestationRoutes(
             configuration: configuration, attestation: attestation, accounts: parts.accounts, usage: parts.usage, billing: billing,
             idempotency: IdempotencyKeys(log: parts.log), reader: reader, publicReader: publicReader, publicGate: parts.gates.publicVerification,
-            publicWorkers: parts.gates.publicWorkers, visibilityLimiter: visibilityLimiter, queries: LedgerQueries(runner: parts.projections), clock: clock
+            publicWorkers: parts.gates.publicWorkers, visibilityLimiter: visibilityLimiter, queries: LedgerQueries(runner: parts.projections),
+            dataSubjects: parts.dataSubjects, clock: clock
         ).register(on: router)
         AdminRoutes(
             adminToken: configuration.adminToken, accounts: parts.accounts, defaultMonthlyLimit: configuration.defaultMonthlyLimit,
@@ -191,7 +196,8 @@ public enum LedgerServerApp {
             visibilityLimiter: visibilityLimiter, maxSteps: configuration.maxSteps, clock: clock, log: parts.log
         ).register(on: router)
         LifecycleRoutes(
-            lifecycle: LifecycleService(log: parts.log), queries: LedgerQueries(runner: parts.projections), reader: reader, limiter: visibilityLimiter, floorDays: configuration.retentionFloorDays,
+            lifecycle: LifecycleService(log: parts.log), queries: LedgerQueries(runner: parts.projections), dataSubjects: parts.dataSubjects,
+            reader: reader, limiter: visibilityLimiter, floorDays: configuration.retentionFloorDays,
             clock: clock
         ).register(on: router)
         LogRoutes(

@@ -429,4 +429,57 @@ import Testing
         #expect(audit.stdout.contains("purged while locked retention policy"), "\(audit)")
         #expect(audit.stdout.contains("while legal hold h-held (case C-H) was in force"), "\(audit)")
     }
+
+    @Test func oneRequestErasesEveryRecordNamingADataSubjectAndTheLogNeverHoldsTheReference() throws {
+        let node = try TestNode()
+        let beta = try node.createAccount("beta")
+        func attest(_ tag: String, _ subjects: [String], key: String? = nil) throws -> String {
+            let bundle = try freshBundle(tag)
+            let r = try node.post("/api/attest", bundle, key: key ?? node.apiKey, headers: subjects.map { ("X-Data-Subject", $0) })
+            #expect(r.status == 200, "\(r.text)")
+            return try #require(try JSONParser.parse(bundle)["certificateHash"]?.stringValue)
+        }
+        let a1 = try attest("ds-a1", ["alice@example.com"])
+        let ab = try attest("ds-ab", ["alice@example.com", "bob@example.com"])
+        let b1 = try attest("ds-b1", ["bob@example.com"])
+        let none = try attest("ds-none", [])
+        let betaAlice = try attest("ds-beta", ["alice@example.com"], key: beta)
+        let tooMany = try node.post("/api/attest", try freshBundle("ds-many"), key: node.apiKey, headers: (0..<17).map { ("X-Data-Subject", "p\($0)") })
+        #expect(tooMany.status == 400, "\(tooMany.text)")
+        // The log holds keyed digests only: alice under alpha, bob under alpha, alice under beta.
+        #expect(try node.scalar("SELECT count(*) FROM ledger_entries WHERE body LIKE '%example.com%'") == "0")
+        #expect(try node.scalar("SELECT count(DISTINCT d) FROM ledger_entries, jsonb_array_elements_text(body::jsonb->'dataSubjects') d") == "3")
+        // Each digest is HMAC-SHA-256 under the node's secret, as openssl computes it.
+        let secretFile = URL(fileURLWithPath: node.keysDirectory).appendingPathComponent("data-subject.secret")
+        let secret = try #require(Base64.decode(try String(contentsOf: secretFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
+        let message = node.directory.appendingPathComponent("ds-message")
+        try Data("evidence-ledger data subject v1\nalpha\nbob@example.com".utf8).write(to: message)
+        let openssl = Process()
+        openssl.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+        openssl.arguments = ["dgst", "-sha256", "-mac", "HMAC", "-macopt", "hexkey:\(Hex.encode(secret))", "-r", message.path]
+        let pipe = Pipe()
+        openssl.standardOutput = pipe
+        try openssl.run()
+        openssl.waitUntilExit()
+        let expected = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).split(separator: " ").first.map(String.init) ?? ""
+        #expect(expected.count == 64)
+        #expect(try node.scalar("SELECT body::jsonb->'dataSubjects'->>0 FROM ledger_entries WHERE subject = 'cer:\(b1)'") == "hmac-sha256:" + expected)
+
+        // One request reaches every record of the account naming alice, and only those.
+        let alice = try node.post("/v1/data-subjects/deletion", json: ["dataSubject": "alice@example.com", "reason": "Art. 17 request"], key: node.apiKey)
+        #expect(alice.status == 202 && alice.json?["requested"]?.arrayValue?.count == 2, "\(alice.text)")
+        #expect(!alice.text.contains("example.com"), "the answer names the digest, not the reference")
+        let bob = try node.post("/v1/data-subjects/deletion", json: ["dataSubject": "bob@example.com"], key: node.apiKey)
+        #expect(bob.status == 202 && bob.json?["requested"]?.arrayValue?.count == 1 && bob.json?["alreadyPending"] == 1, "\(bob.text)")
+        #expect(try node.post("/v1/data-subjects/deletion", json: ["dataSubject": "carol@example.com"], key: node.apiKey).status == 404)
+        #expect(try node.post("/v1/data-subjects/deletion", json: [:], key: node.apiKey).status == 400)
+        let later = ISO8601DateFormatter().string(from: Date().addingTimeInterval(100 * 86_400))
+        let run = try node.cli(["retention", "run", "--database-url", node.conninfo, "--now", later])
+        #expect(run.status == 0 && run.stdout.contains("erased 3 records"), "\(run)")
+        for hash in [a1, ab, b1] { #expect(try node.get("/v1/records/\(hash)/lifecycle", key: node.apiKey).json?["state"] == "deleted") }
+        #expect(try node.get("/v1/records/\(none)/lifecycle", key: node.apiKey).json?["state"] == "active")
+        #expect(try node.get("/v1/records/\(betaAlice)/lifecycle", key: beta).json?["state"] == "active", "another account's alice is another person")
+        let audit = try node.cli(["ledger", "verify"] + node.keyArguments)
+        #expect(audit.status == 0 && audit.stdout.contains("3 authorised purges"), "\(audit)")
+    }
 }

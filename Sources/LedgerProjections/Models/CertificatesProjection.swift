@@ -5,7 +5,7 @@ public import LedgerStore
 /// entry with its latest receipt) and links from events on other subjects that name the hash.
 public struct CertificatesProjection: Projection {
     public let name = "certificates"
-    public let tables: [SQLFragment] = ["proj_certificate_records", "proj_certificate_links"]
+    public let tables: [SQLFragment] = ["proj_certificate_records", "proj_certificate_links", "proj_data_subjects"]
     public let types = CertificateRecord.eventTypes + [EventType.projectRegistered]
     public init() {}
 
@@ -79,6 +79,19 @@ public struct CertificatesProjection: Projection {
                     app_id = EXCLUDED.app_id, execution_surface = EXCLUDED.execution_surface
                 """)
         }
+        var subjects: [(account: String, digest: String, hash: String, index: Int64)] = []
+        for e in relevant where e.type == EventType.cerAttested {
+            guard let account = e.account, let hash = Subject.certificateHash(of: e.subject) else { continue }
+            for d in Set(e.dataSubjects) { subjects.append((account, d, hash, e.index)) }
+        }
+        if !subjects.isEmpty {
+            try c.execute("""
+                INSERT INTO proj_data_subjects (account, digest, certificate_hash, idx)
+                SELECT a, d, h, i FROM unnest(\(textArray: subjects.map(\.account))::text[], \(textArray: subjects.map(\.digest))::text[],
+                                              \(textArray: subjects.map(\.hash))::text[], \(int64Array: subjects.map(\.index))::bigint[]) AS t(a, d, h, i)
+                ON CONFLICT DO NOTHING
+                """)
+        }
         var links: [(hash: String, index: Int64, ref: String)] = []
         for e in events where e.type == EventType.projectRegistered {
             for hash in Set(e.stepHashes) { links.append((hash, e.index, e.projectHash ?? "")) }
@@ -101,6 +114,7 @@ public struct CertificatesProjection: Projection {
             FROM proj_certificate_records ORDER BY certificate_hash, account
             """,
             "SELECT certificate_hash, idx, kind, ref FROM proj_certificate_links ORDER BY certificate_hash, idx",
+            "SELECT account, digest, certificate_hash, idx FROM proj_data_subjects ORDER BY account, digest, certificate_hash",
         ]
     }
 }

@@ -54,7 +54,7 @@ public struct AttestationService: Sendable {
     /// executionId the account has used is refused (409 `EXECUTION_MUTATION_DETECTED`).
     public func attest(
         bundle: JSONValue, payload: [UInt8], principal: Principal, charge: Charge? = nil, visibility: Visibility, source: String = "attest",
-        claims: [Claim] = []
+        claims: [Claim] = [], dataSubjects: [String] = []
     ) async throws -> AttestationRecord {
         guard let cer = bundle.objectValue else { throw LedgerServerError(.invalidBundle, "the request body must be a CER bundle (a JSON object)") }
         let kind = ArtifactVerifier.detect(bundle)
@@ -123,6 +123,8 @@ public struct AttestationService: Sendable {
                 body[member] = .string(JSONString(text))
             }
         }
+        // The data subjects the record is about, as keyed digests (never the references themselves).
+        if !dataSubjects.isEmpty { body["dataSubjects"] = .array(dataSubjects.map { .string(JSONString($0)) }) }
         body["verificationEnvelope"] = .object(envelope.envelope)
         body["verificationEnvelopeSignature"] = .string(JSONString(envelope.signature))
         // A replay (the account attested this certificate already) asks no authority: the caller must not be

@@ -25,6 +25,7 @@ struct AttestationRoutes: Sendable {
     /// Visibility changes per account and minute.
     let visibilityLimiter: RateLimiter
     let queries: LedgerQueries
+    let dataSubjects: DataSubjectSecret
     let clock: @Sendable () -> Int64
 
     func register(on router: Router<LedgerRequestContext>) {
@@ -63,15 +64,31 @@ struct AttestationRoutes: Sendable {
 
     // MARK: Attest and certify
 
+    /// The data-subject references an attestation names (`X-Data-Subject`, repeatable), checked.
+    static func dataSubjectReferences(_ request: Request) throws -> [String] {
+        let references = request.headers[values: HTTPField.Name(DataSubjects.header)!]
+        guard references.count <= DataSubjects.maxPerRecord else {
+            throw LedgerServerError(.invalidField, "a record names at most \(DataSubjects.maxPerRecord) data subjects (\(DataSubjects.header))")
+        }
+        for r in references { try DataSubjects.check(r) }
+        return references
+    }
+
     func attest(_ request: Request, _ context: LedgerRequestContext, endpoint: String) async throws -> Response {
         let visibility = try Self.visibility(request)
+        let references = try Self.dataSubjectReferences(request)
         return try await billable(request, context, endpoint: endpoint) { principal, charge in
+            var digests: [String] = []
+            if !references.isEmpty {
+                let subjects = try dataSubjects.subjects()
+                digests = Array(Set(references.map { subjects.digest(account: principal.accountId, reference: $0) })).sorted()
+            }
             let bytes = try await reader.body(request)
             let use = try IdempotencyKeys.use(request, account: principal.accountId, endpoint: "/api/attest", body: bytes)
             return try await idempotency.run(use, replay: { entry in liveResponse(AttestationRecord(entry: entry, isNew: false), includeCer: false) }) { claims in
                 let bundle = try reader.parse(bytes)
                 let record = try await attestation.attest(
-                    bundle: bundle, payload: bytes, principal: principal, charge: charge, visibility: visibility, claims: claims)
+                    bundle: bundle, payload: bytes, principal: principal, charge: charge, visibility: visibility, claims: claims, dataSubjects: digests)
                 return (liveResponse(record, includeCer: false), record.meter)
             }
         }

@@ -10,6 +10,7 @@ import LedgerStore
 struct LifecycleRoutes: Sendable {
     let lifecycle: LifecycleService
     let queries: LedgerQueries
+    let dataSubjects: DataSubjectSecret
     let reader: RequestReader
     let limiter: RateLimiter
     let floorDays: Int
@@ -24,6 +25,17 @@ struct LifecycleRoutes: Sendable {
         }
         router.post("/v1/project-bundles/:hash/deletion") { request, context in
             try await requestGroupDeletion(.project(context.parameters.get("hash") ?? ""), request, context)
+        }
+        router.post("/v1/data-subjects/deletion") { request, context in
+            // The reference is personal data: it travels in the body, never in a URL that logs would keep.
+            let principal = try await context.auth.account()
+            let (body, _) = try await reader.object(request)
+            guard let reference = try body.string("dataSubject") else { throw LedgerServerError(.invalidRequest, "dataSubject is required") }
+            try DataSubjects.check(reference)
+            let reason = try Self.reason(body)
+            try limiter.requireAdmission(principal.accountId, now: clock(), what: "record changes")
+            let digest = try dataSubjects.subjects().digest(account: principal.accountId, reference: reference)
+            return try await groupDeletionResponse(.dataSubject(digest: digest), account: principal.accountId, reason: reason, actor: "owner")
         }
         let admin = router.group("/v1/admin")
         admin.post("/deletions") { request, context in try await adminDeletion(request, context) }
@@ -134,9 +146,14 @@ struct LifecycleRoutes: Sendable {
         let (body, _) = try await reader.object(request)
         guard let account = try body.string("account"), !account.isEmpty else { throw LedgerServerError(.invalidRequest, "account is required") }
         let reason = try Self.reason(body)
-        let named = [try body.string("certificateHash"), try body.string("runId"), try body.string("projectHash")]
+        let named = [try body.string("certificateHash"), try body.string("runId"), try body.string("projectHash"), try body.string("dataSubject")]
         guard named.compactMap({ $0 }).count == 1 else {
-            throw LedgerServerError(.invalidRequest, "name exactly one of certificateHash, runId and projectHash")
+            throw LedgerServerError(.invalidRequest, "name exactly one of certificateHash, runId, projectHash and dataSubject")
+        }
+        if let reference = named[3] {
+            try DataSubjects.check(reference)
+            let digest = try dataSubjects.subjects().digest(account: account, reference: reference)
+            return try await groupDeletionResponse(.dataSubject(digest: digest), account: account, reason: reason, actor: "admin")
         }
         if let hash = named[0] {
             let (entry, isNew) = try await lifecycle.requestDeletion(certificateHash: hash, account: account, reason: reason, actor: "admin")

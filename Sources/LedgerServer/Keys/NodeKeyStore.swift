@@ -68,6 +68,12 @@ public struct NodeKeyStore: Sendable {
         return fingerprint
     }
 
+    /// Creates the directory (0700) when it is missing, and checks it.
+    public func prepareDirectory() throws(LedgerServerError) {
+        try ensureDirectory()
+        try KeyFile.checkDirectory(of: (directory as NSString).appendingPathComponent("x"))
+    }
+
     private func ensureDirectory() throws(LedgerServerError) {
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) {

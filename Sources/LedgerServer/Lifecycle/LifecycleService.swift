@@ -98,11 +98,14 @@ public struct LifecycleService: Sendable {
     public enum RecordGroup: Sendable, Equatable {
         case run(String)
         case project(String)
+        /// The records naming a data subject, by its keyed digest (`DataSubjects.digest`).
+        case dataSubject(digest: String)
 
         var json: JSONValue {
             switch self {
             case .run(let id): return ["type": "run", "runId": .string(JSONString(id))]
             case .project(let hash): return ["type": "project", "projectHash": .string(JSONString(hash))]
+            case .dataSubject(let digest): return ["type": "dataSubject", "digest": .string(JSONString(digest))]
             }
         }
     }
@@ -137,6 +140,9 @@ public struct LifecycleService: Sendable {
                 throw LedgerServerError(.notFound, "account \(account) has registered no project \(hash)")
             }
             records = try await queries.records(account: account, projectHash: hash, limit: limit)
+        case .dataSubject(let digest):
+            records = try await queries.records(account: account, dataSubject: digest, limit: limit)
+            guard !records.isEmpty else { throw LedgerServerError(.notFound, "account \(account) has no record naming this data subject") }
         }
         guard records.count <= Self.maxScopedRecords else {
             throw LedgerServerError(.invalidRequest, "the group has more than \(Self.maxScopedRecords) records: request their erasure record by record")
